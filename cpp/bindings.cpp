@@ -1,0 +1,173 @@
+// The one binding file: validates arrays at the boundary, releases the GIL, calls kernels.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include "onnxplain/kernels.hpp"
+#include "onnxplain/rng.hpp"
+
+namespace py = pybind11;
+using namespace onnxplain;
+
+namespace {
+
+template <class T>
+using Array = py::array_t<T, py::array::c_style>;  // no forcecast: dtype must match
+
+template <class T>
+Array<T> checked(const py::handle& obj, const char* name, int ndim) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(name) + " must be a numpy array");
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    if (!arr.dtype().is(py::dtype::of<T>()))
+        throw py::type_error(std::string(name) + " must have dtype " +
+                             std::string(py::str(py::dtype::of<T>())) + ", got " +
+                             std::string(py::str(arr.dtype())));
+    if (!(arr.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + " must be C-contiguous");
+    if (arr.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must have " + std::to_string(ndim) +
+                              " dimensions, got " + std::to_string(arr.ndim()));
+    return py::reinterpret_borrow<Array<T>>(arr);
+}
+
+void require(bool ok, const std::string& message) {
+    if (!ok) throw py::value_error(message);
+}
+
+std::string shape_of(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + ")";
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "onnxplain's C++ core: masks, batched perturbation, score accumulation.";
+#ifdef ONNXPLAIN_CUDA_TOOLKIT_FOUND
+    m.attr("cuda_toolkit_found") = true;  // build saw a CUDA toolkit; no CUDA kernels yet
+#else
+    m.attr("cuda_toolkit_found") = false;
+#endif
+
+    m.def("philox4x32", [](uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+        const auto r = philox4x32(c0, c1, c2, c3, k0, k1);
+        return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+    }, "Philox-4x32-10 block for counter (c0..c3) and key (k0, k1).");
+
+    m.def("uniform", [](uint64_t seed, uint64_t stream, uint64_t counter) {
+        return uniform01(seed, stream, counter);
+    }, py::arg("seed"), py::arg("stream"), py::arg("counter"),
+       "The shared generator's draw `counter` of perturbation `stream`: float32 in [0, 1).");
+
+    m.def("window_positions", [](int64_t size, int64_t window, int64_t stride) {
+        require(window >= 1 && window <= size, "window must be in 1..size");
+        require(stride >= 1, "stride must be >= 1");
+        Array<int64_t> out(window_positions(size, window, stride, nullptr));
+        window_positions(size, window, stride, out.mutable_data());
+        return out;
+    }, py::arg("size"), py::arg("window"), py::arg("stride"),
+       "Sliding-window offsets along one axis (int64), the last one flush with the border.");
+
+    m.def("occlusion_masks", [](int64_t height, int64_t width, int64_t window, int64_t stride,
+                                int64_t first, int64_t count, int threads) {
+        require(height >= 1 && width >= 1, "height and width must be >= 1");
+        require(window >= 1 && window <= std::min(height, width), "window must be in 1..min(height, width)");
+        require(stride >= 1, "stride must be >= 1");
+        const int64_t total = window_positions(height, window, stride, nullptr) *
+                              window_positions(width, window, stride, nullptr);
+        require(first >= 0 && count >= 0 && first + count <= total,
+                "windows first..first+count exceed the " + std::to_string(total) + " windows");
+        Array<float> out({count, height, width});
+        float* data = out.mutable_data();
+        {
+            py::gil_scoped_release release;
+            occlusion_masks(height, width, window, stride, first, count, data, threads);
+        }
+        return out;
+    }, py::arg("height"), py::arg("width"), py::arg("window"), py::arg("stride"),
+       py::arg("first"), py::arg("count"), py::arg("threads") = 0,
+       "Occlusion masks (count, height, width) float32: 0 inside the window, 1 elsewhere.");
+
+    m.def("rise_masks", [](uint64_t seed, int64_t first, int64_t count, int64_t height, int64_t width,
+                           int64_t grid, float p_keep, int threads) {
+        require(height >= 1 && width >= 1, "height and width must be >= 1");
+        require(grid >= 1 && grid <= std::min(height, width), "grid must be in 1..min(height, width)");
+        require(p_keep > 0.0f && p_keep <= 1.0f, "p_keep must be in (0, 1]");
+        require(first >= 0 && count >= 0, "first and count must be >= 0");
+        Array<float> out({count, height, width});
+        float* data = out.mutable_data();
+        {
+            py::gil_scoped_release release;
+            rise_masks(seed, first, count, height, width, grid, p_keep, data, threads);
+        }
+        return out;
+    }, py::arg("seed"), py::arg("first"), py::arg("count"), py::arg("height"), py::arg("width"),
+       py::arg("grid"), py::arg("p_keep"), py::arg("threads") = 0,
+       "RISE masks (count, height, width) float32 in [0, 1] for perturbations first..first+count.");
+
+    m.def("perturb", [](const py::object& image_obj, const py::object& baseline_obj, const py::object& masks_obj,
+                        const py::object& out_obj, std::array<float, 3> gain, std::array<float, 3> bias,
+                        bool bgr, const std::string& layout, int threads) {
+        auto image = checked<float>(image_obj, "image", 3);
+        auto baseline = checked<float>(baseline_obj, "baseline", 3);
+        auto masks = checked<float>(masks_obj, "masks", 3);
+        auto out = checked<float>(out_obj, "out", 4);
+        require(layout == "NCHW" || layout == "NHWC", "layout must be 'NCHW' or 'NHWC', got '" + layout + "'");
+        const int64_t h = image.shape(0), w = image.shape(1), b = masks.shape(0);
+        require(image.shape(2) == 3, "image must be H x W x 3, got " + shape_of(image));
+        require(baseline.shape(0) == h && baseline.shape(1) == w && baseline.shape(2) == 3,
+                "baseline must match the image shape " + shape_of(image) + ", got " + shape_of(baseline));
+        require(masks.shape(1) == h && masks.shape(2) == w,
+                "masks must be B x " + std::to_string(h) + " x " + std::to_string(w) + ", got " + shape_of(masks));
+        const bool nchw = layout == "NCHW";
+        const bool out_ok = out.shape(0) >= b && (nchw ? (out.shape(1) == 3 && out.shape(2) == h && out.shape(3) == w)
+                                                       : (out.shape(1) == h && out.shape(2) == w && out.shape(3) == 3));
+        require(out_ok, "out must be at least " + std::to_string(b) + (nchw ? " x 3 x H x W" : " x H x W x 3") +
+                            " for H x W = " + std::to_string(h) + " x " + std::to_string(w) + ", got " + shape_of(out));
+        require(out.writeable(), "out must be writeable");
+        const float* ip = image.data();
+        const float* bp = baseline.data();
+        const float* mp = masks.data();
+        float* op = out.mutable_data();
+        {
+            py::gil_scoped_release release;
+            perturb(ip, bp, mp, b, h, w, gain.data(), bias.data(), bgr, nchw, op, threads);
+        }
+    }, py::arg("image"), py::arg("baseline"), py::arg("masks"), py::arg("out"), py::arg("gain"),
+       py::arg("bias"), py::arg("bgr") = false, py::arg("layout") = "NCHW", py::arg("threads") = 0,
+       "Writes out[b] = (masks[b] * image + (1 - masks[b]) * baseline) * gain + bias into the first "
+       "B rows of out, in the model layout (channels reversed when bgr). All float32, C-contiguous.");
+
+    m.def("accumulate", [](const py::object& scores_obj, const py::object& masks_obj, const py::object& sums_obj,
+                           const py::object& counts_obj, bool complement, int threads) {
+        auto scores = checked<float>(scores_obj, "scores", 2);
+        auto masks = checked<float>(masks_obj, "masks", 3);
+        auto sums = checked<double>(sums_obj, "sums", 3);
+        auto counts = checked<double>(counts_obj, "counts", 2);
+        const int64_t b = masks.shape(0), h = masks.shape(1), w = masks.shape(2), t = scores.shape(1);
+        require(scores.shape(0) == b, "scores must have one row per mask: " + shape_of(scores) + " vs masks " + shape_of(masks));
+        require(sums.shape(0) == t && sums.shape(1) == h && sums.shape(2) == w,
+                "sums must be targets x H x W = " + std::to_string(t) + " x " + std::to_string(h) + " x " +
+                    std::to_string(w) + ", got " + shape_of(sums));
+        require(counts.shape(0) == h && counts.shape(1) == w, "counts must be H x W, got " + shape_of(counts));
+        require(sums.writeable() && counts.writeable(), "sums and counts must be writeable");
+        const float* sp = scores.data();
+        const float* mp = masks.data();
+        double* sumsp = sums.mutable_data();
+        double* cp = counts.mutable_data();
+        {
+            py::gil_scoped_release release;
+            accumulate(sp, mp, b, t, h * w, complement, sumsp, cp, threads);
+        }
+    }, py::arg("scores"), py::arg("masks"), py::arg("sums"), py::arg("counts"), py::arg("complement") = false,
+       py::arg("threads") = 0,
+       "sums[t] += sum_b scores[b, t] * w_b and counts += sum_b w_b, w_b = masks[b] (or 1 - masks[b] when "
+       "complement), b in order. scores (B, T) float32, masks (B, H, W) float32, sums (T, H, W) and counts "
+       "(H, W) float64, updated in place.");
+}

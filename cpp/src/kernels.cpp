@@ -1,0 +1,165 @@
+#include "onnxplain/kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "onnxplain/parallel.hpp"
+#include "onnxplain/rng.hpp"
+
+namespace onnxplain {
+
+int64_t window_positions(int64_t size, int64_t window, int64_t stride, int64_t* out) {
+    int64_t n = 0;
+    int64_t last = -1;
+    for (int64_t p = 0; p + window <= size; p += stride) {
+        if (out) out[n] = p;
+        last = p;
+        ++n;
+    }
+    if (last != size - window) {  // cover the far border
+        if (out) out[n] = size - window;
+        ++n;
+    }
+    return n;
+}
+
+void occlusion_masks(int64_t height, int64_t width, int64_t window, int64_t stride,
+                     int64_t first, int64_t count, float* out, int threads) {
+    std::vector<int64_t> ys(static_cast<size_t>(window_positions(height, window, stride, nullptr)));
+    std::vector<int64_t> xs(static_cast<size_t>(window_positions(width, window, stride, nullptr)));
+    window_positions(height, window, stride, ys.data());
+    window_positions(width, window, stride, xs.data());
+    const int64_t nx = static_cast<int64_t>(xs.size());
+    parallel_for(count, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+            const int64_t k = first + b;
+            const int64_t y0 = ys[static_cast<size_t>(k / nx)], x0 = xs[static_cast<size_t>(k % nx)];
+            float* m = out + b * height * width;
+            std::fill(m, m + height * width, 1.0f);
+            for (int64_t y = y0; y < y0 + window; ++y)
+                std::fill(m + y * width + x0, m + y * width + x0 + window, 0.0f);
+        }
+    });
+}
+
+namespace {
+
+/// Bilinear sample positions along one axis: for output index i, the two grid nodes and
+/// the weight of the second one.
+struct Tap {
+    int64_t lo, hi;
+    float w;
+};
+
+std::vector<Tap> taps(int64_t size, int64_t cell, int64_t shift, int64_t grid) {
+    std::vector<Tap> t(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) {
+        float src = (static_cast<float>(i + shift) + 0.5f) / static_cast<float>(cell) - 0.5f;
+        src = std::min(std::max(src, 0.0f), static_cast<float>(grid));
+        const int64_t lo = static_cast<int64_t>(std::floor(src));
+        const int64_t hi = std::min(lo + 1, grid);
+        t[static_cast<size_t>(i)] = Tap{lo, hi, src - static_cast<float>(lo)};
+    }
+    return t;
+}
+
+}  // namespace
+
+void rise_masks(uint64_t seed, int64_t first, int64_t count, int64_t height, int64_t width,
+                int64_t grid, float p_keep, float* out, int threads) {
+    const int64_t cell_h = (height + grid - 1) / grid, cell_w = (width + grid - 1) / grid;
+    const int64_t nodes = (grid + 1) * (grid + 1);
+    parallel_for(count, threads, [&](int64_t begin, int64_t end) {
+        std::vector<float> node(static_cast<size_t>(nodes));
+        for (int64_t b = begin; b < end; ++b) {
+            const uint64_t stream = static_cast<uint64_t>(first + b);
+            for (int64_t k = 0; k < nodes; ++k)
+                node[static_cast<size_t>(k)] = uniform01(seed, stream, static_cast<uint64_t>(k)) < p_keep ? 1.0f : 0.0f;
+            const int64_t dy = static_cast<int64_t>(uniform01(seed, stream, static_cast<uint64_t>(nodes)) * cell_h);
+            const int64_t dx = static_cast<int64_t>(uniform01(seed, stream, static_cast<uint64_t>(nodes + 1)) * cell_w);
+            const auto ty = taps(height, cell_h, dy, grid), tx = taps(width, cell_w, dx, grid);
+            float* m = out + b * height * width;
+            for (int64_t y = 0; y < height; ++y) {
+                const Tap a = ty[static_cast<size_t>(y)];
+                const float* r0 = node.data() + a.lo * (grid + 1);
+                const float* r1 = node.data() + a.hi * (grid + 1);
+                for (int64_t x = 0; x < width; ++x) {
+                    const Tap c = tx[static_cast<size_t>(x)];
+                    const float top = r0[c.lo] + c.w * (r0[c.hi] - r0[c.lo]);
+                    const float bottom = r1[c.lo] + c.w * (r1[c.hi] - r1[c.lo]);
+                    m[y * width + x] = top + a.w * (bottom - top);
+                }
+            }
+        }
+    });
+}
+
+void perturb(const float* image, const float* baseline, const float* masks, int64_t batch,
+             int64_t height, int64_t width, const float gain[3], const float bias[3], bool bgr,
+             bool nchw, float* out, int threads) {
+    const int64_t pixels = height * width;
+    int src[3] = {0, 1, 2};
+    if (bgr) { src[0] = 2; src[2] = 0; }
+    const float g0 = gain[0], g1 = gain[1], g2 = gain[2], c0 = bias[0], c1 = bias[1], c2 = bias[2];
+    // One task per (image, row): enough parallel slack, contiguous memory per task.
+    parallel_for(batch * height, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t b = task / height, y = task % height;
+            const float* m = masks + b * pixels + y * width;
+            const float* x = image + y * width * 3;
+            const float* z = baseline + y * width * 3;
+            if (nchw) {
+                float* o0 = out + (b * 3 + 0) * pixels + y * width;
+                float* o1 = out + (b * 3 + 1) * pixels + y * width;
+                float* o2 = out + (b * 3 + 2) * pixels + y * width;
+                for (int64_t i = 0; i < width; ++i) {
+                    const float w = m[i];
+                    const float* xi = x + 3 * i;
+                    const float* zi = z + 3 * i;
+                    o0[i] = (zi[src[0]] + w * (xi[src[0]] - zi[src[0]])) * g0 + c0;
+                    o1[i] = (zi[src[1]] + w * (xi[src[1]] - zi[src[1]])) * g1 + c1;
+                    o2[i] = (zi[src[2]] + w * (xi[src[2]] - zi[src[2]])) * g2 + c2;
+                }
+            } else {
+                float* o = out + (b * pixels + y * width) * 3;
+                for (int64_t i = 0; i < width; ++i) {
+                    const float w = m[i];
+                    const float* xi = x + 3 * i;
+                    const float* zi = z + 3 * i;
+                    o[3 * i + 0] = (zi[src[0]] + w * (xi[src[0]] - zi[src[0]])) * g0 + c0;
+                    o[3 * i + 1] = (zi[src[1]] + w * (xi[src[1]] - zi[src[1]])) * g1 + c1;
+                    o[3 * i + 2] = (zi[src[2]] + w * (xi[src[2]] - zi[src[2]])) * g2 + c2;
+                }
+            }
+        }
+    });
+}
+
+void accumulate(const float* scores, const float* masks, int64_t batch, int64_t targets,
+                int64_t pixels, bool complement, double* sums, double* counts, int threads) {
+    // Parallel over pixel blocks; each pixel sums b in increasing order.
+    const int64_t block = 1024;
+    parallel_for((pixels + block - 1) / block, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t blk = begin; blk < end; ++blk) {
+            const int64_t p0 = blk * block, p1 = std::min(pixels, p0 + block);
+            for (int64_t b = 0; b < batch; ++b) {
+                const float* m = masks + b * pixels;
+                for (int64_t p = p0; p < p1; ++p) {
+                    const double w = complement ? 1.0 - static_cast<double>(m[p]) : static_cast<double>(m[p]);
+                    counts[p] += w;
+                }
+                for (int64_t t = 0; t < targets; ++t) {
+                    const double s = static_cast<double>(scores[b * targets + t]);
+                    double* sum = sums + t * pixels;
+                    for (int64_t p = p0; p < p1; ++p) {
+                        const double w = complement ? 1.0 - static_cast<double>(m[p]) : static_cast<double>(m[p]);
+                        sum[p] += s * w;
+                    }
+                }
+            }
+        }
+    });
+}
+
+}  // namespace onnxplain

@@ -1,0 +1,18 @@
+"""onnxplain: black-box explanations for ONNX image classifiers, over a C++ core.
+
+    import onnxplain as ox
+    model = ox.Model("model.onnx", preset="imagenet")
+    image = ox.load_image("cat.jpg", model.input_size)
+    result = ox.RISE(model).attribute(image, target="top")
+"""
+from .errors import OnnxplainError
+from .explainer import Explainer
+from .image import load_image
+from .model import DEFAULT_BATCH_SIZE, Model, softmax
+from .preprocess import PRESETS, Preprocess
+from .reference import RISE, Occlusion
+from .result import Explanation
+
+__version__ = "0.1.0"
+__all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
+           "Preprocess", "RISE", "load_image", "softmax"]

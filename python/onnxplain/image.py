@@ -1,0 +1,64 @@
+"""Loading and checking images: float32 RGB 0..255, H x W x 3, at model resolution."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import OnnxplainError
+
+
+def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image file or array as float32 RGB 0..255, H x W x 3, resized once to size (H, W).
+
+    Arrays may be uint8 or float (0..255), grey (H x W or H x W x 1) or RGBA. Downscaling
+    uses area interpolation (anti-aliased), upscaling bilinear.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise OnnxplainError(f"image file not found: {path}")
+        data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if data is None:
+            raise OnnxplainError(f"cannot read image file (corrupt or unsupported format): {path}")
+        if data.ndim == 3 and data.shape[2] == 4:
+            data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGB)
+        elif data.ndim == 3:
+            data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+        if data.dtype == np.uint16:
+            data = data / 257.0
+        array = np.asarray(data)
+    elif isinstance(source, np.ndarray):
+        array = source
+    else:
+        raise OnnxplainError(f"an image must be a file path or a numpy array, got {type(source).__name__}")
+    image = as_image(array)
+    if size is not None and image.shape[:2] != tuple(size):
+        h, w = size
+        shrinking = h * w < image.shape[0] * image.shape[1]
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        image = np.clip(image, 0, 255).astype(np.float32, copy=False)
+    return np.ascontiguousarray(image)
+
+
+def as_image(array: np.ndarray) -> np.ndarray:
+    """Validates and converts an array to float32 RGB 0..255, H x W x 3 (no resizing)."""
+    if not isinstance(array, np.ndarray):
+        raise OnnxplainError(f"an image must be a numpy array, got {type(array).__name__}")
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise OnnxplainError(f"image dtype must be uint8 or float, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise OnnxplainError(f"image must be H x W x 3 (RGB), got shape {array.shape}")
+    image = array.astype(np.float32)
+    if not np.all(np.isfinite(image)):
+        raise OnnxplainError("image contains NaN or infinite values")
+    if image.min() < 0 or image.max() > 255:
+        raise OnnxplainError(f"image values must lie in 0..255, got {image.min():g}..{image.max():g}")
+    return np.ascontiguousarray(image)

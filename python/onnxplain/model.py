@@ -1,0 +1,273 @@
+"""The black box: an ONNX session (or any callable) that maps images to class scores."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import _core
+from .errors import OnnxplainError
+from .image import as_image
+from .preprocess import Preprocess, get_preset
+
+DEFAULT_BATCH_SIZE = 64
+OUTPUT_KINDS = ("auto", "logits", "probabilities")
+MaskMaker = Callable[[int, int], np.ndarray]  # (first, count) -> masks (count, H, W) float32
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, computed in float64, returned as float32."""
+    z = scores.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z.astype(np.float32)
+
+
+def _looks_like_probabilities(scores: np.ndarray) -> bool:
+    return bool(scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
+
+
+class Model:
+    """A classifier treated as a black box.
+
+    source: path to an .onnx file, its bytes, an ``onnxruntime.InferenceSession``, or a callable
+    taking a preprocessed float32 batch (model layout) and returning (N, classes) scores.
+    preset: preprocessing, a name from ``onnxplain.PRESETS`` or a ``Preprocess``.
+    output: what the model emits, "logits", "probabilities" or "auto" (detected on the first batch).
+    input_size, layout: (H, W) and "NCHW"/"NHWC"; read from the ONNX graph, required for callables.
+    input_name, output_name: which graph input/output to use when there are several.
+    """
+
+    def __init__(
+        self,
+        source: str | Path | bytes | Any,
+        preset: str | Preprocess = "imagenet",
+        output: str = "auto",
+        *,
+        input_size: tuple[int, int] | None = None,
+        layout: str | None = None,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+        progress: bool | None = None,
+    ) -> None:
+        if output not in OUTPUT_KINDS:
+            raise OnnxplainError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise OnnxplainError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.preprocess = get_preset(preset)
+        self.output_kind = None if output == "auto" else output
+        self.threads = threads
+        self.progress = progress
+        self.evaluations = 0  # images evaluated by the model so far
+        self.inference_seconds = 0.0  # wall time spent inside the model itself
+        self.fixed_batch: int | None = None
+        self.num_classes: int | None = None
+        self.session = None
+        if callable(source) and not _is_session(source):
+            if input_size is None:
+                raise OnnxplainError("a callable model needs input_size=(H, W)")
+            self._fn = source
+            self.input_name = self.output_name = None
+            self.layout = layout or self.preprocess.layout or "NCHW"
+            self.input_size = (int(input_size[0]), int(input_size[1]))
+        else:
+            self.session = _open_session(source, providers)
+            self._inspect(input_name, output_name, input_size, layout)
+            self._fn = self._run_session
+        if self.layout not in ("NCHW", "NHWC"):
+            raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {self.layout!r}")
+        self.batch_size = self.fixed_batch or batch_size
+
+    # ---- discovery -------------------------------------------------------------------
+    def _inspect(self, input_name, output_name, input_size, layout) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name = _pick(inputs, input_name, "input")
+        self.output_name = _pick(outputs, output_name, "output")
+        node = next(i for i in inputs if i.name == self.input_name)
+        if node.type != "tensor(float)":
+            raise OnnxplainError(f"model input {node.name!r} has type {node.type}; onnxplain needs tensor(float)")
+        shape = list(node.shape)
+        if len(shape) != 4:
+            raise OnnxplainError(
+                f"model input {node.name!r} has shape {shape}; an image classifier needs 4 dims (N, C, H, W) or (N, H, W, C)")
+        layout = layout or self.preprocess.layout
+        if layout is None:
+            if shape[1] == 3:
+                layout = "NCHW"
+            elif shape[3] == 3:
+                layout = "NHWC"
+            else:
+                raise OnnxplainError(f"cannot tell the layout of input shape {shape}; pass layout='NCHW' or 'NHWC'")
+        self.layout = layout
+        channels, spatial = (shape[1], shape[2:4]) if layout == "NCHW" else (shape[3], shape[1:3])
+        if isinstance(channels, int) and channels != 3:
+            raise OnnxplainError(f"model input {node.name!r} has {channels} channels; onnxplain explains RGB models (3)")
+        fixed = [d if isinstance(d, int) and d > 0 else None for d in spatial]
+        if input_size is not None:
+            input_size = (int(input_size[0]), int(input_size[1]))
+            if any(f is not None and f != s for f, s in zip(fixed, input_size)):
+                raise OnnxplainError(f"input_size {input_size} contradicts the model's input shape {shape}")
+        elif None in fixed:
+            raise OnnxplainError(f"model input shape {shape} has a dynamic resolution; pass input_size=(H, W)")
+        self.input_size = input_size or (fixed[0], fixed[1])
+        batch = shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+        out = next(o for o in outputs if o.name == self.output_name)
+        out_shape = list(out.shape)
+        if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] < 2):
+            raise OnnxplainError(
+                f"model output {out.name!r} has shape {out_shape}; a classifier must output (N, classes) with classes >= 2")
+        if isinstance(out_shape[1], int):
+            self.num_classes = out_shape[1]
+
+    def _run_session(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    # ---- raw evaluation --------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape of one preprocessed image in the model's layout."""
+        h, w = self.input_size
+        return (3, h, w) if self.layout == "NCHW" else (h, w, 3)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Raw model outputs (N, classes) float32 for a preprocessed batch (N, *input_shape)."""
+        n = batch.shape[0]
+        step = self.fixed_batch or n
+        outputs = []
+        for start in range(0, n, step):
+            chunk = batch[start:start + step]
+            if chunk.shape[0] < step:  # a fixed-batch model: pad the last chunk
+                pad = np.zeros((step - chunk.shape[0],) + chunk.shape[1:], np.float32)
+                chunk = np.concatenate([chunk, pad])
+            t0 = time.perf_counter()
+            out = np.asarray(self._fn(chunk))
+            self.inference_seconds += time.perf_counter() - t0
+            if out.ndim != 2 or out.shape[0] != chunk.shape[0] or out.shape[1] < 2:
+                raise OnnxplainError(
+                    f"model returned shape {out.shape} for a batch of {chunk.shape[0]}; a classifier must return (N, classes)")
+            outputs.append(out[: min(step, n - start)])
+        self.evaluations += n
+        scores = np.concatenate(outputs).astype(np.float32, copy=False)
+        if not np.all(np.isfinite(scores)):
+            raise OnnxplainError("model returned NaN or infinite scores")
+        if self.num_classes is None:
+            self.num_classes = scores.shape[1]
+        if self.output_kind is None:
+            self.output_kind = "probabilities" if _looks_like_probabilities(scores) else "logits"
+        return scores
+
+    def convert(self, scores: np.ndarray, kind: str) -> np.ndarray:
+        """Raw outputs as "probabilities", "logits" (log-probabilities for probability models) or
+        "raw" (unchanged)."""
+        if kind == "raw":
+            return scores
+        if kind == "probabilities":
+            return scores if self.output_kind == "probabilities" else softmax(scores)
+        if kind == "logits":
+            return scores if self.output_kind == "logits" else np.log(np.maximum(scores, 1e-12)).astype(np.float32)
+        raise OnnxplainError(f"score kind must be 'probabilities' or 'logits', got {kind!r}")
+
+    # ---- images ----------------------------------------------------------------------
+    def check_image(self, image: np.ndarray) -> np.ndarray:
+        """Validates one image (H x W x 3, 0..255) at the model's resolution."""
+        image = as_image(image)
+        if image.shape[:2] != self.input_size:
+            raise OnnxplainError(
+                f"image is {image.shape[0]} x {image.shape[1]} but the model takes {self.input_size[0]} x "
+                f"{self.input_size[1]}; load it with onnxplain.load_image(path_or_array, model.input_size)")
+        return image
+
+    def predict(self, images: np.ndarray, kind: str = "probabilities") -> np.ndarray:
+        """Scores (N, classes) for images N x H x W x 3 (or one H x W x 3) in 0..255."""
+        images = np.asarray(images)
+        single = images.ndim == 3
+        batch = images[None] if single else images
+        checked = [self.check_image(im) for im in batch]
+        ones = np.ones((1,) + self.input_size, np.float32)
+        out = np.empty((len(checked),) + self.input_shape, np.float32)
+        for i, im in enumerate(checked):
+            _core.perturb(im, im, ones, out[i:i + 1], self.preprocess.gain, self.preprocess.bias,
+                          self.preprocess.channel_order == "BGR", self.layout, self.threads)
+        scores = self.convert(self.run(out), kind)
+        return scores[0] if single else scores
+
+    def evaluate_masks(
+        self,
+        image: np.ndarray,
+        baseline: np.ndarray,
+        total: int,
+        make_masks: MaskMaker,
+        consume: Callable[[np.ndarray, np.ndarray], None],
+        kind: str = "probabilities",
+        description: str = "",
+    ) -> None:
+        """Streams `total` perturbations masks * image + (1 - masks) * baseline through the model.
+
+        make_masks(first, count) gives masks (count, H, W) float32 in [0, 1]; consume(masks,
+        scores) receives each batch with its scores (count, classes) of the requested kind.
+        Memory is bounded by one batch.
+        """
+        buffer = np.empty((self.batch_size,) + self.input_shape, np.float32)
+        gain, bias, bgr = self.preprocess.gain, self.preprocess.bias, self.preprocess.channel_order == "BGR"
+        show = self.progress if self.progress is not None else total >= 4 * self.batch_size
+        with tqdm(total=total, desc=description or "evaluating", unit="img", disable=not show, leave=False) as bar:
+            for first in range(0, total, self.batch_size):
+                count = min(self.batch_size, total - first)
+                masks = make_masks(first, count)
+                _core.perturb(image, baseline, masks, buffer, gain, bias, bgr, self.layout, self.threads)
+                consume(masks, self.convert(self.run(buffer[:count]), kind))
+                bar.update(count)
+
+    def describe(self) -> dict:
+        """What was discovered about the model, for result records."""
+        return {
+            "input_name": self.input_name, "output_name": self.output_name, "layout": self.layout,
+            "input_size": list(self.input_size), "fixed_batch": self.fixed_batch,
+            "num_classes": self.num_classes, "output": self.output_kind,
+            "preprocess": self.preprocess.to_dict(),
+        }
+
+
+def _is_session(obj: Any) -> bool:
+    return hasattr(obj, "get_inputs") and hasattr(obj, "run")
+
+
+def _open_session(source: Any, providers: Sequence[str] | None):
+    import onnxruntime as ort
+
+    if _is_session(source):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise OnnxplainError(f"model file not found: {path}")
+        source = str(path)
+    elif not isinstance(source, (bytes, bytearray)):
+        raise OnnxplainError(f"a model must be an .onnx path, bytes, an InferenceSession or a callable, got {type(source).__name__}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as exc:  # onnxruntime raises several unrelated types for bad files
+        name = source if isinstance(source, str) else "<bytes>"
+        raise OnnxplainError(f"cannot load ONNX model {name}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _pick(nodes, name: str | None, what: str) -> str:
+    names = [n.name for n in nodes]
+    if name is not None:
+        if name not in names:
+            raise OnnxplainError(f"model has no {what} named {name!r}; its {what}s are {names}")
+        return name
+    if len(names) != 1:
+        raise OnnxplainError(f"model has {len(names)} {what}s {names}; name the one to use with {what}_name=")
+    return names[0]

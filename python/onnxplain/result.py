@@ -1,0 +1,60 @@
+"""The record every explanation returns."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .visualize import overlay, save_png
+
+
+@dataclass
+class Explanation:
+    """Maps for one image, with everything needed to reproduce them.
+
+    maps: target class -> H x W float32 map at model resolution.
+    top_classes: the clean image's top classes as (class, probability).
+    evaluations: images the model evaluated for this result; seconds: wall time.
+    """
+
+    method: str
+    maps: dict[int, np.ndarray]
+    params: dict
+    seed: int
+    evaluations: int
+    seconds: float
+    top_classes: list[tuple[int, float]]
+    image: np.ndarray = field(repr=False)
+    model: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def targets(self) -> list[int]:
+        return list(self.maps)
+
+    def __getitem__(self, target: int) -> np.ndarray:
+        return self.maps[target]
+
+    def record(self) -> dict:
+        """JSON-ready description (no arrays)."""
+        return {
+            "method": self.method, "targets": self.targets, "params": self.params, "seed": self.seed,
+            "evaluations": self.evaluations, "seconds": round(self.seconds, 4),
+            "top_classes": [{"class": c, "probability": p} for c, p in self.top_classes],
+            "model": self.model,
+            "files": {str(t): f"{self.method}_{t}.npy" for t in self.targets},
+        }
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Writes <method>_<target>.npy, <method>_<target>.png and result.json into out_dir."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for target, attribution in self.maps.items():
+            npy, png = out / f"{self.method}_{target}.npy", out / f"{self.method}_{target}.png"
+            np.save(npy, attribution.astype(np.float32))
+            save_png(png, overlay(self.image, attribution))
+            written += [npy, png]
+        (out / "result.json").write_text(json.dumps(self.record(), indent=2))
+        return written + [out / "result.json"]
