@@ -137,6 +137,9 @@ def bench_engine(model, image, cfg, reps):
             p["evaluations"] = result.evaluations
             p["pure"].append(pure_inference(model, p["batches"]))
 
+    for name, p in prepared.items():  # one extra, instrumented run: where the non-inference time goes
+        p["breakdown"] = instrumented_run(model, p["call"])
+
     out = {}
     for name, p in prepared.items():
         engine, pure = statistics.median(p["engine"]), statistics.median(p["pure"])
@@ -154,8 +157,42 @@ def bench_engine(model, image, cfg, reps):
             "inference_seconds_delta_median_s": inf,
             "overhead_vs_inference_seconds_s": in_run, "overhead_vs_inference_seconds_pct": 100.0 * in_run / engine,
             "target_pct": 2.0, "meets_target": (engine - pure) / engine <= 0.02,
+            "breakdown_one_run_s": p["breakdown"],
         }
     return out
+
+
+def instrumented_run(model, call) -> dict:
+    """Times every _core call and the model's inference during one engine run (wrappers add ~us)."""
+    from onnxplain import _core
+
+    names = ("perturb", "rise_masks", "occlusion_masks", "accumulate")
+    spent = {n: 0.0 for n in names}
+    originals = {n: getattr(_core, n) for n in names}
+
+    def timed(n):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return originals[n](*a, **k)
+            finally:
+                spent[n] += time.perf_counter() - t0
+        return wrapper
+
+    inf0 = model.inference_seconds
+    try:
+        for n in names:
+            setattr(_core, n, timed(n))
+        t0 = time.perf_counter()
+        call()
+        wall = time.perf_counter() - t0
+    finally:
+        for n, f in originals.items():
+            setattr(_core, n, f)
+    inference = model.inference_seconds - inf0
+    known = sum(spent.values())
+    return {"wall": wall, "inference": inference, **{f"_core.{n}": v for n, v in spent.items() if v},
+            "other_python": wall - inference - known}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,6 +287,11 @@ def print_report(meta, engine, kern) -> None:
         print(f"  {name}: engine {', '.join(f'{x:.3f}' for x in r['engine_wall_s'])} | pure "
               f"{', '.join(f'{x:.3f}' for x in r['pure_inference_s'])} | inference_seconds "
               f"{', '.join(f'{x:.3f}' for x in r['inference_seconds_delta_s'])}")
+    for name, r in engine.items():
+        bd = r["breakdown_one_run_s"]
+        parts = ", ".join(f"{k} {v * 1e3:.0f} ms ({100 * v / bd['wall']:.1f}%)" for k, v in bd.items()
+                          if k not in ("wall", "inference"))
+        print(f"  {name} instrumented run: wall {bd['wall']:.3f} s, inference {bd['inference']:.3f} s; {parts}")
     print()
     print(f"2. Perturbation bandwidth: B={kern['batch']} x 3 x {kern['height']} x {kern['width']} NCHW, "
           f"best of {kern['reps']}")

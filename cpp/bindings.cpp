@@ -23,7 +23,7 @@ Array<T> checked(const py::handle& obj, const char* name, int ndim) {
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(std::string(name) + " must be a numpy array");
     auto arr = py::reinterpret_borrow<py::array>(obj);
-    if (!arr.dtype().is(py::dtype::of<T>()))
+    if (!py::isinstance<py::array_t<T, 0>>(arr))  // equivalent dtypes pass (pickled arrays)
         throw py::type_error(std::string(name) + " must have dtype " +
                              std::string(py::str(py::dtype::of<T>())) + ", got " +
                              std::string(py::str(arr.dtype())));
@@ -81,7 +81,7 @@ PYBIND11_MODULE(_core, m) {
         require(stride >= 1, "stride must be >= 1");
         const int64_t total = window_positions(height, window, stride, nullptr) *
                               window_positions(width, window, stride, nullptr);
-        require(first >= 0 && count >= 0 && first + count <= total,
+        require(first >= 0 && count >= 0 && first <= total && count <= total - first,
                 "windows first..first+count exceed the " + std::to_string(total) + " windows");
         Array<float> out({count, height, width});
         float* data = out.mutable_data();
@@ -99,7 +99,7 @@ PYBIND11_MODULE(_core, m) {
         require(height >= 1 && width >= 1, "height and width must be >= 1");
         require(grid >= 1 && grid <= std::min(height, width), "grid must be in 1..min(height, width)");
         require(p_keep > 0.0f && p_keep <= 1.0f, "p_keep must be in (0, 1]");
-        require(first >= 0 && count >= 0, "first and count must be >= 0");
+        require(first >= 0 && count >= 0 && count <= INT64_MAX - first, "first and count must be >= 0 and first + count must fit in int64");
         Array<float> out({count, height, width});
         float* data = out.mutable_data();
         {

@@ -400,12 +400,6 @@ def test_perturb_hard_masks_pick_image_or_baseline():
     np.testing.assert_array_equal(out_bgr[1], baseline[..., ::-1].transpose(2, 0, 1))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="perturb computes baseline + m * (image - baseline): with m = 1 and a non-integer "
-    "image that is only within ~1 ulp of max(|image|, |baseline|) of the image, not the image "
-    "itself ('value 1 keeps the image pixel'); m * image + (1 - m) * baseline would be exact",
-)
 def test_perturb_hard_masks_exact_for_non_integer_pixels():
     rng = np.random.default_rng(0)
     h, w = 6, 5
@@ -743,12 +737,6 @@ def _equivalent_float32_arrays(shape):
     yield "newbyteorder('=')", base.astype(np.dtype(F32).newbyteorder("="))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="bindings.cpp checked() compares dtypes by object identity (dtype().is(...)): an "
-    "equal float32 dtype that is a different object (unpickled arrays, newbyteorder('=')) "
-    "is rejected with 'must have dtype float32, got float32'",
-)
 def test_equivalent_float32_dtype_accepted():
     for label, masks in _equivalent_float32_arrays((2, 4, 5)):
         assert masks.dtype == np.float32, label
@@ -786,11 +774,6 @@ def test_child_process_harness():
     assert proc.stdout.strip() == "[0, 4, 7]"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="window_positions: `p + window <= size` / `p += stride` overflow int64 for strides "
-    "near 2**63; window_positions(10, 1, 2**63 - 1) returns [0, 9223372036854775807, -2, 9]",
-)
 @pytest.mark.parametrize("window,stride", [(1, 2**63 - 1), (3, 2**63 - 2), (5, 2**63 - 4)])
 def test_window_positions_huge_stride(window, stride):
     proc = _run_child(f"print(core.window_positions(10, {window}, {stride}).tolist())")
@@ -798,12 +781,6 @@ def test_window_positions_huge_stride(window, stride):
     assert proc.stdout.strip() == f"[0, {10 - window}]"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="occlusion_masks with stride near 2**63 uses the overflowed window positions and "
-    "writes outside its masks (mask 0 of occlusion_masks(10, 10, 1, 2**63 - 1, 0, 16) gets "
-    "a second zero at (9, 9); other pixels of the heap may be hit)",
-)
 def test_occlusion_masks_huge_stride():
     proc = _run_child(
         "r = core.occlusion_masks(10, 10, 1, 2**63 - 1, 0, 4, threads=1)\n"
@@ -813,12 +790,6 @@ def test_occlusion_masks_huge_stride():
     assert proc.stdout.strip() == "(4, 10, 10) [1, 1, 1, 1]"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="occlusion_masks: `first + count <= total` overflows int64, so first = 2**63 - 1, "
-    "count = 1 passes the check; the kernel then indexes the window tables out of bounds "
-    "(segfault for 64 x 64, window 4, stride 4)",
-)
 @pytest.mark.parametrize("first,count", [(2**63 - 1, 1), (2**63 - 4, 8), (1, 2**63 - 1)])
 def test_occlusion_masks_first_overflow(first, count):
     proc = _run_child(

@@ -12,10 +12,11 @@ namespace onnxplain {
 int64_t window_positions(int64_t size, int64_t window, int64_t stride, int64_t* out) {
     int64_t n = 0;
     int64_t last = -1;
-    for (int64_t p = 0; p + window <= size; p += stride) {
+    for (int64_t p = 0; p <= size - window; p += stride) {  // size - window >= 0
         if (out) out[n] = p;
         last = p;
         ++n;
+        if (stride > size - window - p) break;  // the next step would pass the end (no overflow)
     }
     if (last != size - window) {  // cover the far border
         if (out) out[n] = size - window;
@@ -117,9 +118,9 @@ void perturb(const float* image, const float* baseline, const float* masks, int6
                     const float w = m[i];
                     const float* xi = x + 3 * i;
                     const float* zi = z + 3 * i;
-                    o0[i] = (zi[src[0]] + w * (xi[src[0]] - zi[src[0]])) * g0 + c0;
-                    o1[i] = (zi[src[1]] + w * (xi[src[1]] - zi[src[1]])) * g1 + c1;
-                    o2[i] = (zi[src[2]] + w * (xi[src[2]] - zi[src[2]])) * g2 + c2;
+                    o0[i] = (w * xi[src[0]] + (1.0f - w) * zi[src[0]]) * g0 + c0;
+                    o1[i] = (w * xi[src[1]] + (1.0f - w) * zi[src[1]]) * g1 + c1;
+                    o2[i] = (w * xi[src[2]] + (1.0f - w) * zi[src[2]]) * g2 + c2;
                 }
             } else {
                 float* o = out + (b * pixels + y * width) * 3;
@@ -127,9 +128,9 @@ void perturb(const float* image, const float* baseline, const float* masks, int6
                     const float w = m[i];
                     const float* xi = x + 3 * i;
                     const float* zi = z + 3 * i;
-                    o[3 * i + 0] = (zi[src[0]] + w * (xi[src[0]] - zi[src[0]])) * g0 + c0;
-                    o[3 * i + 1] = (zi[src[1]] + w * (xi[src[1]] - zi[src[1]])) * g1 + c1;
-                    o[3 * i + 2] = (zi[src[2]] + w * (xi[src[2]] - zi[src[2]])) * g2 + c2;
+                    o[3 * i + 0] = (w * xi[src[0]] + (1.0f - w) * zi[src[0]]) * g0 + c0;
+                    o[3 * i + 1] = (w * xi[src[1]] + (1.0f - w) * zi[src[1]]) * g1 + c1;
+                    o[3 * i + 2] = (w * xi[src[2]] + (1.0f - w) * zi[src[2]]) * g2 + c2;
                 }
             }
         }
