@@ -5,6 +5,8 @@
     image = ox.load_image("cat.jpg", model.input_size)
     result = ox.RISE(model).attribute(image, target="top")
 """
+from . import counterfactual
+from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
 from .explainer import Explainer
 from .image import load_image
@@ -15,4 +17,5 @@ from .result import Explanation
 
 __version__ = "0.1.0"
 __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
-           "Preprocess", "RISE", "load_image", "softmax"]
+           "Preprocess", "RISE", "load_image", "softmax",
+           "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap"]

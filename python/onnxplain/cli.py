@@ -89,6 +89,47 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_counterfactual(args: argparse.Namespace) -> int:
+    from . import counterfactual as cf
+    from .visualize import overlay, save_png
+
+    model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size,
+                  progress=not args.quiet)
+    confidence = None if args.min_confidence < 0 else args.min_confidence
+    pair = cf.make_pair(model, args.real, args.counterfactual, generator=args.generator, references=args.reference,
+                        class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
+                        generator_range=args.generator_range)
+    methods = args.method or list(cf.METHODS)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = cf.explain_pair(model, pair, methods, n_thresholds=args.thresholds, seed=args.seed,
+                              window=args.window, stride=args.stride, n_masks=args.masks)
+    b = pair.class_b
+    save_png(out / "real.png", np.clip(pair.real, 0, 255).round().astype(np.uint8))
+    save_png(out / "counterfactual.png", np.clip(pair.counterfactual, 0, 255).round().astype(np.uint8))
+    record = {"pair": pair.record(), "model": model.describe(), "seed": args.seed, "methods": {}}
+    print(f"A = {pair.class_a} (p(A|x_r) = {pair.p_a_real:.3f}), B = {b} (p(B|x_c) = {pair.p_b_counterfactual:.3f}), "
+          f"counterfactual: {pair.source['kind']}")
+    for method, (result, swap) in results.items():
+        np.save(out / f"{method}_{b}.npy", result[b].astype(np.float32))
+        save_png(out / f"{method}_{b}.png", overlay(pair.real, result[b]))
+        np.save(out / f"{method}_best_mask.npy", swap.best_mask)
+        save_png(out / f"{method}_best_hybrid.png", np.clip(swap.best_hybrid, 0, 255).round().astype(np.uint8))
+        save_png(out / f"{method}_curve.png", cf.plot_curves({method: swap.curve}))
+        record["methods"][method] = {
+            **swap.record(), "params": result.params, "map_evaluations": result.evaluations,
+            "map_seconds": round(result.seconds, 4),
+            "files": {"map": f"{method}_{b}.npy", "best_mask": f"{method}_best_mask.npy",
+                      "best_hybrid": f"{method}_best_hybrid.png", "curve": f"{method}_curve.png"}}
+        best = swap.best
+        print(f"{method:<12} DAC {swap.score:.3f}  best: m = {best['size']:.3f}, delta = {best['delta']:+.3f}, "
+              f"p(B|h) = {best['p_b']:.3f}; {result.evaluations + swap.evaluations} evaluations")
+    save_png(out / "dac_curves.png", cf.plot_curves({m: s.curve for m, (_, s) in results.items()}))
+    (out / "result.json").write_text(json.dumps(record, indent=2))
+    print(f"wrote maps, masks, hybrids, curves and result.json to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxplain", description="Explain ONNX image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(handler=run_demo)
+
+    from .counterfactual import GENERATOR_RANGES
+    from .counterfactual import METHODS as CF_METHODS
+    cf = sub.add_parser("counterfactual", help="which regions make REAL class B (of a counterfactual) rather than A")
+    cf.add_argument("model", help="path to an .onnx classifier")
+    cf.add_argument("real", help="the real image x_r")
+    cf.add_argument("counterfactual", nargs="?", help="the counterfactual image x_c (or --generator / --reference)")
+    cf.add_argument("--generator", help="image-to-image .onnx generator run on REAL (NCHW float32, see --generator-range)")
+    cf.add_argument("--generator-range", choices=sorted(GENERATOR_RANGES), default="0..255")
+    cf.add_argument("--reference", help="directory of images: the nearest one classified as B is x_c")
+    cf.add_argument("--method", action="append", choices=list(CF_METHODS),
+                    help="repeat for several (default: all)")
+    cf.add_argument("--class-a", type=int, help="default: top-1 class of REAL")
+    cf.add_argument("--class-b", type=int, help="default: top-1 class of the counterfactual")
+    cf.add_argument("--min-confidence", type=float, default=0.8,
+                    help="pair filter p(A|x_r), p(B|x_c) > this (negative: no filter)")
+    cf.add_argument("--thresholds", type=int, default=200, help="mask-swap thresholds")
+    cf.add_argument("--window", type=int, help="occlusion / D-occlusion / D-PMI window (default H // 8)")
+    cf.add_argument("--stride", type=int, help="default window // 2")
+    cf.add_argument("--masks", type=int, default=2000, help="RISE / D-RISE masks")
+    cf.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
+    cf.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto")
+    cf.add_argument("--out", default="onnxplain-counterfactual")
+    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    cf.add_argument("--quiet", action="store_true", help="no progress bar")
+    cf.set_defaults(handler=run_counterfactual)
     return parser
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class Model:
             self.session = _open_session(source, providers)
             self._inspect(input_name, output_name, input_size, layout)
             self._fn = self._run_session
+            if self.output_kind is None and _ends_in_softmax(source, self.output_name):
+                self.output_kind = "probabilities"
         if self.layout not in ("NCHW", "NHWC"):
             raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {self.layout!r}")
         self.batch_size = self.fixed_batch or batch_size
@@ -187,9 +190,9 @@ class Model:
         return image
 
     def predict(self, images: np.ndarray, kind: str = "probabilities") -> np.ndarray:
-        """Scores (N, classes) for images N x H x W x 3 (or one H x W x 3) in 0..255."""
+        """Scores (N, classes) for images N x H x W x 3 (or one H x W x 3, or grey H x W) in 0..255."""
         images = np.asarray(images)
-        single = images.ndim == 3
+        single = images.ndim <= 3  # one image: H x W x 3, or a grey H x W
         batch = images[None] if single else images
         checked = [self.check_image(im) for im in batch]
         ones = np.ones((1,) + self.input_size, np.float32)
@@ -213,18 +216,30 @@ class Model:
         """Streams `total` perturbations masks * image + (1 - masks) * baseline through the model.
 
         make_masks(first, count) gives masks (count, H, W) float32 in [0, 1]; consume(masks,
-        scores) receives each batch with its scores (count, classes) of the requested kind.
-        Memory is bounded by one batch.
+        scores) receives each batch, in order, with its scores (count, classes) of the requested
+        kind. The next batch is built by the core (GIL released) while the model runs the current
+        one, in two alternating buffers, so memory is bounded by two batches.
         """
-        buffer = np.empty((self.batch_size,) + self.input_shape, np.float32)
+        buffers = np.empty((2, self.batch_size) + self.input_shape, np.float32)
         gain, bias, bgr = self.preprocess.gain, self.preprocess.bias, self.preprocess.channel_order == "BGR"
+        starts = list(range(0, total, self.batch_size))
+
+        def prepare(index: int) -> np.ndarray:
+            first = starts[index]
+            masks = make_masks(first, min(self.batch_size, total - first))
+            _core.perturb(image, baseline, masks, buffers[index % 2], gain, bias, bgr, self.layout, self.threads)
+            return masks
+
         show = self.progress if self.progress is not None else total >= 4 * self.batch_size
-        with tqdm(total=total, desc=description or "evaluating", unit="img", disable=not show, leave=False) as bar:
-            for first in range(0, total, self.batch_size):
-                count = min(self.batch_size, total - first)
-                masks = make_masks(first, count)
-                _core.perturb(image, baseline, masks, buffer, gain, bias, bgr, self.layout, self.threads)
-                consume(masks, self.convert(self.run(buffer[:count]), kind))
+        with tqdm(total=total, desc=description or "evaluating", unit="img", disable=not show, leave=False) as bar, \
+                ThreadPoolExecutor(max_workers=1) as builder:
+            pending = builder.submit(prepare, 0) if starts else None
+            for index in range(len(starts)):
+                masks = pending.result()
+                if index + 1 < len(starts):
+                    pending = builder.submit(prepare, index + 1)
+                count = masks.shape[0]
+                consume(masks, self.convert(self.run(buffers[index % 2, :count]), kind))
                 bar.update(count)
 
     def describe(self) -> dict:
@@ -251,7 +266,9 @@ def _open_session(source: Any, providers: Sequence[str] | None):
         if not path.is_file():
             raise OnnxplainError(f"model file not found: {path}")
         source = str(path)
-    elif not isinstance(source, (bytes, bytearray)):
+    elif isinstance(source, (bytes, bytearray)):
+        source = bytes(source)  # onnxruntime rejects bytearray
+    else:
         raise OnnxplainError(f"a model must be an .onnx path, bytes, an InferenceSession or a callable, got {type(source).__name__}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -260,6 +277,28 @@ def _open_session(source: Any, providers: Sequence[str] | None):
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         name = source if isinstance(source, str) else "<bytes>"
         raise OnnxplainError(f"cannot load ONNX model {name}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _ends_in_softmax(source: Any, output_name: str) -> bool:
+    """Whether the graph output comes from a Softmax node (through shape-only ops). Needs the
+    optional `onnx` package and the graph (a path or bytes, not a session); False otherwise."""
+    if not isinstance(source, (str, Path, bytes, bytearray)):
+        return False
+    try:
+        import onnx
+
+        proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
+                 else onnx.load(str(source), load_external_data=False))
+    except Exception:  # onnx missing or unable to parse what onnxruntime could: fall back to the data
+        return False
+    producers = {out: node for node in proto.graph.node for out in node.output}
+    node = producers.get(output_name)
+    while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze") and node.input:
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "Softmax":
+        return False
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+    return axis in (-1, 1)  # over the classes, not the batch
 
 
 def _pick(nodes, name: str | None, what: str) -> str:

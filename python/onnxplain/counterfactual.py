@@ -1,0 +1,511 @@
+"""Discriminative attribution from counterfactuals (DAC): which regions make an image class B
+rather than class A, and how well a map answers that (the mask-swap score).
+
+    pair = make_pair(model, real, counterfactual)          # or generator=..., references=...
+    result = discriminative_map(model, pair, "d-occlusion")  # an Explanation, map for class B
+    swap = mask_swap(model, pair, result[pair.class_b])      # curve, DAC score, best mask/hybrid
+
+Conventions (see docs/CONVENTIONS.md): images are float32 RGB 0..255, H x W x 3 at the model's
+resolution; every model evaluation goes through ``Model.evaluate_masks`` (batches built by the
+C++ core) or ``Model.predict``.
+
+Counterfactual sources:
+- given by the user (an image file or array);
+- an image-to-image ONNX generator run on x_r. Contract: one input, NCHW float32 (N, 3, H, W)
+  RGB at the classifier's resolution, in the value range ``generator_range`` ("0..255" default,
+  "0..1" or "-1..1", the usual CycleGAN range); one output of the same shape and range. An NHWC
+  generator (last dimension 3) is accepted too. The output is clipped to the range.
+- retrieval: the reference image nearest to x_r (mean squared difference of 32 x 32 area-
+  downscaled copies) among those the model classifies as B with p(B) > min_confidence
+  (B = any class other than A when not given: each reference's own top-1).
+Every pair is filtered (paper: 0.8, 0.8): p(A | x_r) > min_confidence[0] and
+p(B | x_c) > min_confidence[1]; ``min_confidence=None`` disables the filter. A defaults to the
+top-1 class of x_r, B to the top-1 class of x_c.
+
+Maps (all for class B, seen from x_r; higher = pasting x_c there moves the model towards B):
+- ``residual``: |x_r - x_c| summed over channels (no model evaluation).
+- ``d-occlusion``: windows of x_c pasted into x_r; mean over covering windows of
+  p(B | pasted) - p(B | x_r).
+- ``d-pmi``: the same windows; mean over covering windows of ln(p(B | pasted) + eps) -
+  ln(p(B | x_r) + eps), eps = 1e-6 by default.
+- ``d-rise``: RISE masks m blending h = m * x_c + (1 - m) * x_r; map = sum_i p(B | h_i) m_i /
+  (n_masks * p_keep) - p(B | x_r) (the expected p(B) when the pixel comes from x_c, minus the
+  clean value).
+- ``occlusion`` / ``rise``: the vanilla reference explainers (``onnxplain.Occlusion`` /
+  ``onnxplain.RISE``) explaining x_r's own class A with a constant ("mean") or "blur" baseline,
+  i.e. the usual "evidence for A" map; they never see x_c. This is what the D-versions are measured
+  against.
+- ``random``: |N(0, 1)| per pixel (NumPy's Philox bit generator keyed by the seed), Gaussian-
+  smoothed with sigma = H / 16: the floor.
+
+The mask-swap (DAC) score of a map a: scale a to [0, 1] ((a - min) / (max - min); a constant map
+becomes 0); for each of ``n_thresholds`` (200) thresholds t evenly spaced on [0, 1], binarise
+a > t, close it (``cv2.morphologyEx`` MORPH_CLOSE, 10 x 10 elliptical element) into the binary
+mask, whose size m is its fraction of pixels; blur it (11 x 11 Gaussian, ``cv2.GaussianBlur``
+sigma 0, i.e. 2.0) into the soft mask w; hybrid h = w * x_c + (1 - w) * x_r (core perturbation
+with image = x_c, baseline = x_r, mask = w; identical masks are evaluated once);
+delta = p(B | h) - p(B | x_r). The curve is the points (m, delta) plus the pinned ends (0, 0) and
+(1, p(B | x_c) - p(B | x_r)), which override any threshold point of size exactly 0 or 1; where sizes
+repeat the largest delta is kept; it is linearly interpolated onto 101 evenly spaced sizes and the
+score is its trapezoid area. The dataset score averages the 101-point curves over pairs, then
+integrates. The best threshold is the threshold point nearest (m, delta) = (0, 1) (first one on ties).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from . import _core
+from .errors import OnnxplainError
+from .image import load_image
+from .model import Model
+from .reference import RISE, Occlusion, _positive_int
+from .result import Explanation
+
+METHODS = ("residual", "d-occlusion", "d-rise", "d-pmi", "occlusion", "rise", "random")
+D_METHODS = ("d-occlusion", "d-rise", "d-pmi")
+GENERATOR_RANGES = {"0..255": (0.0, 255.0), "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+RETRIEVAL_SIDE = 32
+CURVE_POINTS = 101
+
+
+# ---- pairs -------------------------------------------------------------------------------
+@dataclass
+class Pair:
+    """A real image x_r (class A) and its counterfactual x_c (class B), both H x W x 3 float32.
+
+    probabilities_real / probabilities_counterfactual: the model's class probabilities.
+    source: how x_c was obtained ("given", "generator", "retrieval") with details.
+    """
+
+    real: np.ndarray = field(repr=False)
+    counterfactual: np.ndarray = field(repr=False)
+    class_a: int
+    class_b: int
+    probabilities_real: np.ndarray = field(repr=False)
+    probabilities_counterfactual: np.ndarray = field(repr=False)
+    source: dict = field(default_factory=dict)
+
+    @property
+    def p_a_real(self) -> float:
+        return float(self.probabilities_real[self.class_a])
+
+    @property
+    def p_b_real(self) -> float:
+        return float(self.probabilities_real[self.class_b])
+
+    @property
+    def p_b_counterfactual(self) -> float:
+        return float(self.probabilities_counterfactual[self.class_b])
+
+    @property
+    def p_a_counterfactual(self) -> float:
+        return float(self.probabilities_counterfactual[self.class_a])
+
+    def record(self) -> dict:
+        return {"class_a": self.class_a, "class_b": self.class_b, "p_a_real": self.p_a_real,
+                "p_b_real": self.p_b_real, "p_a_counterfactual": self.p_a_counterfactual,
+                "p_b_counterfactual": self.p_b_counterfactual, "source": self.source}
+
+
+def _confidences(min_confidence) -> tuple[float, float] | None:
+    if min_confidence is None:
+        return None
+    values = (min_confidence, min_confidence) if np.isscalar(min_confidence) else tuple(min_confidence)
+    if len(values) != 2 or not all(0 <= float(v) < 1 for v in values):
+        raise OnnxplainError(f"min_confidence must be None, a number in [0, 1) or a pair of them, got {min_confidence!r}")
+    return float(values[0]), float(values[1])
+
+
+def _class(value, classes: int, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < classes:
+        raise OnnxplainError(f"{name} {value!r} is not a class index in 0..{classes - 1}")
+    return int(value)
+
+
+def make_pair(model: Model, real, counterfactual=None, *, generator=None, references=None,
+              class_a: int | None = None, class_b: int | None = None, min_confidence=0.8,
+              generator_range: str = "0..255") -> Pair:
+    """Builds and checks a (real, counterfactual) pair from exactly one source: `counterfactual`
+    (image file or array), `generator` (ONNX path/bytes/InferenceSession or a callable on NCHW
+    batches) or `references` (a directory or a list of image files/arrays)."""
+    given = [s is not None for s in (counterfactual, generator, references)]
+    if sum(given) != 1:
+        raise OnnxplainError("give exactly one counterfactual source: an image, generator= or references=")
+    thresholds = _confidences(min_confidence)
+    real = load_image(real, model.input_size) if isinstance(real, (str, Path)) else model.check_image(real)
+    p_real = model.predict(real)
+    classes = p_real.shape[0]
+    class_a = _class(class_a, classes, "class_a")
+    class_b = _class(class_b, classes, "class_b")
+    if class_a is None:
+        class_a = int(np.argmax(p_real))
+    if thresholds is not None and p_real[class_a] <= thresholds[0]:
+        raise OnnxplainError(
+            f"the real image is not confidently class A={class_a}: p(A|x_r) = {p_real[class_a]:.3f} <= "
+            f"{thresholds[0]} (lower min_confidence, or pass min_confidence=None to keep the pair)")
+    if counterfactual is not None:
+        x_c = load_image(counterfactual, model.input_size) if isinstance(counterfactual, (str, Path)) \
+            else model.check_image(counterfactual)
+        source = {"kind": "given"}
+    elif generator is not None:
+        x_c = run_generator(generator, real, generator_range)
+        source = {"kind": "generator", "range": generator_range,
+                  "generator": str(generator) if isinstance(generator, (str, Path)) else type(generator).__name__}
+    else:
+        x_c, source = _retrieve(model, real, references, class_a, class_b, thresholds)
+    p_cf = model.predict(x_c)
+    if class_b is None:
+        class_b = int(np.argmax(p_cf))
+    if class_b == class_a:
+        raise OnnxplainError(
+            f"the counterfactual is classified as the same class as the real image ({class_a}, p = "
+            f"{p_cf[class_a]:.3f}); a counterfactual must change the decision (or pass class_b=)")
+    if thresholds is not None and p_cf[class_b] <= thresholds[1]:
+        raise OnnxplainError(
+            f"pair rejected by the filter: p(B|x_c) = {p_cf[class_b]:.3f} <= {thresholds[1]} for B={class_b} "
+            f"(p(A|x_r) = {p_real[class_a]:.3f} for A={class_a}); lower min_confidence or pass "
+            f"min_confidence=None to keep it")
+    return Pair(real, x_c, class_a, class_b, p_real, p_cf, source)
+
+
+def run_generator(generator, image: np.ndarray, value_range: str = "0..255") -> np.ndarray:
+    """x_c = G(x_r) for an image-to-image generator (see the module docstring for the contract)."""
+    if value_range not in GENERATOR_RANGES:
+        raise OnnxplainError(f"generator_range must be one of {sorted(GENERATOR_RANGES)}, got {value_range!r}")
+    low, high = GENERATOR_RANGES[value_range]
+    x = (image.astype(np.float32) / 255.0 * (high - low) + low).transpose(2, 0, 1)[None].copy()
+    if callable(generator) and not hasattr(generator, "get_inputs"):
+        run, nhwc = generator, False
+    else:
+        from .model import _open_session
+
+        session = _open_session(generator, None)
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1:
+            raise OnnxplainError(f"the generator must have one input, it has {[i.name for i in inputs]}")
+        shape = list(inputs[0].shape)
+        nhwc = len(shape) == 4 and shape[3] == 3 and shape[1] != 3
+        name, out_name = inputs[0].name, outputs[0].name
+
+        def run(batch):
+            return session.run([out_name], {name: batch})[0]
+    try:
+        y = np.asarray(run(x.transpose(0, 2, 3, 1).copy() if nhwc else x), np.float32)
+    except OnnxplainError:
+        raise
+    except Exception as exc:
+        raise OnnxplainError(f"the generator failed on a {list(x.shape)} input: {str(exc).splitlines()[0][:300]}") from None
+    if nhwc and y.ndim == 4:
+        y = y.transpose(0, 3, 1, 2)
+    if y.shape != x.shape:
+        raise OnnxplainError(
+            f"the generator returned shape {list(y.shape)} for input {list(x.shape)}; it must return an image of "
+            f"the same shape (N, 3, H, W)")
+    if not np.all(np.isfinite(y)):
+        raise OnnxplainError("the generator returned NaN or infinite values")
+    y = (np.clip(y[0], low, high) - low) / (high - low) * 255.0
+    return np.ascontiguousarray(y.transpose(1, 2, 0), np.float32)
+
+
+def _reference_list(references) -> list[tuple[str, Any]]:
+    if isinstance(references, (str, Path)):
+        folder = Path(references)
+        if not folder.is_dir():
+            raise OnnxplainError(f"reference directory not found: {folder}")
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise OnnxplainError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in reference directory {folder}")
+        return [(str(p), p) for p in files]
+    items = list(references)
+    if not items:
+        raise OnnxplainError("the reference set is empty")
+    return [(str(r) if isinstance(r, (str, Path)) else f"#{i}", r) for i, r in enumerate(items)]
+
+
+def _small(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, (RETRIEVAL_SIDE, RETRIEVAL_SIDE), interpolation=cv2.INTER_AREA).astype(np.float64)
+
+
+def _retrieve(model, real, references, class_a, class_b, thresholds):
+    items = _reference_list(references)
+    images = np.stack([load_image(src, model.input_size) for _, src in items])
+    probabilities = np.concatenate([model.predict(images[i:i + model.batch_size])
+                                    for i in range(0, len(images), model.batch_size)])
+    threshold = thresholds[1] if thresholds is not None else 0.0
+    target = probabilities.argmax(axis=1) if class_b is None else np.full(len(images), class_b)
+    p_target = probabilities[np.arange(len(images)), target]
+    ok = (target != class_a) & (p_target > threshold)
+    if not ok.any():
+        wanted = f"class B={class_b}" if class_b is not None else f"a class other than A={class_a}"
+        raise OnnxplainError(
+            f"no reference image of {len(images)} is classified as {wanted} with p > {threshold}; "
+            f"add references or lower min_confidence")
+    small_real = _small(real)
+    distances = np.array([np.mean((_small(im) - small_real) ** 2) if keep else np.inf
+                          for im, keep in zip(images, ok)])
+    best = int(np.argmin(distances))
+    return images[best], {"kind": "retrieval", "reference": items[best][0], "distance": float(distances[best]),
+                          "candidates": int(ok.sum()), "references": len(images)}
+
+
+# ---- maps --------------------------------------------------------------------------------
+def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | None = None,
+                       stride: int | None = None, n_masks: int = 2000, grid: int = 7, p_keep: float = 0.5,
+                       epsilon: float = 1e-6, baseline: str | float = "mean", seed: int = 0) -> Explanation:
+    """One map (H x W float32) for class B (key pair.class_b) of the given method; see the module
+    docstring. window/stride: D-occlusion, D-PMI and vanilla occlusion (default H // 8 and window // 2);
+    n_masks/grid/p_keep: D-RISE and vanilla RISE; baseline: vanilla methods only."""
+    if method not in METHODS:
+        raise OnnxplainError(f"method must be one of {list(METHODS)}, got {method!r}")
+    h, w = model.input_size
+    x_r, x_c, b = pair.real, pair.counterfactual, pair.class_b
+    if method in ("occlusion", "rise"):
+        explainer = Occlusion(model) if method == "occlusion" else RISE(model)
+        kwargs = {"window": window, "stride": stride} if method == "occlusion" else \
+            {"n_masks": n_masks, "grid": grid, "p_keep": p_keep}
+        result = explainer.attribute(x_r, target=pair.class_a, baseline=baseline, seed=seed, **kwargs)
+        result.maps = {b: result.maps[pair.class_a]}
+        result.params.update(explained_class=pair.class_a, note="vanilla: evidence for class A in x_r")
+        return result
+    start_evals, start = model.evaluations, time.perf_counter()
+    p_clean = float(pair.probabilities_real[b])
+    params: dict = {"class_a": pair.class_a, "class_b": b}
+    if method == "residual":
+        attribution = np.abs(x_r.astype(np.float64) - x_c).sum(axis=2)
+    elif method == "random":
+        rng = np.random.Generator(np.random.Philox(int(seed)))
+        noise = np.abs(rng.standard_normal((h, w))).astype(np.float32)
+        attribution = cv2.GaussianBlur(noise, (0, 0), sigmaX=h / 16)
+        params["sigma"] = h / 16
+    elif method in ("d-occlusion", "d-pmi"):
+        window = _positive_int("window", window if window is not None else max(1, min(h, w) // 8))
+        stride = _positive_int("stride", stride if stride is not None else max(1, window // 2))
+        if window > min(h, w):
+            raise OnnxplainError(f"window {window} is larger than the image ({h} x {w})")
+        if method == "d-pmi" and not epsilon > 0:
+            raise OnnxplainError(f"epsilon must be > 0, got {epsilon}")
+        total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
+        sums, counts = np.zeros((1, h, w)), np.zeros((h, w))
+        clean_log = np.log(p_clean + epsilon)
+
+        def consume(masks, scores):
+            p = scores[:, b].astype(np.float64)
+            value = np.log(p + epsilon) - clean_log if method == "d-pmi" else p - p_clean
+            _core.accumulate(np.ascontiguousarray(value[:, None], np.float32), masks, sums, counts, True, model.threads)
+
+        # occlusion masks are 0 in the window: masks * x_r + (1 - masks) * x_c pastes x_c's window
+        model.evaluate_masks(x_r, x_c, total,
+                             lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, model.threads),
+                             consume, "probabilities", method)
+        attribution = sums[0] / counts
+        params.update(window=window, stride=stride, perturbations=total)
+        if method == "d-pmi":
+            params["epsilon"] = epsilon
+    else:  # d-rise
+        n_masks = _positive_int("n_masks", n_masks)
+        grid = _positive_int("grid", grid)
+        if grid > min(h, w):
+            raise OnnxplainError(f"grid {grid} is finer than the image ({h} x {w})")
+        if not 0 < p_keep <= 1:
+            raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
+        sums, counts = np.zeros((1, h, w)), np.zeros((h, w))
+
+        def consume(masks, scores):
+            _core.accumulate(np.ascontiguousarray(scores[:, b:b + 1]), masks, sums, counts, False, model.threads)
+
+        # image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
+        model.evaluate_masks(x_c, x_r, n_masks,
+                             lambda first, count: _core.rise_masks(int(seed), first, count, h, w, grid, p_keep, model.threads),
+                             consume, "probabilities", method)
+        attribution = sums[0] / (n_masks * p_keep) - p_clean
+        params.update(n_masks=n_masks, grid=grid, p_keep=p_keep)
+    top = np.argsort(-pair.probabilities_real, kind="stable")[:5]
+    return Explanation(method=method, maps={b: np.asarray(attribution, np.float32)}, params=params, seed=int(seed),
+                       evaluations=model.evaluations - start_evals, seconds=time.perf_counter() - start,
+                       top_classes=[(int(c), float(pair.probabilities_real[c])) for c in top], image=x_r,
+                       model=model.describe())
+
+
+# ---- the mask-swap (DAC) score -----------------------------------------------------------
+def curve_from_points(sizes, deltas, full_delta: float, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """The DAC curve on `points` evenly spaced sizes in [0, 1] from threshold points (m, delta):
+    pinned at (0, 0) and (1, full_delta), largest delta kept where sizes repeat, linear
+    interpolation. Returns (sizes grid, curve)."""
+    sizes = np.asarray(sizes, np.float64).ravel()
+    deltas = np.asarray(deltas, np.float64).ravel()
+    if sizes.shape != deltas.shape or np.any((sizes < 0) | (sizes > 1)) or not np.all(np.isfinite(deltas)):
+        raise OnnxplainError("sizes and deltas must be equal-length finite arrays, sizes in [0, 1]")
+    inner = (sizes > 0) & (sizes < 1)
+    m = np.concatenate([[0.0], sizes[inner], [1.0]])
+    d = np.concatenate([[0.0], deltas[inner], [float(full_delta)]])
+    unique, inverse = np.unique(m, return_inverse=True)
+    best = np.full(unique.shape, -np.inf)
+    np.maximum.at(best, inverse, d)
+    grid = np.linspace(0.0, 1.0, points)
+    return grid, np.interp(grid, unique, best)
+
+
+def area(grid: np.ndarray, curve: np.ndarray) -> float:
+    """Trapezoid area under curve(grid)."""
+    grid, curve = np.asarray(grid, np.float64), np.asarray(curve, np.float64)
+    return float(np.sum((curve[1:] + curve[:-1]) * np.diff(grid)) / 2)
+
+
+@dataclass
+class MaskSwap:
+    """A map's mask-swap sweep and DAC score for one pair.
+
+    thresholds, sizes (m), deltas, probabilities_b: per threshold; grid, curve: the 101-point
+    curve; score: its area; full_delta: p(B|x_c) - p(B|x_r); best: the threshold point nearest
+    (0, 1), with best_mask (closed binary H x W bool), best_hybrid (H x W x 3 float32) and
+    best_probabilities (all classes).
+    """
+
+    method: str
+    thresholds: np.ndarray = field(repr=False)
+    sizes: np.ndarray = field(repr=False)
+    deltas: np.ndarray = field(repr=False)
+    grid: np.ndarray = field(repr=False)
+    curve: np.ndarray = field(repr=False)
+    score: float
+    full_delta: float
+    best_index: int
+    best_mask: np.ndarray = field(repr=False)
+    best_hybrid: np.ndarray = field(repr=False)
+    best_probabilities: np.ndarray = field(repr=False)
+    class_a: int
+    class_b: int
+    evaluations: int
+    seconds: float
+
+    @property
+    def best(self) -> dict:
+        i = self.best_index
+        return {"threshold": float(self.thresholds[i]), "size": float(self.sizes[i]), "delta": float(self.deltas[i]),
+                "p_b": float(self.best_probabilities[self.class_b]), "p_a": float(self.best_probabilities[self.class_a])}
+
+    def record(self) -> dict:
+        return {"method": self.method, "dac_score": self.score, "full_swap_delta": self.full_delta,
+                "best": self.best, "evaluations": self.evaluations, "seconds": round(self.seconds, 4),
+                "curve": [round(float(v), 6) for v in self.curve]}
+
+
+def _closed_masks(attribution: np.ndarray, thresholds: np.ndarray, closing: int) -> np.ndarray:
+    a = np.nan_to_num(attribution.astype(np.float64))
+    span = a.max() - a.min()
+    scaled = (a - a.min()) / span if span > 0 else np.zeros_like(a)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing, closing))
+    out = np.empty((len(thresholds),) + a.shape, np.uint8)
+    for i, t in enumerate(thresholds):
+        out[i] = cv2.morphologyEx((scaled > t).astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+    return out
+
+
+def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str = "", n_thresholds: int = 200,
+              closing: int = 10, blur: int = 11, points: int = CURVE_POINTS) -> MaskSwap:
+    """The mask-swap sweep of one map (H x W) for a pair; see the module docstring."""
+    start_evals, start = model.evaluations, time.perf_counter()
+    attribution = np.asarray(attribution)
+    if attribution.shape != tuple(model.input_size):
+        raise OnnxplainError(f"the map is {attribution.shape}, the model's resolution is {tuple(model.input_size)}")
+    n_thresholds = _positive_int("n_thresholds", n_thresholds)
+    closing = _positive_int("closing", closing)
+    if _positive_int("blur", blur) % 2 == 0:
+        raise OnnxplainError(f"blur must be an odd kernel size, got {blur}")
+    thresholds = np.linspace(0.0, 1.0, n_thresholds)
+    closed = _closed_masks(attribution, thresholds, closing)
+    sizes = closed.reshape(len(thresholds), -1).mean(axis=1)
+    keys = {}
+    index = np.empty(len(thresholds), np.int64)
+    for i, mask in enumerate(closed):
+        index[i] = keys.setdefault(mask.tobytes(), len(keys))
+    first_of = np.zeros(len(keys), np.int64)
+    for i in range(len(thresholds) - 1, -1, -1):
+        first_of[index[i]] = i
+    soft = np.stack([cv2.GaussianBlur(closed[i].astype(np.float32), (blur, blur), 0) for i in first_of])
+    probabilities = np.empty((len(keys), len(pair.probabilities_real)), np.float32)
+
+    def consume(masks, scores):
+        consume.done += len(masks)
+        probabilities[consume.done - len(masks):consume.done] = scores
+    consume.done = 0
+    model.evaluate_masks(pair.counterfactual, pair.real, len(keys),
+                         lambda first, count: np.ascontiguousarray(soft[first:first + count]),
+                         consume, "probabilities", "mask swap")
+    b = pair.class_b
+    deltas = probabilities[index, b].astype(np.float64) - pair.p_b_real
+    full_delta = pair.p_b_counterfactual - pair.p_b_real
+    grid, curve = curve_from_points(sizes, deltas, full_delta, points)
+    best = int(np.argmin(sizes ** 2 + (1 - deltas) ** 2))
+    w = soft[index[best]][..., None]
+    hybrid = (w * pair.counterfactual + (1 - w) * pair.real).astype(np.float32)
+    return MaskSwap(method=method, thresholds=thresholds, sizes=sizes, deltas=deltas, grid=grid, curve=curve,
+                    score=area(grid, curve), full_delta=float(full_delta), best_index=best,
+                    best_mask=closed[best].astype(bool), best_hybrid=hybrid,
+                    best_probabilities=probabilities[index[best]].copy(), class_a=pair.class_a, class_b=b,
+                    evaluations=model.evaluations - start_evals, seconds=time.perf_counter() - start)
+
+
+def dataset_score(swaps: list[MaskSwap] | list[np.ndarray]) -> float:
+    """Dataset DAC score: the 101-point curves (MaskSwap results or arrays) averaged over pairs,
+    then integrated."""
+    curves = [s.curve if isinstance(s, MaskSwap) else np.asarray(s, np.float64) for s in swaps]
+    if not curves:
+        raise OnnxplainError("no curves to average")
+    mean = np.mean(np.stack(curves), axis=0)
+    return area(np.linspace(0.0, 1.0, len(mean)), mean)
+
+
+def explain_pair(model: Model, pair: Pair, methods=METHODS, *, n_thresholds: int = 200, seed: int = 0,
+                 **options) -> dict[str, tuple[Explanation, MaskSwap]]:
+    """Every requested method's map and its mask swap: {method: (Explanation, MaskSwap)}.
+    options go to discriminative_map (window, stride, n_masks, grid, p_keep, epsilon, baseline)."""
+    out = {}
+    for method in methods:
+        result = discriminative_map(model, pair, method, seed=seed, **options)
+        out[method] = (result, mask_swap(model, pair, result[pair.class_b], method=method, n_thresholds=n_thresholds))
+    return out
+
+
+# ---- pictures ----------------------------------------------------------------------------
+CURVE_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+                 (240, 50, 230), (128, 128, 0)]
+
+
+def plot_curves(curves: dict[str, np.ndarray], size: int = 480) -> np.ndarray:
+    """An RGB uint8 plot (OpenCV) of DAC curves {label: 101-point curve}: delta (y, -1..1) against
+    mask size (x, 0..1), with a legend giving each score."""
+    margin, legend = 50, 18 * len(curves) + 10
+    img = np.full((size + legend, size, 3), 255, np.uint8)
+    x0, y0, side = margin, size - margin, size - 2 * margin
+
+    def to_px(m, d):
+        return int(round(x0 + m * side)), int(round(y0 - (d + 1) / 2 * side))
+
+    cv2.rectangle(img, to_px(0, -1), to_px(1, 1), (0, 0, 0), 1)
+    cv2.line(img, to_px(0, 0), to_px(1, 0), (170, 170, 170), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for v in (0.0, 0.5, 1.0):
+        cv2.putText(img, f"{v:g}", (to_px(v, -1)[0] - 8, y0 + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    for v in (-1.0, 0.0, 1.0):
+        cv2.putText(img, f"{v:g}", (8, to_px(0, v)[1] + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "mask size m", (size // 2 - 40, y0 + 36), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "delta p(B)", (x0 + 4, margin - 8), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, (label, curve) in enumerate(curves.items()):
+        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
+        grid = np.linspace(0, 1, len(curve))
+        pts = np.array([to_px(m, float(np.clip(d, -1, 1))) for m, d in zip(grid, curve)], np.int32)
+        cv2.polylines(img, [pts], False, colour, 2, cv2.LINE_AA)
+        y = size + 14 + 18 * k
+        cv2.line(img, (x0, y - 4), (x0 + 20, y - 4), colour, 2)
+        cv2.putText(img, f"{label}: DAC {area(grid, curve):.3f}", (x0 + 28, y), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
