@@ -170,4 +170,11 @@ PYBIND11_MODULE(_core, m) {
        "sums[t] += sum_b scores[b, t] * w_b and counts += sum_b w_b, w_b = masks[b] (or 1 - masks[b] when "
        "complement), b in order. scores (B, T) float32, masks (B, H, W) float32, sums (T, H, W) and counts "
        "(H, W) float64, updated in place.");
+
+    // ---- information-theoretic maps: patch samplers (issue 3) ----
+
+    // ---- multiple causal explanations: search (issue 4) ----
+
+    // ---- fidelity: ranked perturbation (issue 6) ----
+
 }

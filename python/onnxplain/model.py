@@ -217,29 +217,52 @@ class Model:
 
         make_masks(first, count) gives masks (count, H, W) float32 in [0, 1]; consume(masks,
         scores) receives each batch, in order, with its scores (count, classes) of the requested
-        kind. The next batch is built by the core (GIL released) while the model runs the current
-        one, in two alternating buffers, so memory is bounded by two batches.
+        kind. Memory is bounded by two batches (see `evaluate_batches`).
+        """
+        gain, bias, bgr = self.preprocess.gain, self.preprocess.bias, self.preprocess.channel_order == "BGR"
+
+        def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
+            masks = make_masks(first, count)
+            _core.perturb(image, baseline, masks, out, gain, bias, bgr, self.layout, self.threads)
+            return masks
+
+        self.evaluate_batches(total, fill, consume, kind, description)
+
+    def evaluate_batches(
+        self,
+        total: int,
+        fill: Callable[[int, int, np.ndarray], Any],
+        consume: Callable[[Any, np.ndarray], None],
+        kind: str = "probabilities",
+        description: str = "",
+    ) -> None:
+        """Streams `total` model inputs through the model in batches, the general form of
+        `evaluate_masks`.
+
+        fill(first, count, out) writes inputs first..first+count-1, already preprocessed, into
+        out[:count] (out: batch_size x input_shape float32, in the model layout) and returns a
+        context; consume(context, scores) receives each batch in order with its scores (count,
+        classes) of the requested kind. The next batch is filled (in a worker thread; core calls
+        release the GIL) while the model runs the current one, in two alternating buffers, so
+        memory is bounded by two batches.
         """
         buffers = np.empty((2, self.batch_size) + self.input_shape, np.float32)
-        gain, bias, bgr = self.preprocess.gain, self.preprocess.bias, self.preprocess.channel_order == "BGR"
         starts = list(range(0, total, self.batch_size))
 
-        def prepare(index: int) -> np.ndarray:
+        def prepare(index: int):
             first = starts[index]
-            masks = make_masks(first, min(self.batch_size, total - first))
-            _core.perturb(image, baseline, masks, buffers[index % 2], gain, bias, bgr, self.layout, self.threads)
-            return masks
+            count = min(self.batch_size, total - first)
+            return count, fill(first, count, buffers[index % 2])
 
         show = self.progress if self.progress is not None else total >= 4 * self.batch_size
         with tqdm(total=total, desc=description or "evaluating", unit="img", disable=not show, leave=False) as bar, \
                 ThreadPoolExecutor(max_workers=1) as builder:
             pending = builder.submit(prepare, 0) if starts else None
             for index in range(len(starts)):
-                masks = pending.result()
+                count, context = pending.result()
                 if index + 1 < len(starts):
                     pending = builder.submit(prepare, index + 1)
-                count = masks.shape[0]
-                consume(masks, self.convert(self.run(buffers[index % 2, :count]), kind))
+                consume(context, self.convert(self.run(buffers[index % 2, :count]), kind))
                 bar.update(count)
 
     def describe(self) -> dict:
