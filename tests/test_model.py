@@ -602,3 +602,14 @@ def test_rise_parameters(small_model):
         rise.attribute(image, grid=H + 1, n_masks=4)
     result = rise.attribute(image, n_masks=8, grid=4, target=[1, 3])
     assert result.targets == [1, 3] and result.evaluations == 1 + 8
+
+
+def test_image_range_rounding_is_clipped_and_real_overshoot_rejected():
+    image = np.full((8, 8, 3), 100.0, np.float32)
+    image[0, 0] = [255.001, 0.0, 3.0]
+    image[0, 1] = [-0.001, 0.0, 3.0]  # what a float resize or blend can produce
+    checked = ox.image.as_image(image)
+    np.testing.assert_array_equal(checked[0, :2], [[255.0, 0.0, 3.0], [0.0, 0.0, 3.0]])
+    image[0, 0, 0] = 256.0
+    with pytest.raises(OnnxplainError, match=r"0\.\.255, got -0\.001\.\.256"):
+        ox.image.as_image(image)

@@ -64,7 +64,7 @@ from . import _core
 from .errors import OnnxplainError
 from .image import load_image
 from .model import Model
-from .reference import RISE, Occlusion, _positive_int
+from .reference import RISE, Occlusion, _positive_int, check_rise, rise_map, sliding_window_map, window_geometry
 from .result import Explanation
 
 METHODS = ("residual", "d-occlusion", "d-rise", "d-pmi", "occlusion", "rise", "random")
@@ -287,46 +287,23 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         attribution = cv2.GaussianBlur(noise, (0, 0), sigmaX=h / 16)
         params["sigma"] = h / 16
     elif method in ("d-occlusion", "d-pmi"):
-        window = _positive_int("window", window if window is not None else max(1, min(h, w) // 8))
-        stride = _positive_int("stride", stride if stride is not None else max(1, window // 2))
-        if window > min(h, w):
-            raise OnnxplainError(f"window {window} is larger than the image ({h} x {w})")
+        window, stride, total = window_geometry(model, window, stride)
         if method == "d-pmi" and not epsilon > 0:
             raise OnnxplainError(f"epsilon must be > 0, got {epsilon}")
-        total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
-        sums, counts = np.zeros((1, h, w)), np.zeros((h, w))
         clean_log = np.log(p_clean + epsilon)
 
-        def consume(masks, scores):
-            p = scores[:, b].astype(np.float64)
-            value = np.log(p + epsilon) - clean_log if method == "d-pmi" else p - p_clean
-            _core.accumulate(np.ascontiguousarray(value[:, None], np.float32), masks, sums, counts, True, model.threads)
+        def score(scores: np.ndarray) -> np.ndarray:
+            p = scores[:, b:b + 1].astype(np.float64)
+            return np.log(p + epsilon) - clean_log if method == "d-pmi" else p - p_clean
 
         # occlusion masks are 0 in the window: masks * x_r + (1 - masks) * x_c pastes x_c's window
-        model.evaluate_masks(x_r, x_c, total,
-                             lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, model.threads),
-                             consume, "probabilities", method)
-        attribution = sums[0] / counts
+        attribution = sliding_window_map(model, x_r, x_c, window, stride, score, "probabilities", method)[0]
         params.update(window=window, stride=stride, perturbations=total)
         if method == "d-pmi":
             params["epsilon"] = epsilon
-    else:  # d-rise
-        n_masks = _positive_int("n_masks", n_masks)
-        grid = _positive_int("grid", grid)
-        if grid > min(h, w):
-            raise OnnxplainError(f"grid {grid} is finer than the image ({h} x {w})")
-        if not 0 < p_keep <= 1:
-            raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
-        sums, counts = np.zeros((1, h, w)), np.zeros((h, w))
-
-        def consume(masks, scores):
-            _core.accumulate(np.ascontiguousarray(scores[:, b:b + 1]), masks, sums, counts, False, model.threads)
-
-        # image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
-        model.evaluate_masks(x_c, x_r, n_masks,
-                             lambda first, count: _core.rise_masks(int(seed), first, count, h, w, grid, p_keep, model.threads),
-                             consume, "probabilities", method)
-        attribution = sums[0] / (n_masks * p_keep) - p_clean
+    else:  # d-rise; image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
+        n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
+        attribution = rise_map(model, x_c, x_r, [b], n_masks, grid, p_keep, int(seed), "probabilities", method)[0] - p_clean
         params.update(n_masks=n_masks, grid=grid, p_keep=p_keep)
     top = np.argsort(-pair.probabilities_real, kind="stable")[:5]
     return Explanation(method=method, maps={b: np.asarray(attribution, np.float32)}, params=params, seed=int(seed),

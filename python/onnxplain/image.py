@@ -42,6 +42,9 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
     return np.ascontiguousarray(image)
 
 
+RANGE_SLACK = 1e-2  # values this far outside 0..255 are float rounding and get clipped
+
+
 def as_image(array: np.ndarray) -> np.ndarray:
     """Validates and converts an array to float32 RGB 0..255, H x W x 3 (no resizing)."""
     if not isinstance(array, np.ndarray):
@@ -59,6 +62,9 @@ def as_image(array: np.ndarray) -> np.ndarray:
     image = array.astype(np.float32)
     if not np.all(np.isfinite(image)):
         raise OnnxplainError("image contains NaN or infinite values")
-    if image.min() < 0 or image.max() > 255:
-        raise OnnxplainError(f"image values must lie in 0..255, got {image.min():g}..{image.max():g}")
+    low, high = float(image.min()), float(image.max())
+    if low < -RANGE_SLACK or high > 255 + RANGE_SLACK:
+        raise OnnxplainError(f"image values must lie in 0..255, got {low:.6g}..{high:.6g}")
+    if low < 0 or high > 255:  # float rounding of a resize or blend: clip, not reject
+        image = np.clip(image, 0, 255)
     return np.ascontiguousarray(image)

@@ -1,11 +1,14 @@
 """The two reference explainers, occlusion and RISE: the baselines for the research methods."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
 from .explainer import Baseline, Explainer, Target, make_baseline
+from .model import Model
 from .result import Explanation
 
 
@@ -13,6 +16,69 @@ def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def window_geometry(model: Model, window: int | None, stride: int | None) -> tuple[int, int, int]:
+    """Validated (window, stride, number of windows) for the model's resolution; defaults
+    window = H // 8, stride = window // 2."""
+    h, w = model.input_size
+    window = _positive_int("window", window if window is not None else max(1, min(h, w) // 8))
+    stride = _positive_int("stride", stride if stride is not None else max(1, window // 2))
+    if window > min(h, w):
+        raise OnnxplainError(f"window {window} is larger than the image ({h} x {w})")
+    total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
+    return window, stride, total
+
+
+def sliding_window_map(model: Model, image: np.ndarray, baseline: np.ndarray, window: int, stride: int,
+                       score: Callable[[np.ndarray], np.ndarray], kind: str = "probabilities",
+                       description: str = "occlusion") -> np.ndarray:
+    """Pastes `baseline` into each window of `image`; score(scores (B, classes)) -> (B, T) values
+    of each pasted image. Returns (T, H, W) float64: per pixel, the mean over the windows covering it."""
+    h, w = model.input_size
+    total = window_geometry(model, window, stride)[2]
+    sums, counts = None, np.zeros((h, w))
+
+    def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
+        nonlocal sums
+        values = np.ascontiguousarray(score(batch_scores), np.float32)
+        if sums is None:
+            sums = np.zeros((values.shape[1], h, w))
+        _core.accumulate(values, masks, sums, counts, True, model.threads)
+
+    model.evaluate_masks(
+        image, baseline, total,
+        lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, model.threads),
+        consume, kind, description)
+    return sums / counts
+
+
+def check_rise(model: Model, n_masks: int, grid: int, p_keep: float) -> tuple[int, int, float]:
+    h, w = model.input_size
+    n_masks, grid = _positive_int("n_masks", n_masks), _positive_int("grid", grid)
+    if grid > min(h, w):
+        raise OnnxplainError(f"grid {grid} is finer than the image ({h} x {w})")
+    if not 0 < p_keep <= 1:
+        raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
+    return n_masks, grid, float(p_keep)
+
+
+def rise_map(model: Model, image: np.ndarray, baseline: np.ndarray, columns: list[int], n_masks: int, grid: int,
+             p_keep: float, seed: int, kind: str = "probabilities", description: str = "rise") -> np.ndarray:
+    """RISE over masks m blending m * image + (1 - m) * baseline: (len(columns), H, W) float64,
+    sum_i score_i[c] * m_i / (n_masks * p_keep) for each class c in `columns`."""
+    h, w = model.input_size
+    n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
+    sums, counts = np.zeros((len(columns), h, w)), np.zeros((h, w))
+
+    def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
+        _core.accumulate(np.ascontiguousarray(batch_scores[:, columns]), masks, sums, counts, False, model.threads)
+
+    model.evaluate_masks(
+        image, baseline, n_masks,
+        lambda first, count: _core.rise_masks(int(seed), first, count, h, w, grid, p_keep, model.threads),
+        consume, kind, description)
+    return sums / (n_masks * p_keep)
 
 
 class Occlusion(Explainer):
@@ -30,24 +96,10 @@ class Occlusion(Explainer):
                   seed: int = 0) -> Explanation:
         """Maps (H x W float32, one per target) in units of `scores` (probability by default)."""
         image, probabilities, clean, targets, evals, start = self._begin(image, target, scores)
-        h, w = self.model.input_size
-        window = _positive_int("window", window if window is not None else max(1, min(h, w) // 8))
-        stride = _positive_int("stride", stride if stride is not None else max(1, window // 2))
-        if window > min(h, w):
-            raise OnnxplainError(f"window {window} is larger than the image ({h} x {w})")
-        total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
-        sums = np.zeros((len(targets), h, w))
-        counts = np.zeros((h, w))
-
-        def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
-            drop = (clean[targets] - batch_scores[:, targets]).astype(np.float32)
-            _core.accumulate(np.ascontiguousarray(drop), masks, sums, counts, True, self.model.threads)
-
-        self.model.evaluate_masks(
-            image, make_baseline(image, baseline, self.model), total,
-            lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, self.model.threads),
-            consume, scores, "occlusion")
-        maps = {t: (sums[i] / counts).astype(np.float32) for i, t in enumerate(targets)}
+        window, stride, total = window_geometry(self.model, window, stride)
+        drops = sliding_window_map(self.model, image, make_baseline(image, baseline, self.model), window, stride,
+                                   lambda s: clean[targets] - s[:, targets], scores)
+        maps = {t: drops[i].astype(np.float32) for i, t in enumerate(targets)}
         params = {"window": window, "stride": stride, "baseline": _describe(baseline), "scores": scores,
                   "perturbations": total}
         return self._finish(image, probabilities, maps, params, seed, evals, start)
@@ -68,29 +120,13 @@ class RISE(Explainer):
                   seed: int = 0) -> Explanation:
         """Maps (H x W float32, one per target): expected score when the pixel is shown."""
         image, probabilities, _, targets, evals, start = self._begin(image, target, scores)
-        h, w = self.model.input_size
-        n_masks = _positive_int("n_masks", n_masks)
-        grid = _positive_int("grid", grid)
-        if grid > min(h, w):
-            raise OnnxplainError(f"grid {grid} is finer than the image ({h} x {w})")
-        if not 0 < p_keep <= 1:
-            raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
-        seed = int(seed)
-        sums = np.zeros((len(targets), h, w))
-        counts = np.zeros((h, w))
-
-        def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
-            _core.accumulate(np.ascontiguousarray(batch_scores[:, targets]), masks, sums, counts, False,
-                             self.model.threads)
-
-        self.model.evaluate_masks(
-            image, make_baseline(image, baseline, self.model), n_masks,
-            lambda first, count: _core.rise_masks(seed, first, count, h, w, grid, p_keep, self.model.threads),
-            consume, scores, "rise")
-        maps = {t: (sums[i] / (n_masks * p_keep)).astype(np.float32) for i, t in enumerate(targets)}
+        n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
+        saliency = rise_map(self.model, image, make_baseline(image, baseline, self.model), targets, n_masks, grid,
+                            p_keep, int(seed), scores)
+        maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(targets)}
         params = {"n_masks": n_masks, "grid": grid, "p_keep": p_keep, "baseline": _describe(baseline),
                   "scores": scores}
-        return self._finish(image, probabilities, maps, params, seed, evals, start)
+        return self._finish(image, probabilities, maps, params, int(seed), evals, start)
 
 
 def _describe(baseline: Baseline):
