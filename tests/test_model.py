@@ -613,3 +613,15 @@ def test_image_range_rounding_is_clipped_and_real_overshoot_rejected():
     image[0, 0, 0] = 256.0
     with pytest.raises(OnnxplainError, match=r"0\.\.255, got -0\.001\.\.256"):
         ox.image.as_image(image)
+
+
+def test_image_files(tmp_path):
+    with pytest.raises(OnnxplainError, match="image directory not found"):
+        ox.image.image_files(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(OnnxplainError, match="no images"):
+        ox.image.image_files(tmp_path)
+    for name in ("b.PNG", "a.jpg", "c.webp"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "d.png").mkdir()  # a folder named like an image is not an image
+    assert [p.name for p in ox.image.image_files(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]

@@ -62,15 +62,15 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .image import load_image
+from .image import image_files, load_image
 from .model import Model
-from .reference import RISE, Occlusion, _positive_int, check_rise, rise_map, sliding_window_map, window_geometry
+from .explainer import positive_int
+from .reference import RISE, Occlusion, check_rise, rise_map, sliding_window_map, window_geometry
 from .result import Explanation
 
 METHODS = ("residual", "d-occlusion", "d-rise", "d-pmi", "occlusion", "rise", "random")
 D_METHODS = ("d-occlusion", "d-rise", "d-pmi")
 GENERATOR_RANGES = {"0..255": (0.0, 255.0), "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 RETRIEVAL_SIDE = 32
 CURVE_POINTS = 101
 
@@ -218,13 +218,7 @@ def run_generator(generator, image: np.ndarray, value_range: str = "0..255") -> 
 
 def _reference_list(references) -> list[tuple[str, Any]]:
     if isinstance(references, (str, Path)):
-        folder = Path(references)
-        if not folder.is_dir():
-            raise OnnxplainError(f"reference directory not found: {folder}")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise OnnxplainError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in reference directory {folder}")
-        return [(str(p), p) for p in files]
+        return [(str(p), p) for p in image_files(references)]
     items = list(references)
     if not items:
         raise OnnxplainError("the reference set is empty")
@@ -394,9 +388,9 @@ def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str 
     attribution = np.asarray(attribution)
     if attribution.shape != tuple(model.input_size):
         raise OnnxplainError(f"the map is {attribution.shape}, the model's resolution is {tuple(model.input_size)}")
-    n_thresholds = _positive_int("n_thresholds", n_thresholds)
-    closing = _positive_int("closing", closing)
-    if _positive_int("blur", blur) % 2 == 0:
+    n_thresholds = positive_int("n_thresholds", n_thresholds)
+    closing = positive_int("closing", closing)
+    if positive_int("blur", blur) % 2 == 0:
         raise OnnxplainError(f"blur must be an odd kernel size, got {blur}")
     thresholds = np.linspace(0.0, 1.0, n_thresholds)
     closed = _closed_masks(attribution, thresholds, closing)

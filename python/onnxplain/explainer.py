@@ -16,6 +16,13 @@ Target = int | str | Sequence[int] | None
 Baseline = str | float | np.ndarray
 
 
+def positive_int(name: str, value) -> int:
+    """`value` as an int >= 1, or an error naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def resolve_targets(target: Target, probabilities: np.ndarray) -> list[int]:
     """None or "top": the top-1 class; "topK" (e.g. "top3"): the K best; an int or a list of ints."""
     classes = probabilities.shape[0]

@@ -8,6 +8,20 @@ import numpy as np
 
 from .errors import OnnxplainError
 
+IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files (by suffix, any case) directly in `folder`, sorted by name; an error when
+    the folder is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OnnxplainError(f"image directory not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise OnnxplainError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in directory {folder}")
+    return files
+
 
 def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """An image file or array as float32 RGB 0..255, H x W x 3, resized once to size (H, W).

@@ -7,23 +7,17 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Baseline, Explainer, Target, make_baseline
+from .explainer import Baseline, Explainer, Target, make_baseline, positive_int
 from .model import Model
 from .result import Explanation
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def window_geometry(model: Model, window: int | None, stride: int | None) -> tuple[int, int, int]:
     """Validated (window, stride, number of windows) for the model's resolution; defaults
     window = H // 8, stride = window // 2."""
     h, w = model.input_size
-    window = _positive_int("window", window if window is not None else max(1, min(h, w) // 8))
-    stride = _positive_int("stride", stride if stride is not None else max(1, window // 2))
+    window = positive_int("window", window if window is not None else max(1, min(h, w) // 8))
+    stride = positive_int("stride", stride if stride is not None else max(1, window // 2))
     if window > min(h, w):
         raise OnnxplainError(f"window {window} is larger than the image ({h} x {w})")
     total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
@@ -55,7 +49,7 @@ def sliding_window_map(model: Model, image: np.ndarray, baseline: np.ndarray, wi
 
 def check_rise(model: Model, n_masks: int, grid: int, p_keep: float) -> tuple[int, int, float]:
     h, w = model.input_size
-    n_masks, grid = _positive_int("n_masks", n_masks), _positive_int("grid", grid)
+    n_masks, grid = positive_int("n_masks", n_masks), positive_int("grid", grid)
     if grid > min(h, w):
         raise OnnxplainError(f"grid {grid} is finer than the image ({h} x {w})")
     if not 0 < p_keep <= 1:
