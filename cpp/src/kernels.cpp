@@ -1,11 +1,10 @@
 #include "onnxplain/kernels.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include "onnxplain/parallel.hpp"
-#include "onnxplain/rng.hpp"
+#include "onnxplain/pixel.hpp"
 
 namespace onnxplain {
 
@@ -46,22 +45,9 @@ void occlusion_masks(int64_t height, int64_t width, int64_t window, int64_t stri
 
 namespace {
 
-/// Bilinear sample positions along one axis: for output index i, the two grid nodes and
-/// the weight of the second one.
-struct Tap {
-    int64_t lo, hi;
-    float w;
-};
-
 std::vector<Tap> taps(int64_t size, int64_t cell, int64_t shift, int64_t grid) {
     std::vector<Tap> t(static_cast<size_t>(size));
-    for (int64_t i = 0; i < size; ++i) {
-        float src = (static_cast<float>(i + shift) + 0.5f) / static_cast<float>(cell) - 0.5f;
-        src = std::min(std::max(src, 0.0f), static_cast<float>(grid));
-        const int64_t lo = static_cast<int64_t>(std::floor(src));
-        const int64_t hi = std::min(lo + 1, grid);
-        t[static_cast<size_t>(i)] = Tap{lo, hi, src - static_cast<float>(lo)};
-    }
+    for (int64_t i = 0; i < size; ++i) t[static_cast<size_t>(i)] = rise_tap(i, cell, shift, grid);
     return t;
 }
 
@@ -75,11 +61,9 @@ void rise_masks(uint64_t seed, int64_t first, int64_t count, int64_t height, int
         std::vector<float> node(static_cast<size_t>(nodes));
         for (int64_t b = begin; b < end; ++b) {
             const uint64_t stream = static_cast<uint64_t>(first + b);
-            for (int64_t k = 0; k < nodes; ++k)
-                node[static_cast<size_t>(k)] = uniform01(seed, stream, static_cast<uint64_t>(k)) < p_keep ? 1.0f : 0.0f;
-            const int64_t dy = static_cast<int64_t>(uniform01(seed, stream, static_cast<uint64_t>(nodes)) * cell_h);
-            const int64_t dx = static_cast<int64_t>(uniform01(seed, stream, static_cast<uint64_t>(nodes + 1)) * cell_w);
-            const auto ty = taps(height, cell_h, dy, grid), tx = taps(width, cell_w, dx, grid);
+            for (int64_t k = 0; k < nodes; ++k) node[static_cast<size_t>(k)] = rise_node(seed, stream, k, p_keep);
+            const auto ty = taps(height, cell_h, rise_shift(seed, stream, grid, cell_h, 0), grid);
+            const auto tx = taps(width, cell_w, rise_shift(seed, stream, grid, cell_w, 1), grid);
             float* m = out + b * height * width;
             for (int64_t y = 0; y < height; ++y) {
                 const Tap a = ty[static_cast<size_t>(y)];
@@ -87,9 +71,7 @@ void rise_masks(uint64_t seed, int64_t first, int64_t count, int64_t height, int
                 const float* r1 = node.data() + a.hi * (grid + 1);
                 for (int64_t x = 0; x < width; ++x) {
                     const Tap c = tx[static_cast<size_t>(x)];
-                    const float top = r0[c.lo] + c.w * (r0[c.hi] - r0[c.lo]);
-                    const float bottom = r1[c.lo] + c.w * (r1[c.hi] - r1[c.lo]);
-                    m[y * width + x] = top + a.w * (bottom - top);
+                    m[y * width + x] = bilinear(r0[c.lo], r0[c.hi], r1[c.lo], r1[c.hi], a.w, c.w);
                 }
             }
         }
@@ -122,16 +104,13 @@ void perturb(const float* image, const float* baseline, const float* masks, int6
                     float* __restrict o = out + (b * 3 + c) * pixels + row;
                     const float* __restrict xc = x + c * pixels + row;
                     const float* __restrict zc = z + c * pixels + row;
-                    for (int64_t i = 0; i < width; ++i) o[i] = m[i] * xc[i] + (1.0f - m[i]) * zc[i];
+                    for (int64_t i = 0; i < width; ++i) o[i] = blend(m[i], xc[i], zc[i]);
                 }
             } else {
                 float* __restrict o = out + (b * pixels + row) * 3;
                 const float* __restrict xr = x + 3 * row;
                 const float* __restrict zr = z + 3 * row;
-                for (int64_t i = 0; i < 3 * width; ++i) {
-                    const float w = m[i / 3];
-                    o[i] = w * xr[i] + (1.0f - w) * zr[i];
-                }
+                for (int64_t i = 0; i < 3 * width; ++i) o[i] = blend(m[i / 3], xr[i], zr[i]);
             }
         }
     });
@@ -146,17 +125,11 @@ void accumulate(const float* scores, const float* masks, int64_t batch, int64_t 
             const int64_t p0 = blk * block, p1 = std::min(pixels, p0 + block);
             for (int64_t b = 0; b < batch; ++b) {
                 const float* m = masks + b * pixels;
-                for (int64_t p = p0; p < p1; ++p) {
-                    const double w = complement ? 1.0 - static_cast<double>(m[p]) : static_cast<double>(m[p]);
-                    counts[p] += w;
-                }
+                for (int64_t p = p0; p < p1; ++p) counts[p] += accumulation_weight(m[p], complement);
                 for (int64_t t = 0; t < targets; ++t) {
                     const double s = static_cast<double>(scores[b * targets + t]);
                     double* sum = sums + t * pixels;
-                    for (int64_t p = p0; p < p1; ++p) {
-                        const double w = complement ? 1.0 - static_cast<double>(m[p]) : static_cast<double>(m[p]);
-                        sum[p] += s * w;
-                    }
+                    for (int64_t p = p0; p < p1; ++p) sum[p] += s * accumulation_weight(m[p], complement);
                 }
             }
         }
