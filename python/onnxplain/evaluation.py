@@ -112,6 +112,8 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     (out / "maps").mkdir(parents=True, exist_ok=True)
     m_opts = {name: {**METHODS[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
+    if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
+        model.predict(load_image(paths[0], model.input_size))
     _check_config(out / "config.json", {"model": model.describe(), "seed": int(seed), "labels": labels,
                                          "methods": m_opts, "metrics": k_opts})
     records = read_records(out / "records.jsonl")
