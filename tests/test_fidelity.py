@@ -211,6 +211,7 @@ def test_dataset_statistics():
     (lambda m, im: fd.deletion(m, im, np.zeros((SIZE, SIZE)), step=0), "step"),
     (lambda m, im: fd.road(m, im, np.zeros((SIZE, SIZE)), perturbation="mean"), "imputation"),
     (lambda m, im: fd.mif_lif(m, im[:8], np.zeros((SIZE, SIZE))), "image is 8 x 16"),
+    (lambda m, im: fd.road(m, im, np.zeros((SIZE, SIZE)), fractions=[0, 1]), "at least one kept pixel"),
     (lambda m, im: fd.mif_lif("model.onnx", im, np.zeros((SIZE, SIZE))), "Model"),
 ])
 def test_errors(call, message):

@@ -127,6 +127,8 @@ def impute(image: np.ndarray, mask: np.ndarray, noise: float = ROAD_NOISE, seed:
     out = image.copy()
     if n == 0:
         return out
+    if n == mask.size:
+        raise OnnxplainError("noisy linear imputation needs at least one kept pixel; use fractions below 1")
     solution = spsolve(csc_matrix((values, (rows, cols)), shape=(n, n)), rhs).reshape(n, 3)
     if noise:
         solution = solution + 255.0 * noise * _core.gaussian(seed, stream, 3 * n).reshape(n, 3)
