@@ -178,6 +178,7 @@ PYBIND11_MODULE(_core, m) {
     // ---- multiple causal explanations: search (issue 4) ----
 
     // ---- fidelity: ranked perturbation (issue 6) ----
+    m.attr("NOISE_STREAM") = kNoiseStream;  // stream of the "noise" perturbation image
     m.def("rank_features", [](const py::object& map_obj, int64_t patch, uint64_t seed) {
         auto map = checked<float>(map_obj, "map", 2);
         const int64_t h = map.shape(0), w = map.shape(1);

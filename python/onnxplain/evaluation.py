@@ -67,6 +67,7 @@ class Report:
     images: int
 
     def table(self) -> str:
+        """The summary as a plain-text table."""
         return format_table(self.summary)
 
 

@@ -27,7 +27,6 @@ SCORES = ("ratio", "probability", "logit")
 BLUR_KERNEL, BLUR_SIGMA = 11, 5.0  # the RISE paper's insertion blur
 ROAD_NOISE = 0.01  # std of ROAD's imputation noise on [0, 1] images
 NOISE_SIGMA = 0.2  # std of the "noise" perturbation on [0, 1] images, around the mean colour
-NOISE_STREAM = 2**64 - 2  # the shared generator's stream reserved for the noise image (fidelity.hpp)
 
 
 @dataclass
@@ -146,7 +145,7 @@ def perturbation_image(image: np.ndarray, perturbation: str, model: Model, seed:
     if perturbation == "blur":
         return np.ascontiguousarray(cv2.GaussianBlur(image, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA), np.float32)
     if perturbation == "noise":
-        z = _core.gaussian(seed, NOISE_STREAM, image.size).reshape(image.shape)
+        z = _core.gaussian(seed, _core.NOISE_STREAM, image.size).reshape(image.shape)
         return np.clip(model.preprocess.neutral + 255.0 * noise_sigma * z, 0, 255).astype(np.float32)
     raise OnnxplainError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
 
@@ -170,6 +169,8 @@ def mif_lif(model: Model, image: np.ndarray, attribution: np.ndarray | Explanati
               "score": score, "seed": int(seed)}
     if perturbation == "noise":
         params["noise_sigma"] = float(noise_sigma)
+    if perturbation == "road":
+        params["road_noise"] = ROAD_NOISE
     return _ranked(model, image, attribution, target, label, score, patch, seed, metric, params,
                    fractions, {"mif": False, "lif": True}, perturbation, noise_sigma)
 
