@@ -165,3 +165,24 @@ def test_evaluate_errors(tmp_path):
                              str(images), "--methods", "lime", "--out", str(tmp_path / "c")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown method 'lime'" in result.stderr
+
+
+def test_cli_options_reach_methods_and_metrics(tmp_path):
+    images = write_demo_images(tmp_path / "images", 1)
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "onnxplain.cli", "evaluate", str(demo.demo_model_path()), str(images), "--preset",
+            "unit", "--quiet", "--out", str(out)]
+    done = subprocess.run(base + ["--methods", "rise,random", "--metrics", "mif-lif,road", "--option",
+                                  "rise.n_masks=50", "--grid", "4", "--fractions", "0,0.25,0.5", "--patch", "4",
+                                  "--score", "logit"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["methods"]["rise"] == {"n_masks": 50, "grid": 4}
+    assert config["metrics"]["mif-lif"] == {"patch": 4, "fractions": [0.0, 0.25, 0.5], "score": "logit"}
+    records = lines(out / "records.jsonl")
+    assert len(records) == 4 and all(r["x"] == [0.0, 0.25, 0.5] for r in records)
+    assert {r["explain"]["evaluations"] for r in records if r["method"] == "rise"} == {51}
+    assert all(r["params"]["patch"] == 4 and r["params"]["score"] == "logit" for r in records)
+    for bad in (["--option", "rise:n_masks=5"], ["--fractions", "0,a"]):
+        result = subprocess.run(base + ["--methods", "random"] + bad, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and "error" in result.stderr
