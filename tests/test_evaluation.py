@@ -58,14 +58,21 @@ def test_killed_run_resumes_without_loss_or_repetition(tmp_path):
 
     broken = tmp_path / "broken"
     records = broken / "records.jsonl"
-    process = subprocess.Popen(cli(broken, images), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (records.exists() and records.read_text().count("\n") >= 5):
-        time.sleep(0.01)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    written = records.read_text().count("\n")
-    assert 5 <= written < total, "the run must be killed mid-way"
+
+    def interrupt(at_least: int, sig: int) -> subprocess.Popen:
+        process = subprocess.Popen(cli(broken, images), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (records.exists() and records.read_text().count("\n") >= at_least):
+            time.sleep(0.01)
+        os.kill(process.pid, sig)
+        process.wait(timeout=60)
+        written = records.read_text().count("\n")
+        assert at_least <= written < total, "the run must be stopped mid-way"
+        return process
+
+    ctrl_c = interrupt(3, signal.SIGINT)  # Ctrl-C: a clean exit saying how to resume
+    assert ctrl_c.returncode == 130 and "resume" in ctrl_c.stderr.read()
+    interrupt(records.read_text().count("\n") + 3, signal.SIGKILL)
     with open(records, "ab") as f:  # a write torn by the kill
         f.write(b'{"image": "img07.png", "method": "ri')
     resumed = subprocess.run(cli(broken, images), check=True, capture_output=True, text=True, timeout=120)

@@ -177,10 +177,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise OnnxplainError(f"--labels must be a JSON object image name -> class id: {exc}") from None
     method_options, metric_options = _evaluate_options(args)
     metrics = _csv(args.metrics)
-    report = evaluate(model, args.images, _csv(args.methods), metrics, args.out,
-                      method_options=method_options,
-                      metric_options={k: v for k, v in metric_options.items() if k in metrics},
-                      labels=labels, seed=args.seed, progress=not args.quiet)
+    try:
+        report = evaluate(model, args.images, _csv(args.methods), metrics, args.out,
+                          method_options=method_options,
+                          metric_options={k: v for k, v in metric_options.items() if k in metrics},
+                          labels=labels, seed=args.seed, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume from {args.out}", file=sys.stderr)
+        return 130
     print(report.table())
     print(f"{report.images} images; records, maps, summary.json and curves_<metric>.png in {report.out}")
     return 0
