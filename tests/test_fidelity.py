@@ -2,7 +2,6 @@
 NumPy re-implementations, ROAD's imputation on a linear ramp, errors."""
 import cv2
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
