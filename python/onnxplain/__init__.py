@@ -8,14 +8,18 @@
 from . import counterfactual
 from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
+from . import evaluation, fidelity
+from .evaluation import evaluate, register_method
 from .explainer import Explainer
 from .image import load_image
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
+from .fidelity import RandomMap
 from .reference import RISE, Occlusion
 from .result import Explanation
 
 __version__ = "0.1.0"
 __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
            "Preprocess", "RISE", "load_image", "softmax",
-           "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap"]
+           "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
+           "fidelity", "evaluation", "evaluate", "register_method", "RandomMap"]

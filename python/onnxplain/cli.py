@@ -1,4 +1,4 @@
-"""Command-line front end: `onnxplain explain`, `onnxplain demo`."""
+"""Command-line front end: `onnxplain explain`, `onnxplain demo`, `onnxplain evaluate`."""
 from __future__ import annotations
 
 import argparse
@@ -130,6 +130,66 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _evaluate_options(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Method and metric options given on the command line (only those set)."""
+    methods: dict[str, dict] = {}
+    for key, value in (("window", args.window), ("stride", args.stride)):
+        if value is not None:
+            methods.setdefault("occlusion", {})[key] = value
+    for key, value in (("n_masks", args.masks), ("grid", args.grid), ("p_keep", args.p_keep)):
+        if value is not None:
+            methods.setdefault("rise", {})[key] = value
+    for item in args.option or []:
+        name, _, rest = item.partition(".")
+        key, eq, text = rest.partition("=")
+        if not (name and key and eq):
+            raise OnnxplainError(f"--option must look like METHOD.KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        methods.setdefault(name, {})[key] = value
+    ranked = {"patch": args.patch}
+    if args.fractions is not None:
+        try:
+            ranked["fractions"] = [float(f) for f in _csv(args.fractions)]
+        except ValueError:
+            raise OnnxplainError(f"--fractions must be numbers like 0,0.1,0.2; got {args.fractions!r}") from None
+    curve = {**ranked, "score": args.score} if args.score else dict(ranked)
+    metrics = {"mif-lif": {**curve, "perturbation": args.perturbation}, "road": curve,
+               "deletion": {"patch": args.patch, "step": args.step}, "insertion": {"patch": args.patch, "step": args.step}}
+    return methods, {k: {o: v for o, v in opts.items() if v is not None} for k, opts in metrics.items()}
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+
+    model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size, progress=False)
+    labels = None
+    if args.labels:
+        try:
+            labels = {str(k): int(v) for k, v in json.loads(Path(args.labels).read_text()).items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise OnnxplainError(f"--labels must be a JSON object image name -> class id: {exc}") from None
+    method_options, metric_options = _evaluate_options(args)
+    metrics = _csv(args.metrics)
+    try:
+        report = evaluate(model, args.images, _csv(args.methods), metrics, args.out,
+                          method_options=method_options,
+                          metric_options={k: v for k, v in metric_options.items() if k in metrics},
+                          labels=labels, seed=args.seed, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; run the same command again to resume from {args.out}", file=sys.stderr)
+        return 130
+    print(report.table())
+    print(f"{report.images} images; records, maps, summary.json and curves_<metric>.png in {report.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxplain", description="Explain ONNX image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +220,31 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(handler=run_demo)
+
+    ev = sub.add_parser("evaluate", help="fidelity of attribution methods over a directory of images (resumable)")
+    ev.add_argument("model", help="path to an .onnx classifier")
+    ev.add_argument("images", help="directory of images")
+    ev.add_argument("--methods", default="occlusion,rise,random", help="comma-separated registered methods")
+    ev.add_argument("--metrics", default="mif-lif", help="comma-separated: mif-lif, deletion, insertion, road")
+    ev.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
+    ev.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto")
+    ev.add_argument("--out", default="onnxplain-eval", help="run directory (an existing run resumes)")
+    ev.add_argument("--labels", help="JSON object image file name -> class id (top-1 agreement)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    ev.add_argument("--window", type=int, help="occlusion window (default H // 8)")
+    ev.add_argument("--stride", type=int, help="occlusion stride (default window // 2)")
+    ev.add_argument("--masks", type=int, help="RISE masks (default 2000)")
+    ev.add_argument("--grid", type=int, help="RISE grid size (default 7)")
+    ev.add_argument("--p-keep", type=float, help="RISE keep probability (default 0.5)")
+    ev.add_argument("--option", action="append", help="METHOD.KEY=VALUE (JSON value), any registered method; repeatable")
+    ev.add_argument("--fractions", help="mif-lif/road fractions, comma-separated (default 0,0.05,...,0.95)")
+    ev.add_argument("--patch", type=int, help="rank patch x patch squares instead of pixels (default 1)")
+    ev.add_argument("--perturbation", choices=["mean", "blur", "noise"], help="mif-lif replacement (default mean)")
+    ev.add_argument("--score", choices=["ratio", "probability", "logit"], help="mif-lif/road score (default ratio)")
+    ev.add_argument("--step", type=int, help="deletion/insertion features per step (default one row)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(handler=run_evaluate)
 
     from .counterfactual import GENERATOR_RANGES
     from .counterfactual import METHODS as CF_METHODS
