@@ -24,14 +24,11 @@ from tqdm.auto import tqdm
 
 from .errors import OnnxplainError
 from .fidelity import METRICS, Curves, RandomMap, interval, paired_difference
-from .image import load_image
+from .image import image_files, load_image
 from .model import Model
 from .reference import RISE, Occlusion
 from .result import Explanation
 from .visualize import save_png
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
 
 @dataclass
 class MethodSpec:
@@ -73,15 +70,9 @@ class Report:
 
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
     """A directory's image files (sorted by name), or the given paths."""
-    if isinstance(images, (str, Path)):
-        folder = Path(images)
-        if not folder.is_dir():
-            raise OnnxplainError(f"images directory not found: {folder}")
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    else:
-        paths = [Path(p) for p in images]
+    paths = image_files(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     if not paths:
-        raise OnnxplainError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}")
+        raise OnnxplainError("the list of images is empty")
     names = [p.name for p in paths]
     if len(set(names)) != len(names):
         raise OnnxplainError("image file names must be unique (records are keyed by name)")
