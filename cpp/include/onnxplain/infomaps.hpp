@@ -1,0 +1,56 @@
+// Patch samplers for the information-theoretic maps (IG and PMI, issue 3).
+//
+// A perturbation replaces one K x K patch of the image (top-left corner ys[b], xs[b]) by a
+// sample drawn from a distribution of the patch given its context. Patches are K x K x 3
+// float32, row-major, channel last (RGB, 0..255). The draws of perturbation b come from the
+// shared generator under (seed, streams[b]), so a sample depends only on the seed and its
+// stream, never on batch size or threads. Every kernel writes each output element from
+// exactly one thread (0 threads = all hardware threads). The caller validates shapes.
+#pragma once
+#include <cstdint>
+
+namespace onnxplain {
+
+/// Standard normal draw number `index` of a stream: Box-Muller on the uniform pair
+/// (2 * (index / 2), 2 * (index / 2) + 1); even indices take the cosine, odd the sine branch.
+float normal01(uint64_t seed, uint64_t stream, uint64_t index);
+
+/// Conditional-Gaussian samples of each patch given the frame of `frame` pixels around it.
+/// The window is the (K + 2F) x (K + 2F) x 3 block around the patch, flattened row-major
+/// (D = 3 (K + 2F)^2 values); entries outside the image are absent. For perturbation b,
+/// with c = configs[b] (the caller's frame configuration, which says which entries exist):
+///   sample = clip(patch_mean + regress[c] (w - window_mean) + chol[c] z, 0, 255)
+/// where w is the window read from `image` (absent entries contribute 0: their columns of
+/// regress[c] must be 0, and so must the columns of the patch itself), z is P = 3 K^2
+/// standard normals (draw j = normal01(seed, streams[b], j)). regress: configs x P x D,
+/// chol: configs x P x P (lower triangular, only j <= i read), patch_mean: P,
+/// window_mean: D. out: count x K x K x 3.
+void gaussian_patch_samples(const float* image, int64_t height, int64_t width, int64_t patch,
+                            int64_t frame, const int64_t* ys, const int64_t* xs,
+                            const int64_t* configs, const uint64_t* streams, int64_t count,
+                            uint64_t seed, const float* patch_mean, const float* window_mean,
+                            const float* regress, const float* chol, float* out, int threads);
+
+/// Patches copied from a bank of R images (R x height x width x 3) at the patch's own
+/// position, plus independent Gaussian noise: sample = clip(bank[r][ys..ys+K, xs..xs+K] +
+/// sigma z, 0, 255) with r = floor(R * u(seed, stream, 0)) and z_j = normal01(seed,
+/// stream, 2 + j) (R = 1: always the one image). out: count x K x K x 3.
+void bank_patch_samples(const float* bank, int64_t images, int64_t height, int64_t width,
+                        int64_t patch, const int64_t* ys, const int64_t* xs,
+                        const uint64_t* streams, int64_t count, uint64_t seed, float sigma,
+                        float* out, int threads);
+
+/// Adds independent Gaussian noise to given patches, in place: p = clip(p + sigma z, 0,
+/// 255), z_j = normal01(seed, streams[b], 2 + j). patches: count x K x K x 3.
+void noisy_patches(float* patches, int64_t patch, const uint64_t* streams, int64_t count,
+                   uint64_t seed, float sigma, int threads);
+
+/// Model inputs with one patch replaced: out[b] = P(image with samples[b] pasted at
+/// (ys[b], xs[b])), P(v)[c] = v[src(c)] * gain[c] + bias[c], src(c) = 2 - c when bgr; out
+/// is count x 3 x height x width when nchw, else count x height x width x 3.
+void paste_patches(const float* image, int64_t height, int64_t width, const float* samples,
+                   int64_t patch, const int64_t* ys, const int64_t* xs, int64_t count,
+                   const float gain[3], const float bias[3], bool bgr, bool nchw, float* out,
+                   int threads);
+
+}  // namespace onnxplain
