@@ -196,7 +196,7 @@ PYBIND11_MODULE(_core, m) {
                   const py::object& image_obj, const py::object& ys_obj, const py::object& xs_obj,
                   const py::object& configs_obj, const py::object& streams_obj, uint64_t seed, int64_t patch,
                   int64_t frame, const py::object& patch_mean_obj, const py::object& window_mean_obj,
-                  const py::object& regress_obj, const py::object& chol_obj, int threads) {
+                  const py::object& regress_obj, const py::object& chol_obj, float reference_spread, int threads) {
             auto image = checked<float>(image_obj, "image", 3);
             auto ys = checked<int64_t>(ys_obj, "ys", 1);
             auto xs = checked<int64_t>(xs_obj, "xs", 1);
@@ -226,14 +226,15 @@ PYBIND11_MODULE(_core, m) {
                 py::gil_scoped_release release;
                 gaussian_patch_samples(image.data(), h, w, patch, frame, ys.data(), xs.data(), configs.data(),
                                        streams.data(), n, seed, patch_mean.data(), window_mean.data(), regress.data(),
-                                       chol.data(), op, threads);
+                                       chol.data(), reference_spread, op, threads);
             }
             return out;
         }, py::arg("image"), py::arg("ys"), py::arg("xs"), py::arg("configs"), py::arg("streams"), py::arg("seed"),
            py::arg("patch"), py::arg("frame"), py::arg("patch_mean"), py::arg("window_mean"), py::arg("regress"),
-           py::arg("chol"), py::arg("threads") = 0,
+           py::arg("chol"), py::arg("reference_spread") = 0.0f, py::arg("threads") = 0,
            "Conditional-Gaussian patch samples (count, K, K, 3) float32: clip(patch_mean + regress[c] (window - "
-           "window_mean) + chol[c] z, 0, 255), c = configs[b]; see infomaps.hpp.");
+           "window_mean) + s chol[c] z, 0, 255), c = configs[b], s the frame's local contrast relative to "
+           "reference_spread (1 when reference_spread <= 0); see infomaps.hpp.");
 
         m.def("bank_patch_samples", [check_positions](
                   const py::object& bank_obj, const py::object& ys_obj, const py::object& xs_obj,

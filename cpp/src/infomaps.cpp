@@ -29,22 +29,40 @@ void gaussian_patch_samples(const float* image, int64_t height, int64_t width, i
                             int64_t frame, const int64_t* ys, const int64_t* xs,
                             const int64_t* configs, const uint64_t* streams, int64_t count,
                             uint64_t seed, const float* patch_mean, const float* window_mean,
-                            const float* regress, const float* chol, float* out, int threads) {
+                            const float* regress, const float* chol, float reference_spread,
+                            float* out, int threads) {
     const int64_t side = patch + 2 * frame, dims = 3 * side * side, p = 3 * patch * patch;
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         std::vector<float> centred(static_cast<size_t>(dims)), z(static_cast<size_t>(p));
         for (int64_t b = begin; b < end; ++b) {
             const int64_t y0 = ys[b] - frame, x0 = xs[b] - frame;
+            double sum[3] = {0, 0, 0}, sum2[3] = {0, 0, 0};
+            int64_t seen = 0;
             for (int64_t wy = 0; wy < side; ++wy)
                 for (int64_t wx = 0; wx < side; ++wx) {
                     const int64_t y = y0 + wy, x = x0 + wx;
                     const bool inside = y >= 0 && y < height && x >= 0 && x < width;
+                    const bool in_patch = wy >= frame && wy < frame + patch && wx >= frame && wx < frame + patch;
+                    if (inside && !in_patch) ++seen;
                     for (int64_t c = 0; c < 3; ++c) {
                         const int64_t d = (wy * side + wx) * 3 + c;
-                        centred[static_cast<size_t>(d)] =
-                            inside ? image[(y * width + x) * 3 + c] - window_mean[d] : 0.0f;
+                        const float v = inside ? image[(y * width + x) * 3 + c] : 0.0f;
+                        centred[static_cast<size_t>(d)] = inside ? v - window_mean[d] : 0.0f;
+                        if (inside && !in_patch) {
+                            sum[c] += v;
+                            sum2[c] += static_cast<double>(v) * v;
+                        }
                     }
                 }
+            double scale = 1.0;
+            if (reference_spread > 0.0f && seen > 0) {
+                double spread = 0.0;
+                for (int c = 0; c < 3; ++c) {
+                    const double mean = sum[c] / static_cast<double>(seen);
+                    spread += std::max(0.0, sum2[c] / static_cast<double>(seen) - mean * mean) / 3.0;
+                }
+                scale = std::sqrt(spread / reference_spread);
+            }
             const float* a = regress + configs[b] * p * dims;
             const float* l = chol + configs[b] * p * p;
             for (int64_t j = 0; j < p; ++j) z[static_cast<size_t>(j)] = normal01(seed, streams[b], static_cast<uint64_t>(j));
@@ -54,7 +72,9 @@ void gaussian_patch_samples(const float* image, int64_t height, int64_t width, i
                 const float* row = a + i * dims;
                 for (int64_t d = 0; d < dims; ++d) v += static_cast<double>(row[d]) * centred[static_cast<size_t>(d)];
                 const float* lrow = l + i * p;
-                for (int64_t j = 0; j <= i; ++j) v += static_cast<double>(lrow[j]) * z[static_cast<size_t>(j)];
+                double noise = 0.0;
+                for (int64_t j = 0; j <= i; ++j) noise += static_cast<double>(lrow[j]) * z[static_cast<size_t>(j)];
+                v += scale * noise;
                 o[i] = clip255(static_cast<float>(v));
             }
         }

@@ -100,19 +100,24 @@ class GaussianSampler(PatchSampler):
     references: images (or a directory) to fit on; None fits on the explained image.
     per_channel: fit the three channels independently (block-diagonal covariance) instead of
     jointly. shrinkage: weight of the identity (scaled to the mean variance) in the covariance.
+    local_scale: scale the conditional noise by the frame's local contrast relative to the fitted
+    windows' average (a Gaussian scale mixture, so flat context gives quiet samples; the plain
+    homoscedastic Gaussian pastes texture-level noise into flat regions); needs frame >= 1.
     max_windows: windows used for the fit (taken on a regular stride).
     """
 
     name = "gaussian"
 
     def __init__(self, frame: int = 2, references=None, per_channel: bool = False, shrinkage: float = 0.05,
-                 max_windows: int = 20000) -> None:
+                 local_scale: bool = True, max_windows: int = 20000) -> None:
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
             raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
         if not 0 <= shrinkage <= 1:
             raise OnnxplainError(f"shrinkage must be in [0, 1], got {shrinkage}")
         self.frame, self.references, self.per_channel = int(frame), references, bool(per_channel)
         self.shrinkage, self.max_windows = float(shrinkage), _positive_int("max_windows", max_windows)
+        self.local_scale = bool(local_scale) and self.frame >= 1
+        self.spread = 0.0  # mean local contrast of the fitted windows' frames (0: no local scaling)
         self.mean: np.ndarray | None = None  # fitted window mean (D,), float64
         self.cov: np.ndarray | None = None   # fitted window covariance (D, D), float64
 
@@ -120,7 +125,7 @@ class GaussianSampler(PatchSampler):
     def from_moments(cls, patch: int, frame: int, mean: np.ndarray, cov: np.ndarray) -> GaussianSampler:
         """A sampler with a given window mean (D,) and covariance (D x D), D = 3 (K + 2F)^2 in the
         window's row-major, channel-last order; nothing is fitted."""
-        sampler = cls(frame=frame, shrinkage=0.0)
+        sampler = cls(frame=frame, shrinkage=0.0, local_scale=False)
         d = 3 * (patch + 2 * frame) ** 2
         mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
         if mean.shape != (d,) or cov.shape != (d, d):
@@ -142,6 +147,11 @@ class GaussianSampler(PatchSampler):
         if data.shape[0] < 2:
             raise OnnxplainError("too few reference windows to fit the Gaussian sampler")
         self.mean = data.mean(axis=0)
+        if self.local_scale:
+            ring = np.ones((side, side), bool)
+            ring[self.frame:self.frame + patch, self.frame:self.frame + patch] = False
+            frames = data.reshape(-1, side, side, 3)[:, ring]  # (windows, frame pixels, 3)
+            self.spread = float(frames.var(axis=1).mean())
         cov = np.cov(data, rowvar=False)
         if self.per_channel:
             channel = np.arange(cov.shape[0]) % 3
@@ -205,7 +215,8 @@ class GaussianSampler(PatchSampler):
 
     def conditional(self, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
         """The conditional mean (K x K x 3) and covariance (P x P, P = 3 K^2) of the patch at (y, x)
-        given the image's frame pixels, as the sampler uses them (float64)."""
+        given the image's frame pixels inside the image, as the sampler uses them (float64; with
+        local_scale the samples' covariance is this one times the frame's contrast ratio)."""
         t = self._table(self._config(y, x))
         side, f = self.patch + 2 * self.frame, self.frame
         window = np.zeros((side, side, 3))
@@ -226,11 +237,12 @@ class GaussianSampler(PatchSampler):
                             self.mean[self._patch_index].astype(np.float32), self.mean.astype(np.float32))
         regress, chol, patch_mean, window_mean = self._arrays
         return _core.gaussian_patch_samples(self.image, ys, xs, configs, streams, seed, self.patch, self.frame,
-                                            patch_mean, window_mean, regress, chol, self.threads)
+                                            patch_mean, window_mean, regress, chol,
+                                            self.spread if self.local_scale else 0.0, self.threads)
 
     def describe(self) -> dict:
         return {"name": self.name, "frame": self.frame, "per_channel": self.per_channel, "shrinkage": self.shrinkage,
-                "fitted_on": "references" if self.references is not None else "image"}
+                "local_scale": self.local_scale, "fitted_on": "references" if self.references is not None else "image"}
 
 
 class _BankSampler(PatchSampler):

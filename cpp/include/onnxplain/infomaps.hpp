@@ -25,11 +25,16 @@ float normal01(uint64_t seed, uint64_t stream, uint64_t index);
 /// standard normals (draw j = normal01(seed, streams[b], j)). regress: configs x P x D,
 /// chol: configs x P x P (lower triangular, only j <= i read), patch_mean: P,
 /// window_mean: D. out: count x K x K x 3.
+/// When reference_spread > 0 the noise term is scaled by s = sqrt(v / reference_spread), v
+/// the frame's local contrast: the variance of the frame pixels inside the image around
+/// their own mean, per channel, averaged over channels (a Gaussian scale mixture: flat
+/// context, quiet samples). reference_spread <= 0 (or no frame pixel): s = 1.
 void gaussian_patch_samples(const float* image, int64_t height, int64_t width, int64_t patch,
                             int64_t frame, const int64_t* ys, const int64_t* xs,
                             const int64_t* configs, const uint64_t* streams, int64_t count,
                             uint64_t seed, const float* patch_mean, const float* window_mean,
-                            const float* regress, const float* chol, float* out, int threads);
+                            const float* regress, const float* chol, float reference_spread,
+                            float* out, int threads);
 
 /// Patches copied from a bank of R images (R x height x width x 3) at the patch's own
 /// position, plus independent Gaussian noise: sample = clip(bank[r][ys..ys+K, xs..xs+K] +
