@@ -515,6 +515,8 @@ class _Information(Explainer):
         samples = _positive_int("samples", samples)
         if patch > min(h, w):
             raise OnnxplainError(f"patch {patch} is larger than the image ({h} x {w})")
+        if stride > patch:
+            raise OnnxplainError(f"stride {stride} is larger than the patch {patch}: pixels would be left uncovered")
         if mode not in MODES:
             raise OnnxplainError(f"mode must be one of {MODES}, got {mode!r}")
         seed = int(seed)
