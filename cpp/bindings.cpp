@@ -213,8 +213,8 @@ PYBIND11_MODULE(_core, m) {
             const int64_t p = 3 * patch * patch, d = 3 * (patch + 2 * frame) * (patch + 2 * frame);
             require(patch_mean.shape(0) == p, "patch_mean must have 3 K^2 = " + std::to_string(p) + " entries");
             require(window_mean.shape(0) == d, "window_mean must have 3 (K + 2F)^2 = " + std::to_string(d) + " entries");
-            require(regress.shape(1) == p && regress.shape(2) == d,
-                    "regress must be configs x " + std::to_string(p) + " x " + std::to_string(d) + ", got " + shape_of(regress));
+            require(regress.shape(1) == d && regress.shape(2) == p,
+                    "regress must be configs x " + std::to_string(d) + " x " + std::to_string(p) + ", got " + shape_of(regress));
             require(chol.shape(0) == regress.shape(0) && chol.shape(1) == p && chol.shape(2) == p,
                     "chol must be configs x " + std::to_string(p) + " x " + std::to_string(p) + ", got " + shape_of(chol));
             require(configs.shape(0) == n, "configs must have one entry per patch");
@@ -232,9 +232,9 @@ PYBIND11_MODULE(_core, m) {
         }, py::arg("image"), py::arg("ys"), py::arg("xs"), py::arg("configs"), py::arg("streams"), py::arg("seed"),
            py::arg("patch"), py::arg("frame"), py::arg("patch_mean"), py::arg("window_mean"), py::arg("regress"),
            py::arg("chol"), py::arg("reference_spread") = 0.0f, py::arg("threads") = 0,
-           "Conditional-Gaussian patch samples (count, K, K, 3) float32: clip(patch_mean + regress[c] (window - "
-           "window_mean) + s chol[c] z, 0, 255), c = configs[b], s the frame's local contrast relative to "
-           "reference_spread (1 when reference_spread <= 0); see infomaps.hpp.");
+           "Conditional-Gaussian patch samples (count, K, K, 3) float32: clip(patch_mean + A_c (window - "
+           "window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), chol = L^T "
+           "(configs, P, P), s the frame's local contrast relative to reference_spread (1 when <= 0); see infomaps.hpp.");
 
         m.def("bank_patch_samples", [check_positions](
                   const py::object& bank_obj, const py::object& ys_obj, const py::object& xs_obj,

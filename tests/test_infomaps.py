@@ -158,6 +158,7 @@ def test_budgeted_mode_is_close_to_dense_and_cheaper():
     ig, pmi = ox.information_maps(model, image, target=[1], patch=4, samples=2, budget=300, budget_samples=2,
                                   seed=0)
     assert ig.params["mode"] == "budgeted" and ig.evaluations <= 301 < dense_ig.evaluations
+    assert pmi.signed is True and ig.signed is None  # PMI overlays: diverging colours centred on 0
     assert ig.params["levels"][0]["spacing"] > 1
     for cheap, full in ((ig[1], dense_ig[1]), (pmi[1], dense_pmi[1])):
         assert np.corrcoef(cheap.ravel(), full.ravel())[0, 1] > 0.9

@@ -33,50 +33,60 @@ void gaussian_patch_samples(const float* image, int64_t height, int64_t width, i
                             float* out, int threads) {
     const int64_t side = patch + 2 * frame, dims = 3 * side * side, p = 3 * patch * patch;
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
-        std::vector<float> centred(static_cast<size_t>(dims)), z(static_cast<size_t>(p));
+        std::vector<float> centred(static_cast<size_t>(dims)), mean(static_cast<size_t>(p)),
+            noise(static_cast<size_t>(p)), z(static_cast<size_t>(p));
+        double scale = 1.0;
         for (int64_t b = begin; b < end; ++b) {
-            const int64_t y0 = ys[b] - frame, x0 = xs[b] - frame;
-            double sum[3] = {0, 0, 0}, sum2[3] = {0, 0, 0};
-            int64_t seen = 0;
-            for (int64_t wy = 0; wy < side; ++wy)
-                for (int64_t wx = 0; wx < side; ++wx) {
-                    const int64_t y = y0 + wy, x = x0 + wx;
-                    const bool inside = y >= 0 && y < height && x >= 0 && x < width;
-                    const bool in_patch = wy >= frame && wy < frame + patch && wx >= frame && wx < frame + patch;
-                    if (inside && !in_patch) ++seen;
-                    for (int64_t c = 0; c < 3; ++c) {
-                        const int64_t d = (wy * side + wx) * 3 + c;
-                        const float v = inside ? image[(y * width + x) * 3 + c] : 0.0f;
-                        centred[static_cast<size_t>(d)] = inside ? v - window_mean[d] : 0.0f;
-                        if (inside && !in_patch) {
-                            sum[c] += v;
-                            sum2[c] += static_cast<double>(v) * v;
+            const bool same = b > begin && ys[b] == ys[b - 1] && xs[b] == xs[b - 1] && configs[b] == configs[b - 1];
+            if (!same) {  // conditional mean and noise scale of this position
+                const int64_t y0 = ys[b] - frame, x0 = xs[b] - frame;
+                double sum[3] = {0, 0, 0}, sum2[3] = {0, 0, 0};
+                int64_t seen = 0;
+                for (int64_t wy = 0; wy < side; ++wy)
+                    for (int64_t wx = 0; wx < side; ++wx) {
+                        const int64_t y = y0 + wy, x = x0 + wx;
+                        const bool inside = y >= 0 && y < height && x >= 0 && x < width;
+                        const bool in_patch = wy >= frame && wy < frame + patch && wx >= frame && wx < frame + patch;
+                        if (inside && !in_patch) ++seen;
+                        for (int64_t c = 0; c < 3; ++c) {
+                            const int64_t d = (wy * side + wx) * 3 + c;
+                            const float v = inside ? image[(y * width + x) * 3 + c] : 0.0f;
+                            centred[static_cast<size_t>(d)] = inside ? v - window_mean[d] : 0.0f;
+                            if (inside && !in_patch) {
+                                sum[c] += v;
+                                sum2[c] += static_cast<double>(v) * v;
+                            }
                         }
                     }
+                scale = 1.0;
+                if (reference_spread > 0.0f && seen > 0) {
+                    double spread = 0.0;
+                    for (int c = 0; c < 3; ++c) {
+                        const double m = sum[c] / static_cast<double>(seen);
+                        spread += std::max(0.0, sum2[c] / static_cast<double>(seen) - m * m) / 3.0;
+                    }
+                    scale = std::sqrt(spread / reference_spread);
                 }
-            double scale = 1.0;
-            if (reference_spread > 0.0f && seen > 0) {
-                double spread = 0.0;
-                for (int c = 0; c < 3; ++c) {
-                    const double mean = sum[c] / static_cast<double>(seen);
-                    spread += std::max(0.0, sum2[c] / static_cast<double>(seen) - mean * mean) / 3.0;
+                const float* a = regress + configs[b] * dims * p;
+                std::copy(patch_mean, patch_mean + p, mean.begin());
+                for (int64_t d = 0; d < dims; ++d) {  // axpy form: vectorises, fixed order
+                    const float cd = centred[static_cast<size_t>(d)];
+                    if (cd == 0.0f) continue;
+                    const float* row = a + d * p;
+                    for (int64_t i = 0; i < p; ++i) mean[static_cast<size_t>(i)] += row[i] * cd;
                 }
-                scale = std::sqrt(spread / reference_spread);
             }
-            const float* a = regress + configs[b] * p * dims;
-            const float* l = chol + configs[b] * p * p;
+            const float* u = chol + configs[b] * p * p;
             for (int64_t j = 0; j < p; ++j) z[static_cast<size_t>(j)] = normal01(seed, streams[b], static_cast<uint64_t>(j));
-            float* o = out + b * p;
-            for (int64_t i = 0; i < p; ++i) {
-                double v = patch_mean[i];
-                const float* row = a + i * dims;
-                for (int64_t d = 0; d < dims; ++d) v += static_cast<double>(row[d]) * centred[static_cast<size_t>(d)];
-                const float* lrow = l + i * p;
-                double noise = 0.0;
-                for (int64_t j = 0; j <= i; ++j) noise += static_cast<double>(lrow[j]) * z[static_cast<size_t>(j)];
-                v += scale * noise;
-                o[i] = clip255(static_cast<float>(v));
+            std::fill(noise.begin(), noise.end(), 0.0f);
+            for (int64_t j = 0; j < p; ++j) {
+                const float zj = z[static_cast<size_t>(j)];
+                const float* row = u + j * p;
+                for (int64_t i = j; i < p; ++i) noise[static_cast<size_t>(i)] += row[i] * zj;
             }
+            float* o = out + b * p;
+            const float s = static_cast<float>(scale);
+            for (int64_t i = 0; i < p; ++i) o[i] = clip255(mean[static_cast<size_t>(i)] + s * noise[static_cast<size_t>(i)]);
         }
     });
 }

@@ -233,7 +233,8 @@ class GaussianSampler(PatchSampler):
     def sample(self, ys, xs, streams, seed):
         configs = np.array([self._table(self._config(int(y), int(x))) for y, x in zip(ys, xs)], np.int64)
         if self._arrays is None:
-            self._arrays = (np.ascontiguousarray(np.stack(self._regress)), np.ascontiguousarray(np.stack(self._chol)),
+            self._arrays = (np.ascontiguousarray(np.stack(self._regress).transpose(0, 2, 1)),
+                            np.ascontiguousarray(np.stack(self._chol).transpose(0, 2, 1)),
                             self.mean[self._patch_index].astype(np.float32), self.mean.astype(np.float32))
         regress, chol, patch_mean, window_mean = self._arrays
         return _core.gaussian_patch_samples(self.image, ys, xs, configs, streams, seed, self.patch, self.frame,
@@ -563,8 +564,13 @@ class _Information(Explainer):
             target = self.default_target
         image, probabilities, targets, maps, params, seed, evals, start = self._compute(
             image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references, noise, seed)
-        return self._finish(image, probabilities, self._select(maps, targets, probabilities), params, seed, evals,
-                            start)
+        return self._result(image, probabilities, targets, maps, params, seed, evals, start)
+
+    def _result(self, image, probabilities, targets, maps, params, seed, evals, start) -> Explanation:
+        result = self._finish(image, probabilities, self._select(maps, targets, probabilities), params, seed, evals,
+                              start)
+        result.signed = True if self.method == "pmi" else None  # PMI: diverging colours centred on 0
+        return result
 
     def _select(self, maps, targets, probabilities) -> dict[int, np.ndarray]:
         raise NotImplementedError
@@ -602,9 +608,8 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
         options.pop("noise", 0.0), options.pop("seed", 0))
     if options:
         raise OnnxplainError(f"unknown options {sorted(options)}")
-    ig, pmi = IG(model), engine
-    return (ig._finish(image, probabilities, ig._select(maps, targets, probabilities), params, seed, evals, start),
-            pmi._finish(image, probabilities, pmi._select(maps, targets, probabilities), params, seed, evals, start))
+    return (IG(model)._result(image, probabilities, targets, maps, params, seed, evals, start),
+            engine._result(image, probabilities, targets, maps, params, seed, evals, start))
 
 
 __all__ = ["IG", "PMI", "PatchSampler", "GaussianSampler", "MarginalSampler", "InpaintSampler", "ConstantSampler",

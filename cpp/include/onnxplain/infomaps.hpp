@@ -19,12 +19,14 @@ float normal01(uint64_t seed, uint64_t stream, uint64_t index);
 /// The window is the (K + 2F) x (K + 2F) x 3 block around the patch, flattened row-major
 /// (D = 3 (K + 2F)^2 values); entries outside the image are absent. For perturbation b,
 /// with c = configs[b] (the caller's frame configuration, which says which entries exist):
-///   sample = clip(patch_mean + regress[c] (w - window_mean) + chol[c] z, 0, 255)
-/// where w is the window read from `image` (absent entries contribute 0: their columns of
-/// regress[c] must be 0, and so must the columns of the patch itself), z is P = 3 K^2
-/// standard normals (draw j = normal01(seed, streams[b], j)). regress: configs x P x D,
-/// chol: configs x P x P (lower triangular, only j <= i read), patch_mean: P,
-/// window_mean: D. out: count x K x K x 3.
+///   sample = clip(patch_mean + A_c (w - window_mean) + L_c z, 0, 255)
+/// where w is the window read from `image` (absent entries contribute 0: their rows of
+/// regress[c] must be 0, and so must the rows of the patch itself), z is P = 3 K^2
+/// standard normals (draw j = normal01(seed, streams[b], j)), A_c the P x D regression and
+/// L_c the lower Cholesky factor of the conditional covariance. Both are passed transposed:
+/// regress: configs x D x P (regress[c][d][i] = A_c[i][d]), chol: configs x P x P
+/// (chol[c][j][i] = L_c[i][j], only i >= j read). patch_mean: P, window_mean: D.
+/// out: count x K x K x 3. The mean is computed once per run of equal (position, config).
 /// When reference_spread > 0 the noise term is scaled by s = sqrt(v / reference_spread), v
 /// the frame's local contrast: the variance of the frame pixels inside the image around
 /// their own mean, per channel, averaged over channels (a Gaussian scale mixture: flat
