@@ -277,6 +277,27 @@ PYBIND11_MODULE(_core, m) {
         }, py::arg("patches"), py::arg("streams"), py::arg("seed"), py::arg("sigma"), py::arg("threads") = 0,
            "Adds N(0, sigma^2) noise to patches (count, K, K, 3) float32 in place, clipped to 0..255.");
 
+        m.def("categorical_patches", [](const py::object& probabilities_obj, const py::object& rows_obj,
+                                        const py::object& streams_obj, uint64_t seed, int threads) {
+            auto probabilities = checked<float>(probabilities_obj, "probabilities", 3);
+            auto rows = checked<int64_t>(rows_obj, "rows", 1);
+            auto streams = checked<uint64_t>(streams_obj, "streams", 1);
+            require(probabilities.shape(2) == 256, "probabilities must be rows x P x 256, got " + shape_of(probabilities));
+            require(streams.shape(0) == rows.shape(0), "rows and streams must have the same length");
+            for (py::ssize_t b = 0; b < rows.shape(0); ++b)
+                require(rows.data()[b] >= 0 && rows.data()[b] < probabilities.shape(0), "rows entry out of range");
+            const int64_t n = rows.shape(0), values = probabilities.shape(1);
+            Array<float> out({n, values});
+            float* op = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                categorical_patches(probabilities.data(), rows.data(), values, streams.data(), n, seed, op, threads);
+            }
+            return out;
+        }, py::arg("probabilities"), py::arg("rows"), py::arg("streams"), py::arg("seed"), py::arg("threads") = 0,
+           "Values (count, P) float32 in 0..255 drawn per entry from 256-level distributions probabilities[rows[b]] "
+           "(rows x P x 256) by inverse CDF with the shared generator.");
+
         m.def("paste_patches", [check_positions](
                   const py::object& image_obj, const py::object& samples_obj, const py::object& ys_obj,
                   const py::object& xs_obj, const py::object& out_obj, std::array<float, 3> gain,

@@ -308,3 +308,53 @@ def test_efficientnet_corner_photo_ig_and_pmi_peak_inside_photo():
         peak = np.unravel_index(np.argmax(result[top]), result[top].shape)
         assert y0 <= peak[0] < y1 and x0 <= peak[1] < x1, (result.method, peak)
     assert ig[top].min() >= -1e-6
+
+
+def onnx_sampler(k: int, logits: np.ndarray | None = None, values: np.ndarray | None = None) -> bytes:
+    """A learned-sampler stand-in: slices the (zeroed) centre of its 4 x 3K x 3K input and adds
+    constants: pixel values (1, 3, K, K) in 0..1, or logits (1, 3, K, K, 256)."""
+    nodes = [helper.make_node("Slice", ["w", "starts", "ends", "axes"], ["centre"])]
+    inits = {"starts": np.array([0, k, k], np.int64), "ends": np.array([3, 2 * k, 2 * k], np.int64),
+             "axes": np.array([1, 2, 3], np.int64)}
+    if logits is not None:
+        nodes += [helper.make_node("Unsqueeze", ["centre", "last"], ["u"]), helper.make_node("Add", ["u", "c"], ["out"])]
+        inits.update(last=np.array([4], np.int64), c=logits.astype(np.float32))
+        shape = ["N", 3, k, k, 256]
+    else:
+        nodes += [helper.make_node("Add", ["centre", "c"], ["out"])]
+        inits["c"] = values.astype(np.float32)
+        shape = ["N", 3, k, k]
+    graph = helper.make_graph(nodes, "sampler", [helper.make_tensor_value_info("w", TensorProto.FLOAT, ["N", 4, 3 * k, 3 * k])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+                              [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_onnx_sampler_values_and_distributions():
+    k = 4
+    model = ox.Model(detector_model(), preset="unit", progress=False)
+    image, _ = planted()
+    values = np.random.default_rng(0).uniform(0, 1, (1, 3, k, k))
+    sampler = ox.OnnxSampler(onnx_sampler(k, values=values))
+    sampler.prepare(model, image, k)
+    n = 6
+    got = sampler.sample(np.array([0, 0, 10, 10, 28, 28], np.int64), np.array([0, 0, 5, 5, 28, 28], np.int64),
+                         np.arange(n, dtype=np.uint64), 0)
+    np.testing.assert_allclose(got, np.broadcast_to(values[0].transpose(1, 2, 0) * 255, (n, k, k, 3)), rtol=1e-5)
+    logits = np.full((1, 3, k, k, 256), -1e4)
+    logits[..., 10], logits[..., 200] = np.log(0.25), np.log(0.75)
+    sampler = ox.OnnxSampler(onnx_sampler(k, logits=logits))
+    sampler.prepare(model, image, k)
+    n = 500
+    drawn = sampler.sample(np.full(n, 3, np.int64), np.full(n, 7, np.int64), np.arange(n, dtype=np.uint64), 5)
+    assert set(np.unique(drawn)) == {10.0, 200.0}
+    share = (drawn == 200).mean()
+    assert abs(share - 0.75) < 4 * np.sqrt(0.75 * 0.25 / drawn.size)
+    windows = sampler._windows([(0, 0)])  # a corner window: unknown outside the image and at the centre
+    assert windows[0, 3, :k, :].all() and windows[0, 3, :, :k].all() and windows[0, 3, k:2 * k, k:2 * k].all()
+    assert not windows[0, 3, 2 * k:, 2 * k:].any()
+    np.testing.assert_allclose(windows[0, :3, 2 * k:, 2 * k:], image[k:2 * k, k:2 * k].transpose(2, 0, 1) / 255)
+    pmi = ox.PMI(model).attribute(image, target=[1], patch=k, stride=2, samples=2, mode="dense", sampler=sampler)
+    assert np.isfinite(pmi[1]).all()

@@ -121,6 +121,30 @@ void noisy_patches(float* patches, int64_t patch, const uint64_t* streams, int64
     });
 }
 
+void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values,
+                         const uint64_t* streams, int64_t count, uint64_t seed, float* out,
+                         int threads) {
+    parallel_for(count, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+            const float* row = probabilities + rows[b] * values * 256;
+            for (int64_t j = 0; j < values; ++j) {
+                const float* p = row + j * 256;
+                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j));
+                double cdf = 0.0;
+                int level = 255;
+                for (int v = 0; v < 256; ++v) {
+                    cdf += p[v];
+                    if (u < cdf) {
+                        level = v;
+                        break;
+                    }
+                }
+                out[b * values + j] = static_cast<float>(level);
+            }
+        }
+    });
+}
+
 void paste_patches(const float* image, int64_t height, int64_t width, const float* samples,
                    int64_t patch, const int64_t* ys, const int64_t* xs, int64_t count,
                    const float gain[3], const float bias[3], bool bgr, bool nchw, float* out,

@@ -10,7 +10,7 @@ from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
 from .explainer import Explainer
 from .image import load_image
-from .infomaps import IG, PMI, GaussianSampler, PatchSampler, information_maps
+from .infomaps import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, information_maps
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
 from .reference import RISE, Occlusion
@@ -20,4 +20,4 @@ __version__ = "0.1.0"
 __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
            "Preprocess", "RISE", "load_image", "softmax",
            "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
-           "IG", "PMI", "GaussianSampler", "PatchSampler", "information_maps"]
+           "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps"]

@@ -11,7 +11,7 @@ import numpy as np
 from . import demo
 from .errors import OnnxplainError
 from .image import load_image
-from .infomaps import IG, MODES, PMI, SAMPLERS
+from .infomaps import IG, MODES, PMI, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion
@@ -36,8 +36,11 @@ def _method_options(args: argparse.Namespace) -> dict:
         options.update(n_masks=args.masks, grid=args.grid, p_keep=args.p_keep)
     elif args.method in ("ig", "pmi"):
         del options["baseline"]
+        if args.sampler == "onnx" and not args.sampler_model:
+            raise OnnxplainError("--sampler onnx needs --sampler-model PATH")
+        sampler = OnnxSampler(args.sampler_model) if args.sampler == "onnx" else args.sampler
         options.update(patch=args.patch, stride=args.stride or 1, samples=args.samples, mode=args.mode,
-                       budget=args.budget, budget_samples=args.budget_samples, sampler=args.sampler,
+                       budget=args.budget, budget_samples=args.budget_samples, sampler=sampler,
                        frame=args.frame, references=args.reference, noise=args.noise)
     return options
 
@@ -164,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--mode", choices=MODES, default="budgeted", help="ig/pmi: budgeted (default) or dense (exact)")
     ex.add_argument("--budget", type=int, default=3000, help="ig/pmi budgeted mode: model evaluations")
     ex.add_argument("--budget-samples", type=int, default=2, help="ig/pmi budgeted mode: samples per patch")
-    ex.add_argument("--sampler", choices=SAMPLERS, default="gaussian", help="ig/pmi patch sampler")
+    ex.add_argument("--sampler", choices=SAMPLERS + ("onnx",), default="gaussian", help="ig/pmi patch sampler")
+    ex.add_argument("--sampler-model", help="ig/pmi: the .onnx learned sampler for --sampler onnx")
     ex.add_argument("--frame", type=int, default=2, help="ig/pmi gaussian sampler: frame width F")
     ex.add_argument("--reference", help="ig/pmi: image or directory of images to fit/draw patches from")
     ex.add_argument("--noise", type=float, default=0.0, help="ig/pmi marginal/inpaint samplers: pixel noise sigma")

@@ -32,6 +32,8 @@ stream = (y * W + x) * 2^20 + n):
   optional Gaussian noise.
 - ``constant`` (the "mean" baseline or a pixel value) and ``blur`` (a Gaussian-blurred copy of
   the image): deterministic, for comparison with occlusion.
+- ``OnnxSampler(model)``: a learned sampler as an ONNX model (contract in its doc), e.g. a network
+  like the authors' PatchSampler with 256-way outputs.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from .result import Explanation
 
 EPS = 1e-12
 SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
-SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")
+SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
 MODES = ("budgeted", "dense")
 
 
@@ -347,6 +349,63 @@ class InpaintSampler(PatchSampler):
         return {"name": self.name, "radius": self.radius, "noise": self.noise}
 
 
+class OnnxSampler(PatchSampler):
+    """A learned sampler given as an ONNX model (path, bytes or session).
+
+    Contract. Input: one float32 tensor (N, 4, 3K, 3K), the 3K x 3K window centred on the patch:
+    channels 0..2 the RGB pixels / 255, channel 3 a mask that is 1 where the value is unknown
+    (the K x K centre, and anything outside the image), where channels 0..2 are 0. Output: one
+    float32 tensor, either (N, 3, K, K) pixel values / 255 (used as they are: the sampler is
+    then deterministic), or (N, 3, K, K, 256) logits of a 256-level distribution per pixel and
+    channel, from which the core draws every value independently (inverse CDF over the shared
+    generator). The network runs once per distinct patch position in a batch.
+    """
+
+    name = "onnx"
+
+    def __init__(self, source, providers: Sequence[str] | None = None) -> None:
+        from .model import _open_session
+
+        self.session = _open_session(source, providers)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise OnnxplainError(f"an ONNX sampler needs one input and one output, got {len(inputs)} and {len(outputs)}")
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+
+    def _windows(self, positions: list[tuple[int, int]]) -> np.ndarray:
+        h, w = self.image.shape[:2]
+        k = self.patch
+        batch = np.zeros((len(positions), 4, 3 * k, 3 * k), np.float32)
+        batch[:, 3] = 1.0
+        for i, (y, x) in enumerate(positions):
+            y0, x0 = y - k, x - k
+            sy, sx = slice(max(0, y0), min(h, y0 + 3 * k)), slice(max(0, x0), min(w, x0 + 3 * k))
+            wy, wx = slice(sy.start - y0, sy.stop - y0), slice(sx.start - x0, sx.stop - x0)
+            batch[i, :3, wy, wx] = self.image[sy, sx].transpose(2, 0, 1) / 255.0
+            batch[i, 3, wy, wx] = 0.0
+        batch[:, :3, k:2 * k, k:2 * k] = 0.0
+        batch[:, 3, k:2 * k, k:2 * k] = 1.0
+        return batch
+
+    def sample(self, ys, xs, streams, seed):
+        k = self.patch
+        positions = list(dict.fromkeys(zip(ys.tolist(), xs.tolist())))
+        out = np.asarray(self.session.run([self.output_name], {self.input_name: self._windows(positions)})[0])
+        rows = np.array([positions.index(p) for p in zip(ys.tolist(), xs.tolist())], np.int64)
+        if out.shape == (len(positions), 3, k, k):
+            values = np.clip(out.transpose(0, 2, 3, 1) * 255.0, 0, 255).astype(np.float32)
+            return np.ascontiguousarray(values[rows])
+        if out.shape == (len(positions), 3, k, k, 256):
+            logits = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), 3 * k * k, 256).astype(np.float64)
+            logits -= logits.max(axis=2, keepdims=True)
+            probabilities = np.exp(logits)
+            probabilities /= probabilities.sum(axis=2, keepdims=True)
+            drawn = _core.categorical_patches(probabilities.astype(np.float32), rows, streams, seed, self.threads)
+            return drawn.reshape(len(ys), k, k, 3)
+        raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, 3, {k}, {k}) or "
+                             f"(N, 3, {k}, {k}, 256) for N = {len(positions)} windows")
+
+
 def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
                  value: str | float = "mean") -> PatchSampler:
     """A sampler from its name (see SAMPLERS) or the instance itself."""
@@ -613,4 +672,4 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
 
 
 __all__ = ["IG", "PMI", "PatchSampler", "GaussianSampler", "MarginalSampler", "InpaintSampler", "ConstantSampler",
-           "BlurSampler", "SAMPLERS", "information_maps", "make_sampler", "patch_scores", "pixel_maps"]
+           "BlurSampler", "OnnxSampler", "SAMPLERS", "information_maps", "make_sampler", "patch_scores", "pixel_maps"]

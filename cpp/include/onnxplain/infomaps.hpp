@@ -52,6 +52,14 @@ void bank_patch_samples(const float* bank, int64_t images, int64_t height, int64
 void noisy_patches(float* patches, int64_t patch, const uint64_t* streams, int64_t count,
                    uint64_t seed, float sigma, int threads);
 
+/// Patch values drawn independently per pixel and channel from 256-level distributions:
+/// value j of perturbation b is the level v with cdf(v - 1) <= u < cdf(v), u = uniform01(seed,
+/// streams[b], j), cdf over probabilities[rows[b]][j][0..255] (the last level when rounding
+/// leaves u above the total). probabilities: rows x P x 256; out: count x P float32 (0..255).
+void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values,
+                         const uint64_t* streams, int64_t count, uint64_t seed, float* out,
+                         int threads);
+
 /// Model inputs with one patch replaced: out[b] = P(image with samples[b] pasted at
 /// (ys[b], xs[b])), P(v)[c] = v[src(c)] * gain[c] + bias[c], src(c) = 2 - c when bgr; out
 /// is count x 3 x height x width when nchw, else count x height x width x 3.
