@@ -10,8 +10,8 @@ reference: dense maps (IG and top-1 PMI) for seeds 0 and 1, written to bench/inf
 quality: budgeted maps at fractions of the reference's evaluations, against the seed-0 reference:
   Spearman and top-10 % overlap for IG and top-1 PMI, evaluations, seconds, inference seconds.
 deletion: Deletion AUC (pixels removed to grey, most important first, in 5 % steps; area under
-  p(top-1 class), lower is better) of PMI, IG, occlusion and RISE on EfficientNet-Lite0 over photo
-  composites.
+  p(top-1 class), lower is better) of PMI, IG (budgeted, --patch 16 by default), occlusion (window
+  32, stride 16) and RISE (--budget masks) on EfficientNet-Lite0 over photo composites.
 Results: a table on stdout and JSON under bench/results/ (gitignored).
 """
 from __future__ import annotations
@@ -154,7 +154,7 @@ def run_deletion(args) -> dict:
     print(f"{'image':<28} {'method':<10} {'evals':>6} {'s':>6}  deletion AUC")
     for name, image in images:
         target = int(np.argmax(model.predict(image)))
-        ig, pmi, record = maps_of(model, image, 0, budget=args.budget)
+        ig, pmi, record = maps_of(model, image, 0, patch=args.patch, budget=args.budget)
         maps = {"pmi": (pmi, record["evaluations"], record["seconds"]), "ig": (ig, record["evaluations"], record["seconds"])}
         for method, explainer, kwargs in (("occlusion", ox.Occlusion(model), {"window": 32, "stride": 16}),
                                           ("rise", ox.RISE(model), {"n_masks": args.budget, "seed": 0})):
@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--budget-samples", type=int, default=2)
     parser.add_argument("--images", type=int, default=10, help="composites (deletion)")
     parser.add_argument("--budget", type=int, default=1000, help="IG/PMI evaluations and RISE masks (deletion)")
+    parser.add_argument("--patch", type=int, default=16, help="IG/PMI patch side (deletion)")
     args = parser.parse_args()
     start = time.perf_counter()
     result = {"run_reference": run_reference, "quality": run_quality, "deletion": run_deletion}[

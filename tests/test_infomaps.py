@@ -270,6 +270,8 @@ def test_bad_input_is_reported():
         ox.IG(model).attribute(image, mode="fast")
     with pytest.raises(ox.OnnxplainError, match="budget must be"):
         ox.IG(model).attribute(image, budget=0)
+    with pytest.raises(ox.OnnxplainError, match="below the coarsest lattice"):
+        ox.IG(model).attribute(image, patch=4, budget=10)
 
 
 def test_cli_ig_and_pmi(tmp_path):

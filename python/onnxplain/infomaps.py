@@ -17,6 +17,7 @@ Modes:
   at each level the budget share goes to the new positions where the interpolated scores are
   largest or vary most between their evaluated neighbours, the rest are interpolated (bilinear
   over grid indices). The finished score field on the full grid is aggregated like the dense one.
+  When the dense grid fits in the budget (N samples per patch), the dense answer is computed.
   Sample n of a patch is the same draw in both modes (streams keyed by position and n).
 
 Samplers (sampling runs in the C++ core, ``infomaps.hpp``; draws keyed by (seed, stream),
@@ -506,8 +507,7 @@ def _normalised(values: np.ndarray) -> np.ndarray:
     return centred / np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (values.ndim - 1))
 
 
-def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, samples: int,
-                    coarse: int | None = None) -> tuple[np.ndarray, dict]:
+def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, samples: int) -> tuple[np.ndarray, dict]:
     """Coarse-to-fine estimate of the score field on the grid gy x gx (top-left offsets).
 
     evaluate(ys, xs) -> (count, C) scores with `samples` samples each. Returns the field
@@ -519,9 +519,10 @@ def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, sampl
     spacing = 1
     while spacing * 2 < max(ny, nx) and len(_lattice(ny, spacing)) * len(_lattice(nx, spacing)) * samples > budget // 2:
         spacing *= 2
-    if coarse is not None:
-        spacing = max(spacing, coarse)
     iy, ix = _lattice(ny, spacing), _lattice(nx, spacing)
+    if iy.size * ix.size * samples > budget:
+        raise OnnxplainError(f"budget {budget} is below the coarsest lattice's {iy.size * ix.size * samples} evaluations; "
+                             f"raise it or lower budget_samples")
     yy, xx = np.meshgrid(iy, ix, indexing="ij")
     values = evaluate(gy[yy.ravel()], gx[xx.ravel()])
     values = values.T.reshape(-1, len(iy), len(ix))
@@ -535,21 +536,21 @@ def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, sampl
         # spread of the parent values around each fine point: where interpolation is least sure
         spread = _interpolate(_dilate_max(values) + _dilate_max(-values), iy, ix, ty, tx)
         spread /= np.maximum((values.max(axis=(1, 2)) - values.min(axis=(1, 2)))[:, None, None], 1e-30)
-        old = np.zeros((len(ty), len(tx)), bool)
-        old[np.ix_(np.searchsorted(ty, iy), np.searchsorted(tx, ix))] = measured
+        known = np.zeros((len(ty), len(tx)), bool)
+        known[np.ix_(np.searchsorted(ty, iy), np.searchsorted(tx, ix))] = measured
         priority = (_normalised(fine) + spread).max(axis=0)
-        priority[old] = -np.inf
+        priority[known] = -np.inf
         levels_left = int(np.log2(spacing)) + 1
         share = (budget - used) // levels_left // samples
-        candidates = np.flatnonzero(~old.ravel())
+        candidates = np.flatnonzero(~known.ravel())
         chosen = candidates[np.argsort(-priority.ravel()[candidates], kind="stable")[:max(0, share)]]
         if chosen.size:
-            cy, cx = np.unravel_index(chosen, old.shape)
+            cy, cx = np.unravel_index(chosen, known.shape)
             fine[:, cy, cx] = evaluate(gy[ty[cy]], gx[tx[cx]]).T
-            old[cy, cx] = True
+            known[cy, cx] = True
             used += chosen.size * samples
         levels.append({"spacing": spacing, "patches": int(chosen.size)})
-        values, measured, iy, ix = fine, old, ty, tx
+        values, measured, iy, ix = fine, known, ty, tx
     return values.reshape(len(values), -1).T, {"levels": levels, "evaluated": int(used)}
 
 
