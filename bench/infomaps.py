@@ -151,20 +151,22 @@ def deletion_auc(model, image, attribution, target, steps: int = 20) -> float:
 def run_deletion(args) -> dict:
     model, images = setup("efficientnet", args.images)
     rows = []
-    print(f"{'image':<28} {'method':<10} {'evals':>6} {'s':>6}  deletion AUC")
+    print(f"{'image':<28} {'method':<10} {'evals':>6} {'s':>6} {'model s':>7}  deletion AUC  (IG and PMI share one run)")
     for name, image in images:
         target = int(np.argmax(model.predict(image)))
         ig, pmi, record = maps_of(model, image, 0, patch=args.patch, budget=args.budget)
-        maps = {"pmi": (pmi, record["evaluations"], record["seconds"]), "ig": (ig, record["evaluations"], record["seconds"])}
+        shared = (record["evaluations"], record["seconds"], record["inference_seconds"])
+        maps = {"pmi": (pmi, *shared), "ig": (ig, *shared)}
         for method, explainer, kwargs in (("occlusion", ox.Occlusion(model), {"window": 32, "stride": 16}),
                                           ("rise", ox.RISE(model), {"n_masks": args.budget, "seed": 0})):
+            before = model.inference_seconds
             result = explainer.attribute(image, target=target, **kwargs)
-            maps[method] = (result[target], result.evaluations, result.seconds)
-        for method, (attribution, evaluations, seconds) in maps.items():
+            maps[method] = (result[target], result.evaluations, result.seconds, model.inference_seconds - before)
+        for method, (attribution, evaluations, seconds, inference) in maps.items():
             auc = deletion_auc(model, image, attribution, target)
             rows.append({"image": name, "method": method, "evaluations": evaluations, "seconds": round(seconds, 2),
-                         "deletion_auc": auc})
-            print(f"{name:<28} {method:<10} {evaluations:>6} {seconds:>6.1f}  {auc:.4f}", flush=True)
+                         "inference_seconds": round(inference, 2), "deletion_auc": auc})
+            print(f"{name:<28} {method:<10} {evaluations:>6} {seconds:>6.1f} {inference:>7.1f}  {auc:.4f}", flush=True)
     summary = {m: float(np.mean([r["deletion_auc"] for r in rows if r["method"] == m]))
                for m in ("pmi", "ig", "occlusion", "rise")}
     print("mean deletion AUC (lower is better): " + ", ".join(f"{m} {v:.4f}" for m, v in summary.items()))
