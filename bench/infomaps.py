@@ -49,7 +49,7 @@ def composite(index: int) -> tuple[str, np.ndarray]:
     photo = getattr(skimage.data, name)()
     photo = photo[0] if isinstance(photo, tuple) else photo
     canvas, _ = photo_on_canvas(photo, corner=corner, scale=0.55)
-    return f"{name}-{corner}", canvas
+    return f"{name}-{corner}", np.clip(canvas, 0, 255)  # area resampling can overshoot 255 by rounding
 
 
 def setup(which: str, count: int):
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=1, help="reference grid stride")
     parser.add_argument("--samples", type=int, default=8, help="reference samples per patch")
     parser.add_argument("--budgets", default="0.025,0.05,0.1,0.2", help="budgets as fractions of the reference's evaluations")
-    parser.add_argument("--budget-samples", type=int, default=2)
+    parser.add_argument("--budget-samples", type=int, default=1)
     parser.add_argument("--images", type=int, default=10, help="composites (deletion)")
     parser.add_argument("--budget", type=int, default=1000, help="IG/PMI evaluations and RISE masks (deletion)")
     parser.add_argument("--patch", type=int, default=16, help="IG/PMI patch side (deletion)")

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--samples", type=int, default=8, help="ig/pmi samples per patch in dense mode")
     ex.add_argument("--mode", choices=MODES, default="budgeted", help="ig/pmi: budgeted (default) or dense (exact)")
     ex.add_argument("--budget", type=int, default=3000, help="ig/pmi budgeted mode: model evaluations")
-    ex.add_argument("--budget-samples", type=int, default=2, help="ig/pmi budgeted mode: samples per patch")
+    ex.add_argument("--budget-samples", type=int, default=1, help="ig/pmi budgeted mode: samples per patch")
     ex.add_argument("--sampler", choices=SAMPLERS + ("onnx",), default="gaussian", help="ig/pmi patch sampler")
     ex.add_argument("--sampler-model", help="ig/pmi: the .onnx learned sampler for --sampler onnx")
     ex.add_argument("--frame", type=int, default=2, help="ig/pmi gaussian sampler: frame width F")
