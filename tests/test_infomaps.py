@@ -271,7 +271,7 @@ def test_bad_input_is_reported():
     with pytest.raises(ox.OnnxplainError, match="budget must be"):
         ox.IG(model).attribute(image, budget=0)
     with pytest.raises(ox.OnnxplainError, match="below the coarsest lattice"):
-        ox.IG(model).attribute(image, patch=4, budget=10)
+        ox.IG(model).attribute(image, patch=4, budget=5)
 
 
 def test_cli_ig_and_pmi(tmp_path):
