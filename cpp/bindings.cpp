@@ -236,6 +236,40 @@ PYBIND11_MODULE(_core, m) {
            "window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), chol = L^T "
            "(configs, P, P), s the frame's local contrast relative to reference_spread (1 when <= 0); see infomaps.hpp.");
 
+        m.def("gaussian_conditionals", [](const py::object& cov_obj, const py::object& patch_index_obj,
+                                          const py::object& observed_obj, int threads) {
+            auto cov = checked<double>(cov_obj, "cov", 2);
+            auto patch_index = checked<int64_t>(patch_index_obj, "patch_index", 1);
+            auto observed = checked<uint8_t>(observed_obj, "observed", 2);
+            const int64_t d = cov.shape(0), p = patch_index.shape(0), c = observed.shape(0);
+            require(cov.shape(1) == d, "cov must be square, got " + shape_of(cov));
+            require(observed.shape(1) == d, "observed must be configs x D = " + std::to_string(d) + ", got " + shape_of(observed));
+            require(p >= 1, "patch_index must not be empty");
+            std::vector<uint8_t> is_patch(static_cast<size_t>(d), 0);
+            for (int64_t j = 0; j < p; ++j) {
+                const int64_t i = patch_index.data()[j];
+                require(i >= 0 && i < d && !is_patch[static_cast<size_t>(i)], "patch_index entries must be distinct indices in 0..D-1");
+                is_patch[static_cast<size_t>(i)] = 1;
+            }
+            for (int64_t k = 0; k < c * d; ++k)
+                require(!(observed.data()[k] && is_patch[static_cast<size_t>(k % d)]), "observed entries must not be patch entries");
+            Array<float> regress({c, d, p});
+            Array<float> chol({c, p, p});
+            float* rp = regress.mutable_data();
+            float* lp = chol.mutable_data();
+            bool ok;
+            {
+                py::gil_scoped_release release;
+                ok = gaussian_conditionals(cov.data(), d, patch_index.data(), p, observed.data(), c, rp, lp, threads);
+            }
+            require(ok, "covariance is not positive definite (use shrinkage > 0)");
+            return py::make_tuple(regress, chol);
+        }, py::arg("cov"), py::arg("patch_index"), py::arg("observed"), py::arg("threads") = 0,
+           "Tables of gaussian_patch_samples for each frame configuration: (regress (configs, D, P), chol (configs, "
+           "P, P)) float32, the transposed regression S_oo^-1 S_op on the observed rows and the transposed Cholesky "
+           "factor of the conditional covariance. cov (D, D) float64, patch_index (P,) int64, observed (configs, D) "
+           "uint8.");
+
         m.def("bank_patch_samples", [check_positions](
                   const py::object& bank_obj, const py::object& ys_obj, const py::object& xs_obj,
                   const py::object& streams_obj, uint64_t seed, int64_t patch, float sigma, int threads) {

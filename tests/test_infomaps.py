@@ -304,7 +304,7 @@ def test_efficientnet_corner_photo_ig_and_pmi_peak_inside_photo():
     canvas, (y0, x0, y1, x1) = photo_on_canvas(skimage_data.chelsea(), corner="bottom-right", scale=0.55)
     top = int(np.argmax(model.predict(canvas)))
     ig, pmi = ox.information_maps(model, canvas, target="top", patch=16, stride=16, samples=1, mode="dense",
-                                  sampler=ox.GaussianSampler(max_windows=3000))
+                                  sampler=ox.GaussianSampler(frame=1, max_windows=3000))
     assert ig.targets == pmi.targets == [top]
     for result in (ig, pmi):
         peak = np.unravel_index(np.argmax(result[top]), result[top].shape)

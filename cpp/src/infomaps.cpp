@@ -91,6 +91,110 @@ void gaussian_patch_samples(const float* image, int64_t height, int64_t width, i
     });
 }
 
+namespace {
+
+/// In-place lower Cholesky factor of the n x n row-major matrix a (upper part left as is).
+bool cholesky(std::vector<double>& a, int64_t n) {
+    double mean_diag = 0.0;
+    for (int64_t i = 0; i < n; ++i) mean_diag += a[static_cast<size_t>(i * n + i)] / static_cast<double>(n);
+    const double jitter = 1e-9 * std::max(mean_diag, 1e-300);
+    for (int64_t i = 0; i < n; ++i) a[static_cast<size_t>(i * n + i)] += jitter;
+    for (int64_t j = 0; j < n; ++j) {
+        double* rj = a.data() + j * n;
+        double d = rj[j];
+        for (int64_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
+        if (!(d > 0.0)) return false;
+        d = std::sqrt(d);
+        rj[j] = d;
+        for (int64_t i = j + 1; i < n; ++i) {
+            double* ri = a.data() + i * n;
+            double v = ri[j];
+            for (int64_t k = 0; k < j; ++k) v -= ri[k] * rj[k];
+            ri[j] = v / d;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+bool gaussian_conditionals(const double* cov, int64_t dims, const int64_t* patch_index,
+                           int64_t patch_dims, const uint8_t* observed, int64_t configs,
+                           float* regress, float* chol, int threads) {
+    const int64_t p = patch_dims;
+    std::vector<uint8_t> ok(static_cast<size_t>(configs), 1);
+    parallel_for(configs, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t c = begin; c < end; ++c) {
+            std::vector<int64_t> obs;
+            for (int64_t d = 0; d < dims; ++d)
+                if (observed[c * dims + d]) obs.push_back(d);
+            const int64_t o = static_cast<int64_t>(obs.size());
+            // x = S_op (o x p), then S_oo^-1 S_op by two triangular solves (row axpy form)
+            std::vector<double> soo(static_cast<size_t>(o * o)), x(static_cast<size_t>(o * p));
+            for (int64_t i = 0; i < o; ++i) {
+                for (int64_t j = 0; j < o; ++j) soo[static_cast<size_t>(i * o + j)] = cov[obs[i] * dims + obs[j]];
+                for (int64_t j = 0; j < p; ++j) x[static_cast<size_t>(i * p + j)] = cov[obs[i] * dims + patch_index[j]];
+            }
+            const std::vector<double> sop = x;
+            if (o > 0 && !cholesky(soo, o)) {
+                ok[static_cast<size_t>(c)] = 0;
+                continue;
+            }
+            for (int64_t i = 0; i < o; ++i) {
+                double* xi = x.data() + i * p;
+                for (int64_t k = 0; k < i; ++k) {
+                    const double l = soo[static_cast<size_t>(i * o + k)];
+                    const double* xk = x.data() + k * p;
+                    for (int64_t j = 0; j < p; ++j) xi[j] -= l * xk[j];
+                }
+                const double d = soo[static_cast<size_t>(i * o + i)];
+                for (int64_t j = 0; j < p; ++j) xi[j] /= d;
+            }
+            for (int64_t i = o - 1; i >= 0; --i) {
+                double* xi = x.data() + i * p;
+                for (int64_t k = i + 1; k < o; ++k) {
+                    const double l = soo[static_cast<size_t>(k * o + i)];
+                    const double* xk = x.data() + k * p;
+                    for (int64_t j = 0; j < p; ++j) xi[j] -= l * xk[j];
+                }
+                const double d = soo[static_cast<size_t>(i * o + i)];
+                for (int64_t j = 0; j < p; ++j) xi[j] /= d;
+            }
+            // conditional covariance S_pp - S_po x
+            std::vector<double> cond(static_cast<size_t>(p * p));
+            for (int64_t i = 0; i < p; ++i)
+                for (int64_t j = 0; j < p; ++j) cond[static_cast<size_t>(i * p + j)] = cov[patch_index[i] * dims + patch_index[j]];
+            for (int64_t k = 0; k < o; ++k) {
+                const double* sk = sop.data() + k * p;
+                const double* xk = x.data() + k * p;
+                for (int64_t i = 0; i < p; ++i) {
+                    const double s = sk[i];
+                    double* ci = cond.data() + i * p;
+                    for (int64_t j = 0; j < p; ++j) ci[j] -= s * xk[j];
+                }
+            }
+            for (int64_t i = 0; i < p; ++i)  // symmetrise
+                for (int64_t j = 0; j < i; ++j) {
+                    const double v = 0.5 * (cond[static_cast<size_t>(i * p + j)] + cond[static_cast<size_t>(j * p + i)]);
+                    cond[static_cast<size_t>(i * p + j)] = cond[static_cast<size_t>(j * p + i)] = v;
+                }
+            if (!cholesky(cond, p)) {
+                ok[static_cast<size_t>(c)] = 0;
+                continue;
+            }
+            float* r = regress + c * dims * p;
+            std::fill(r, r + dims * p, 0.0f);
+            for (int64_t i = 0; i < o; ++i)
+                for (int64_t j = 0; j < p; ++j) r[obs[i] * p + j] = static_cast<float>(x[static_cast<size_t>(i * p + j)]);
+            float* u = chol + c * p * p;
+            for (int64_t i = 0; i < p; ++i)
+                for (int64_t j = 0; j < p; ++j)
+                    u[j * p + i] = i >= j ? static_cast<float>(cond[static_cast<size_t>(i * p + j)]) : 0.0f;
+        }
+    });
+    return std::all_of(ok.begin(), ok.end(), [](uint8_t v) { return v != 0; });
+}
+
 void bank_patch_samples(const float* bank, int64_t images, int64_t height, int64_t width,
                         int64_t patch, const int64_t* ys, const int64_t* xs,
                         const uint64_t* streams, int64_t count, uint64_t seed, float sigma,

@@ -180,10 +180,25 @@ class GaussianSampler(PatchSampler):
         inner = np.zeros((side, side), bool)
         inner[self.frame:self.frame + patch, self.frame:self.frame + patch] = True
         self._patch_index = index[inner].reshape(-1)
-        self._tables: dict[tuple[int, int, int, int], int] = {}
-        self._regress: list[np.ndarray] = []
-        self._chol: list[np.ndarray] = []
-        self._arrays = None
+        # Every frame configuration a patch of this image can have, factorised once in the core
+        # (one configuration per thread).
+        h, w = image.shape[:2]
+        rows = sorted({self._config(y, 0)[:2] for y in range(h - patch + 1)})
+        cols = sorted({self._config(0, x)[2:] for x in range(w - patch + 1)})
+        configs = [(top, bottom, left, right) for top, bottom in rows for left, right in cols]
+        observed = np.zeros((len(configs), d), np.uint8)
+        for i, (top, bottom, left, right) in enumerate(configs):
+            present = np.zeros((side, side), bool)
+            present[top:side - bottom, left:side - right] = True
+            present[inner] = False
+            observed[i, index[present].reshape(-1)] = 1
+        try:
+            regress, chol = _core.gaussian_conditionals(np.ascontiguousarray(self._cov), self._patch_index, observed,
+                                                        self.threads)
+        except ValueError as exc:
+            raise OnnxplainError(f"Gaussian sampler: {exc}") from None
+        self._tables = {config: i for i, config in enumerate(configs)}
+        self._arrays = (regress, chol, self.mean[self._patch_index].astype(np.float32), self.mean.astype(np.float32))
 
     def _config(self, y: int, x: int) -> tuple[int, int, int, int]:
         """Frame rows/columns missing above, below, left, right of a patch at (y, x)."""
@@ -191,39 +206,11 @@ class GaussianSampler(PatchSampler):
         f, k = self.frame, self.patch
         return (max(0, f - y), max(0, y + k + f - h), max(0, f - x), max(0, x + k + f - w))
 
-    def _table(self, config: tuple[int, int, int, int]) -> int:
-        """Index of the cached regression / Cholesky pair of a frame configuration."""
-        if config in self._tables:
-            return self._tables[config]
-        top, bottom, left, right = config
-        side, f, k = self.patch + 2 * self.frame, self.frame, self.patch
-        present = np.zeros((side, side), bool)
-        present[top:side - bottom, left:side - right] = True
-        present[f:f + k, f:f + k] = False
-        observed = np.arange(self.cov.shape[0]).reshape(side, side, 3)[present].reshape(-1)
-        p = self._patch_index
-        regress = np.zeros((p.size, self.cov.shape[0]))
-        cond = self._cov[np.ix_(p, p)]
-        if observed.size:
-            s_oo = self._cov[np.ix_(observed, observed)]
-            s_po = self._cov[np.ix_(p, observed)]
-            a = np.linalg.solve(s_oo, s_po.T).T
-            regress[:, observed] = a
-            cond = cond - a @ s_po.T
-        cond = (cond + cond.T) / 2
-        jitter = 1e-9 * max(np.trace(cond) / cond.shape[0], 1e-12)
-        chol = np.linalg.cholesky(cond + jitter * np.eye(cond.shape[0]))
-        self._regress.append(regress.astype(np.float32))
-        self._chol.append(chol.astype(np.float32))
-        self._tables[config] = len(self._regress) - 1
-        self._arrays = None
-        return self._tables[config]
-
     def conditional(self, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
         """The conditional mean (K x K x 3) and covariance (P x P, P = 3 K^2) of the patch at (y, x)
         given the image's frame pixels inside the image, as the sampler uses them (float64; with
         local_scale the samples' covariance is this one times the frame's contrast ratio)."""
-        t = self._table(self._config(y, x))
+        t = self._tables[self._config(y, x)]
         side, f = self.patch + 2 * self.frame, self.frame
         window = np.zeros((side, side, 3))
         h, w = self.image.shape[:2]
@@ -231,17 +218,13 @@ class GaussianSampler(PatchSampler):
         sy, sx = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
         window[sy.start - y0:sy.stop - y0, sx.start - x0:sx.stop - x0] = self.image[sy, sx]
         centred = window.reshape(-1) - self.mean
-        regress = self._regress[t].astype(np.float64)
-        mean = self.mean[self._patch_index] + regress @ np.where(regress.any(axis=0), centred, 0.0)
-        chol = self._chol[t].astype(np.float64)
-        return mean.reshape(self.patch, self.patch, 3), chol @ chol.T
+        regress = self._arrays[0][t].astype(np.float64)  # D x P, zero rows where not observed
+        mean = self.mean[self._patch_index] + centred @ regress
+        upper = self._arrays[1][t].astype(np.float64)
+        return mean.reshape(self.patch, self.patch, 3), upper.T @ upper
 
     def sample(self, ys, xs, streams, seed):
-        configs = np.array([self._table(self._config(int(y), int(x))) for y, x in zip(ys, xs)], np.int64)
-        if self._arrays is None:
-            self._arrays = (np.ascontiguousarray(np.stack(self._regress).transpose(0, 2, 1)),
-                            np.ascontiguousarray(np.stack(self._chol).transpose(0, 2, 1)),
-                            self.mean[self._patch_index].astype(np.float32), self.mean.astype(np.float32))
+        configs = np.array([self._tables[self._config(int(y), int(x))] for y, x in zip(ys, xs)], np.int64)
         regress, chol, patch_mean, window_mean = self._arrays
         return _core.gaussian_patch_samples(self.image, ys, xs, configs, streams, seed, self.patch, self.frame,
                                             patch_mean, window_mean, regress, chol,
@@ -496,7 +479,7 @@ def _interpolate(values: np.ndarray, iy: np.ndarray, ix: np.ndarray, ty: np.ndar
     coordinates in grid indices: (C, len(ty), len(tx))."""
     if len(iy) == 1 or len(ix) == 1:
         raise OnnxplainError("the coarse lattice needs at least 2 x 2 positions")
-    return np.einsum("ya,cab,xb->cyx", _weights(iy, ty), values, _weights(ix, tx))
+    return _weights(iy, ty) @ values @ _weights(ix, tx).T
 
 
 def _lattice(n: int, spacing: int) -> np.ndarray:
@@ -583,6 +566,9 @@ class _Information(Explainer):
             raise OnnxplainError(f"stride {stride} is larger than the patch {patch}: pixels would be left uncovered")
         if mode not in MODES:
             raise OnnxplainError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "budgeted":
+            budget = _positive_int("budget", budget)
+            budget_samples = _positive_int("budget_samples", budget_samples)
         seed = int(seed)
         chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
         chosen.prepare(self.model, image, patch)
@@ -596,8 +582,6 @@ class _Information(Explainer):
         yy, xx = yy.ravel(), xx.ravel()
         params = {"patch": patch, "stride": stride, "mode": mode, "sampler": chosen.describe(), "eps": EPS}
         if mode == "budgeted":
-            budget = _positive_int("budget", budget)
-            budget_samples = _positive_int("budget_samples", budget_samples)
             if yy.size * samples <= budget or min(len(gy), len(gx)) < 2:  # the exact answer is affordable
                 mode = "dense"
                 params.update(budget=budget, mode="dense (within budget)")

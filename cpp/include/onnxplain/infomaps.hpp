@@ -38,6 +38,18 @@ void gaussian_patch_samples(const float* image, int64_t height, int64_t width, i
                             const float* regress, const float* chol, float reference_spread,
                             float* out, int threads);
 
+/// The tables of gaussian_patch_samples for `configs` frame configurations of a Gaussian
+/// window (D entries, covariance cov: D x D float64, symmetric positive definite). Patch
+/// entries: patch_index (P); configuration c observes the entries d with observed[c][d] != 0
+/// (configs x D, never a patch entry). Writes regress[c] (D x P, float32): rows of observed
+/// entries hold (S_oo^-1 S_op), the others 0; chol[c] (P x P, float32): the transposed lower
+/// Cholesky factor of S_pp - S_po S_oo^-1 S_op. A jitter of 1e-9 times the mean diagonal
+/// is added before each factorisation. Single-precision output, double arithmetic, one
+/// configuration per thread. Returns false when a matrix is not positive definite.
+bool gaussian_conditionals(const double* cov, int64_t dims, const int64_t* patch_index,
+                           int64_t patch_dims, const uint8_t* observed, int64_t configs,
+                           float* regress, float* chol, int threads);
+
 /// Patches copied from a bank of R images (R x height x width x 3) at the patch's own
 /// position, plus independent Gaussian noise: sample = clip(bank[r][ys..ys+K, xs..xs+K] +
 /// sigma z, 0, 255) with r = floor(R * u(seed, stream, 0)) and z_j = normal01(seed,
