@@ -55,6 +55,7 @@ EPS = 1e-12
 SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
 SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
 MODES = ("budgeted", "dense")
+COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
 
 
@@ -498,12 +499,13 @@ def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, sampl
 
     evaluate(ys, xs) -> (count, C) scores with `samples` samples each. Returns the field
     (len(gy) * len(gx), C), row-major, and a record of the levels. The first lattice takes the
-    largest power-of-two spacing whose evaluation fits in half the budget; each finer level gets
-    an equal share of what is left.
+    smallest power-of-two spacing whose evaluation fits in COARSE_SHARE of the budget; each finer
+    level gets an equal share of what is left.
     """
     ny, nx = len(gy), len(gx)
     spacing = 1
-    while spacing * 2 < max(ny, nx) and len(_lattice(ny, spacing)) * len(_lattice(nx, spacing)) * samples > budget // 2:
+    while (spacing * 2 < max(ny, nx)
+           and len(_lattice(ny, spacing)) * len(_lattice(nx, spacing)) * samples > COARSE_SHARE * budget):
         spacing *= 2
     iy, ix = _lattice(ny, spacing), _lattice(nx, spacing)
     if iy.size * ix.size * samples > budget:
