@@ -294,6 +294,9 @@ def test_cli_ig_and_pmi(tmp_path):
     code = main(["explain", str(model_path), str(tmp_path / "img.png"), "--method", "pmi", "--preset", "unit",
                  "--sampler", "marginal", "--out", str(tmp_path / "bad"), "--quiet"])
     assert code == 2
+    code = main(["explain", str(model_path), str(tmp_path / "img.png"), "--method", "ig", "--preset", "unit",
+                 "--sampler", "onnx", "--out", str(tmp_path / "bad"), "--quiet"])
+    assert code == 2
 
 
 @pytest.mark.real_model

@@ -49,6 +49,7 @@ from .errors import OnnxplainError
 from .explainer import Explainer, Target, make_baseline
 from .image import load_image
 from .model import Model
+from .reference import _positive_int
 from .result import Explanation
 
 EPS = 1e-12
@@ -57,12 +58,6 @@ SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; O
 MODES = ("budgeted", "dense")
 COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _load_references(references, size: tuple[int, int]) -> list[np.ndarray]:
@@ -124,6 +119,7 @@ class GaussianSampler(PatchSampler):
         self.shrinkage, self.max_windows = float(shrinkage), _positive_int("max_windows", max_windows)
         self.local_scale = bool(local_scale) and self.frame >= 1
         self.spread = 0.0  # mean local contrast of the fitted windows' frames (0: no local scaling)
+        self._fixed_patch: int | None = None  # set by from_moments: nothing to fit
         self.mean: np.ndarray | None = None  # fitted window mean (D,), float64
         self.cov: np.ndarray | None = None   # fitted window covariance (D, D), float64
 
@@ -167,7 +163,7 @@ class GaussianSampler(PatchSampler):
 
     def prepare(self, model: Model, image: np.ndarray, patch: int) -> None:
         super().prepare(model, image, patch)
-        if getattr(self, "_fixed_patch", None) is not None:
+        if self._fixed_patch is not None:
             if self._fixed_patch != patch:
                 raise OnnxplainError(f"this Gaussian sampler was built for patch {self._fixed_patch}, not {patch}")
         else:
@@ -571,6 +567,8 @@ class _Information(Explainer):
         if mode == "budgeted":
             budget = _positive_int("budget", budget)
             budget_samples = _positive_int("budget_samples", budget_samples)
+        if max(samples, budget_samples if mode == "budgeted" else 1) > SAMPLE_SLOTS:
+            raise OnnxplainError(f"at most {SAMPLE_SLOTS} samples per patch")
         seed = int(seed)
         chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
         chosen.prepare(self.model, image, patch)
