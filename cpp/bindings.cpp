@@ -7,7 +7,7 @@
 #include <array>
 #include <string>
 
-#include "onnxplain/infomaps.hpp"
+#include "onnxplain/sampling.hpp"
 #include "onnxplain/kernels.hpp"
 #include "onnxplain/rng.hpp"
 
@@ -234,7 +234,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("chol"), py::arg("reference_spread") = 0.0f, py::arg("threads") = 0,
            "Conditional-Gaussian patch samples (count, K, K, 3) float32: clip(patch_mean + A_c (window - "
            "window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), chol = L^T "
-           "(configs, P, P), s the frame's local contrast relative to reference_spread (1 when <= 0); see infomaps.hpp.");
+           "(configs, P, P), s the frame's local contrast relative to reference_spread (1 when <= 0); see sampling.hpp.");
 
         m.def("gaussian_conditionals", [](const py::object& cov_obj, const py::object& patch_index_obj,
                                           const py::object& observed_obj, int threads) {

@@ -10,7 +10,7 @@ from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
 from .explainer import Explainer
 from .image import load_image
-from .infomaps import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, information_maps
+from .information import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, information_maps
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
 from .reference import RISE, Occlusion

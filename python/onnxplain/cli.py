@@ -11,7 +11,7 @@ import numpy as np
 from . import demo
 from .errors import OnnxplainError
 from .image import load_image
-from .infomaps import IG, MODES, PMI, SAMPLERS, OnnxSampler
+from .information import IG, MODES, PMI, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion

@@ -10,7 +10,7 @@ import pytest
 import onnxplain as ox
 from onnxplain import _core
 from onnxplain.cli import main
-from onnxplain.infomaps import SAMPLE_SLOTS, EPS, pixel_maps
+from onnxplain.information import SAMPLE_SLOTS, EPS, pixel_maps
 
 from helpers import EFFICIENTNET, photo_on_canvas
 
@@ -78,7 +78,7 @@ def test_dense_maps_equal_numpy_formulas_constant_sampler(stride):
     model = ox.Model(data, preset="unit", progress=False, batch_size=13)
     image = np.random.default_rng(1).uniform(0, 255, (16, 16, 3)).astype(np.float32)
     ig, pmi = ox.information_maps(model, image, target=[0, 2], patch=4, stride=stride, samples=1, mode="dense",
-                                  sampler=ox.infomaps.ConstantSampler(60.0))
+                                  sampler=ox.information.ConstantSampler(60.0))
     expected = brute_force(image, w, b, 4, stride, lambda y, x, n: 60.0, 1, [0, 2])
     top = int(np.argmax(numpy_probabilities(image[None], w, b)[0]))
     assert ig.targets == [top] and pmi.targets == [0, 2]

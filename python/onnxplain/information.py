@@ -20,7 +20,7 @@ Modes:
   When the dense grid fits in the budget (N samples per patch), the dense answer is computed.
   Sample n of a patch is the same draw in both modes (streams keyed by position and n).
 
-Samplers (sampling runs in the C++ core, ``infomaps.hpp``; draws keyed by (seed, stream),
+Samplers (sampling runs in the C++ core, ``sampling.hpp``; draws keyed by (seed, stream),
 stream = (y * W + x) * 2^20 + n):
 - ``gaussian`` (default): a conditional multivariate Gaussian of the patch given the frame of F
   pixels around it, fitted on (K + 2F)^2 windows of the reference images (the image itself when

@@ -1,10 +1,10 @@
 """IG / PMI benchmark (issue 3): budgeted mode against dense reference maps, and Deletion AUC.
 
-    python bench/infomaps.py reference [--model demo|efficientnet] [--stride S] [--samples N]
-    python bench/infomaps.py quality   [--model demo|efficientnet] [--budgets 0.025,0.05,0.1]
-    python bench/infomaps.py deletion  [--images 10] [--budget 1000]
+    python bench/information.py reference [--model demo|efficientnet] [--stride S] [--samples N]
+    python bench/information.py quality   [--model demo|efficientnet] [--budgets 0.025,0.05,0.1]
+    python bench/information.py deletion  [--images 10] [--budget 1000]
 
-reference: dense maps (IG and top-1 PMI) for seeds 0 and 1, written to bench/infomaps_reference/
+reference: dense maps (IG and top-1 PMI) for seeds 0 and 1, written to bench/information_reference/
   as <model>_<image>_seed<k>.npz (maps, evaluation count, seed, parameters), with the seed-to-seed
   Spearman (the ceiling any cheaper map can reach).
 quality: budgeted maps at fractions of the reference's evaluations, against the seed-0 reference:
@@ -30,7 +30,7 @@ import onnxplain as ox
 from onnxplain import demo
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE / "infomaps_reference"
+REFERENCE = HERE / "information_reference"
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE.parent / "tests"))
 from helpers import EFFICIENTNET, photo_on_canvas  # noqa: E402
@@ -193,7 +193,7 @@ def main() -> None:
                   peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
     print(f"wall {result['wall_seconds']} s, peak RSS {result['peak_rss_mib']} MiB")
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"infomaps_{args.command}_{args.model if args.command != 'deletion' else 'efficientnet'}.json"
+    out = RESULTS / f"information_{args.command}_{args.model if args.command != 'deletion' else 'efficientnet'}.json"
     out.write_text(json.dumps(result, indent=2, default=float))
     print(f"wrote {out}")
 

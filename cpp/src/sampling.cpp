@@ -1,4 +1,4 @@
-#include "onnxplain/infomaps.hpp"
+#include "onnxplain/sampling.hpp"
 
 #include <algorithm>
 #include <cmath>
