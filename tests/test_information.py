@@ -272,6 +272,8 @@ def test_bad_input_is_reported():
         ox.IG(model).attribute(image, budget=0)
     with pytest.raises(ox.OnnxplainError, match="below the coarsest lattice"):
         ox.IG(model).attribute(image, patch=4, budget=5)
+    with pytest.raises(ox.OnnxplainError, match="eps must be"):
+        ox.PMI(model).attribute(image, eps=0.0)
 
 
 def test_cli_ig_and_pmi(tmp_path):

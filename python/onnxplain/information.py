@@ -5,7 +5,7 @@ For each K x K patch i on a grid of stride S (positions fully inside the image, 
 flush with the far border), the patch is marginalised: replaced by N samples drawn from a
 distribution of the patch given its context, and the model's probabilities averaged,
     q_i(y) = p(y | x without i) = (1/N) sum_n p(y | x with patch i := sample n).
-Then, with eps = 1e-12,
+Then, with a small eps (default 1e-12, ``eps=``),
     PMI_i(y) = ln((p(y|x) + eps) / (q_i(y) + eps))    (signed, > 0 where patch i supports y)
     IG_i     = sum_y p(y|x) PMI_i(y) = KL(p(Y|x) || q_i)  (>= 0 up to eps).
 A pixel's map is the mean of the scores of all patches covering it.
@@ -411,7 +411,7 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
 # ---- the estimator ---------------------------------------------------------------------
 
 def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
-                 samples: int, seed: int, clean: np.ndarray, targets: list[int]) -> np.ndarray:
+                 samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
     """Scores of patches at (ys, xs) (int64, already prepared sampler): (count, 1 + T) float64,
     column 0 IG, columns 1.. PMI of each target. Streams the count * samples perturbations
     (patch-major) through the model; sample sums run in perturbation order in float64."""
@@ -437,7 +437,7 @@ def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.
 
     model.evaluate_batches(total, fill, consume, "probabilities", "ig/pmi")
     p = clean.astype(np.float64)
-    log_ratio = np.log(p + EPS)[None, :] - np.log(sums / samples + EPS)
+    log_ratio = np.log(p + eps)[None, :] - np.log(sums / samples + eps)
     ig = log_ratio @ p
     return np.concatenate([ig[:, None], log_ratio[:, targets]], axis=1)
 
@@ -552,7 +552,7 @@ class _Information(Explainer):
     default_target: Target = None
 
     def _compute(self, image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame,
-                 references, noise, seed):
+                 references, noise, seed, eps):
         image, probabilities, clean, targets, evals, start = self._begin(image, target)
         h, w = self.model.input_size
         patch = _positive_int("patch", patch)
@@ -570,17 +570,19 @@ class _Information(Explainer):
         if max(samples, budget_samples if mode == "budgeted" else 1) > SAMPLE_SLOTS:
             raise OnnxplainError(f"at most {SAMPLE_SLOTS} samples per patch")
         seed = int(seed)
+        if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+            raise OnnxplainError(f"eps must be a number in (0, 1), got {eps!r}")
         chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
         chosen.prepare(self.model, image, patch)
         gy, gx = _core.window_positions(h, patch, stride), _core.window_positions(w, patch, stride)
 
         def evaluate(ys, xs, n=samples):
             return patch_scores(self.model, image, chosen, np.ascontiguousarray(ys, np.int64),
-                                np.ascontiguousarray(xs, np.int64), n, seed, probabilities, targets)
+                                np.ascontiguousarray(xs, np.int64), n, seed, probabilities, targets, eps)
 
         yy, xx = np.meshgrid(gy, gx, indexing="ij")
         yy, xx = yy.ravel(), xx.ravel()
-        params = {"patch": patch, "stride": stride, "mode": mode, "sampler": chosen.describe(), "eps": EPS}
+        params = {"patch": patch, "stride": stride, "mode": mode, "sampler": chosen.describe(), "eps": eps}
         if mode == "budgeted":
             if yy.size * samples <= budget or min(len(gy), len(gx)) < 2:  # the exact answer is affordable
                 mode = "dense"
@@ -598,19 +600,21 @@ class _Information(Explainer):
     def attribute(self, image: np.ndarray, target: Target = "default", *, patch: int = 8, stride: int = 1,
                   samples: int = 8, mode: str = "budgeted", budget: int = 3000, budget_samples: int = 1,
                   sampler: str | PatchSampler = "gaussian", frame: int = 2, references=None, noise: float = 0.0,
-                  seed: int = 0) -> Explanation:
+                  eps: float = EPS, seed: int = 0) -> Explanation:
         """Maps (H x W float32) at model resolution; see the class doc for what they hold.
 
         patch, stride: K and S in pixels; samples: N per patch in dense mode; mode: "budgeted"
         (at most `budget` evaluations, `budget_samples` per evaluated patch) or "dense" (exact:
         N * ((H-K)/S + 1)^2 evaluations); sampler: a name from SAMPLERS or a PatchSampler; frame:
         the Gaussian sampler's frame F; references: images or a directory for the gaussian
-        (fit) and marginal samplers; noise: pixel noise of the marginal and inpaint samplers.
+        (fit) and marginal samplers; noise: pixel noise of the marginal and inpaint samplers;
+        eps: added to both probabilities in the PMI ratio.
         """
         if isinstance(target, str) and target == "default":
             target = self.default_target
         image, probabilities, targets, maps, params, seed, evals, start = self._compute(
-            image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references, noise, seed)
+            image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references, noise, seed,
+            eps)
         return self._result(image, probabilities, targets, maps, params, seed, evals, start)
 
     def _result(self, image, probabilities, targets, maps, params, seed, evals, start) -> Explanation:
@@ -652,7 +656,7 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
         image, target, options.pop("patch", 8), options.pop("stride", 1), options.pop("samples", 8),
         options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
         options.pop("sampler", "gaussian"), options.pop("frame", 2), options.pop("references", None),
-        options.pop("noise", 0.0), options.pop("seed", 0))
+        options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
     if options:
         raise OnnxplainError(f"unknown options {sorted(options)}")
     return (IG(model)._result(image, probabilities, targets, maps, params, seed, evals, start),
