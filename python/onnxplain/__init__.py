@@ -12,6 +12,7 @@ from . import evaluation, fidelity
 from .evaluation import evaluate, register_method
 from .explainer import Explainer
 from .image import load_image
+from .information import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, information_maps
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
 from .fidelity import RandomMap
@@ -22,4 +23,5 @@ __version__ = "0.1.0"
 __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
            "Preprocess", "RISE", "load_image", "softmax",
            "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
-           "fidelity", "evaluation", "evaluate", "register_method", "RandomMap"]
+           "fidelity", "evaluation", "evaluate", "register_method", "RandomMap",
+           "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps"]

@@ -11,11 +11,12 @@ import numpy as np
 from . import demo
 from .errors import OnnxplainError
 from .image import load_image
+from .information import IG, MODES, PMI, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion
 
-METHODS = {"occlusion": Occlusion, "rise": RISE}
+METHODS = {"occlusion": Occlusion, "rise": RISE, "ig": IG, "pmi": PMI}
 
 
 def _parse_target(text: str):
@@ -33,6 +34,14 @@ def _method_options(args: argparse.Namespace) -> dict:
         options.update(window=args.window, stride=args.stride)
     elif args.method == "rise":
         options.update(n_masks=args.masks, grid=args.grid, p_keep=args.p_keep)
+    elif args.method in ("ig", "pmi"):
+        del options["baseline"]
+        if args.sampler == "onnx" and not args.sampler_model:
+            raise OnnxplainError("--sampler onnx needs --sampler-model PATH")
+        sampler = OnnxSampler(args.sampler_model) if args.sampler == "onnx" else args.sampler
+        options.update(patch=args.patch, stride=args.stride or 1, samples=args.samples, mode=args.mode,
+                       budget=args.budget, budget_samples=args.budget_samples, sampler=sampler,
+                       frame=args.frame, references=args.reference, noise=args.noise)
     return options
 
 
@@ -59,7 +68,8 @@ def explain(args: argparse.Namespace) -> int:
     model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size,
                   progress=not args.quiet)
     image = load_image(args.image, model.input_size)
-    result = METHODS[args.method](model).attribute(image, target=_parse_target(args.target), **_method_options(args))
+    target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
+    result = METHODS[args.method](model).attribute(image, target=target, **_method_options(args))
     written = result.save(args.out)
     _print_top(result.top_classes, _class_names(args.labels))
     print(f"{args.method}: targets {result.targets}, {result.evaluations} model evaluations, "
@@ -198,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model", help="path to an .onnx classifier")
     ex.add_argument("image", help="path to an image file")
     ex.add_argument("--method", choices=sorted(METHODS), default="occlusion")
-    ex.add_argument("--target", default="top", help="'top', 'topK' or class ids (3 or 3,7)")
+    ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
     ex.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
     ex.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto",
                     help="what the model emits (default: detect)")
@@ -208,10 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     ex.add_argument("--baseline", default="mean", help="'mean', 'blur' or a pixel value 0..255")
     ex.add_argument("--window", type=int, help="occlusion window (default H // 8)")
-    ex.add_argument("--stride", type=int, help="occlusion stride (default window // 2)")
+    ex.add_argument("--stride", type=int, help="occlusion stride (default window // 2); ig/pmi patch grid stride (default 1)")
     ex.add_argument("--masks", type=int, default=2000, help="RISE masks")
     ex.add_argument("--grid", type=int, default=7, help="RISE grid size")
     ex.add_argument("--p-keep", type=float, default=0.5, help="RISE keep probability")
+    ex.add_argument("--patch", type=int, default=8, help="ig/pmi patch side K")
+    ex.add_argument("--samples", type=int, default=8, help="ig/pmi samples per patch in dense mode")
+    ex.add_argument("--mode", choices=MODES, default="budgeted", help="ig/pmi: budgeted (default) or dense (exact)")
+    ex.add_argument("--budget", type=int, default=3000, help="ig/pmi budgeted mode: model evaluations")
+    ex.add_argument("--budget-samples", type=int, default=1, help="ig/pmi budgeted mode: samples per patch")
+    ex.add_argument("--sampler", choices=SAMPLERS + ("onnx",), default="gaussian", help="ig/pmi patch sampler")
+    ex.add_argument("--sampler-model", help="ig/pmi: the .onnx learned sampler for --sampler onnx")
+    ex.add_argument("--frame", type=int, default=2, help="ig/pmi gaussian sampler: frame width F")
+    ex.add_argument("--reference", help="ig/pmi: image or directory of images to fit/draw patches from")
+    ex.add_argument("--noise", type=float, default=0.0, help="ig/pmi marginal/inpaint samplers: pixel noise sigma")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .errors import OnnxplainError
 from .fidelity import METRICS, Curves, RandomMap, interval, paired_difference
 from .image import image_files, load_image
+from .information import IG, PMI
 from .model import Model
 from .reference import RISE, Occlusion
 from .result import Explanation
@@ -50,6 +51,8 @@ def register_method(name: str, factory: Callable[[Model], Any], **defaults) -> N
 
 register_method("occlusion", Occlusion)
 register_method("rise", RISE)
+register_method("ig", IG)
+register_method("pmi", PMI)
 register_method("random", RandomMap)
 
 

@@ -17,6 +17,7 @@ class Explanation:
     maps: target class -> H x W float32 map at model resolution.
     top_classes: the clean image's top classes as (class, probability).
     evaluations: images the model evaluated for this result; seconds: wall time.
+    signed: overlay colours, True for a diverging map centred on 0, None to decide by the signs.
     """
 
     method: str
@@ -28,6 +29,7 @@ class Explanation:
     top_classes: list[tuple[int, float]]
     image: np.ndarray = field(repr=False)
     model: dict = field(default_factory=dict, repr=False)
+    signed: bool | None = field(default=None, repr=False)  # overlay colours: None = by the map's signs
 
     @property
     def targets(self) -> list[int]:
@@ -54,7 +56,7 @@ class Explanation:
         for target, attribution in self.maps.items():
             npy, png = out / f"{self.method}_{target}.npy", out / f"{self.method}_{target}.png"
             np.save(npy, attribution.astype(np.float32))
-            save_png(png, overlay(self.image, attribution))
+            save_png(png, overlay(self.image, attribution, signed=self.signed))
             written += [npy, png]
         (out / "result.json").write_text(json.dumps(self.record(), indent=2))
         return written + [out / "result.json"]

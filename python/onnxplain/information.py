@@ -1,0 +1,662 @@
+"""Information-theoretic maps (IG and PMI): how informative is each patch, and how much does it
+support each class.
+
+For each K x K patch i on a grid of stride S (positions fully inside the image, the last one
+flush with the far border), the patch is marginalised: replaced by N samples drawn from a
+distribution of the patch given its context, and the model's probabilities averaged,
+    q_i(y) = p(y | x without i) = (1/N) sum_n p(y | x with patch i := sample n).
+Then, with a small eps (default 1e-12, ``eps=``),
+    PMI_i(y) = ln((p(y|x) + eps) / (q_i(y) + eps))    (signed, > 0 where patch i supports y)
+    IG_i     = sum_y p(y|x) PMI_i(y) = KL(p(Y|x) || q_i)  (>= 0 up to eps).
+A pixel's map is the mean of the scores of all patches covering it.
+
+Modes:
+- ``dense``: every grid position, N samples each: N * ((H-K)/S + 1)^2 evaluations.
+- ``budgeted`` (default): coarse-to-fine within ``budget`` evaluations. The grid is evaluated at a
+  coarse spacing (``budget_samples`` samples per patch), then the spacing is halved level by level;
+  at each level the budget share goes to the new positions where the interpolated scores are
+  largest or vary most between their evaluated neighbours, the rest are interpolated (bilinear
+  over grid indices). The finished score field on the full grid is aggregated like the dense one.
+  When the dense grid fits in the budget (N samples per patch), the dense answer is computed.
+  Sample n of a patch is the same draw in both modes (streams keyed by position and n).
+
+Samplers (sampling runs in the C++ core, ``sampling.hpp``; draws keyed by (seed, stream),
+stream = (y * W + x) * 2^20 + n):
+- ``gaussian`` (default): a conditional multivariate Gaussian of the patch given the frame of F
+  pixels around it, fitted on (K + 2F)^2 windows of the reference images (the image itself when
+  none are given), jointly over channels or per channel, with shrinkage towards a scaled
+  identity. Border patches condition on the part of the frame inside the image only (the
+  Gaussian marginal over the absent entries, never padding). The regression matrix and the
+  Cholesky factor of the conditional covariance are computed once per frame configuration.
+- ``marginal``: the patch of a reference image at the same location (needs references).
+- ``inpaint``: OpenCV inpainting (Telea) of the patch from a window of 3K x 3K around it, plus
+  optional Gaussian noise.
+- ``constant`` (the "mean" baseline or a pixel value) and ``blur`` (a Gaussian-blurred copy of
+  the image): deterministic, for comparison with occlusion.
+- ``OnnxSampler(model)``: a learned sampler as an ONNX model (contract in its doc), e.g. a network
+  like the authors' PatchSampler with 256-way outputs.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import _core
+from .errors import OnnxplainError
+from .explainer import Explainer, Target, make_baseline, positive_int
+from .image import image_files, load_image
+from .model import Model
+from .result import Explanation
+
+EPS = 1e-12
+SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
+SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
+MODES = ("budgeted", "dense")
+COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
+MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
+
+
+def _load_references(references, size: tuple[int, int]) -> list[np.ndarray]:
+    """Reference images (paths, a directory, arrays) as float32 H x W x 3 at the model size."""
+    if references is None:
+        return []
+    if isinstance(references, (str, Path)) and Path(references).is_dir():
+        references = image_files(references)
+    elif isinstance(references, (str, Path, np.ndarray)):
+        references = [references]
+    return [load_image(r, size) for r in references]
+
+
+# ---- samplers --------------------------------------------------------------------------
+
+class PatchSampler:
+    """Draws replacements of K x K patches. `prepare` binds the sampler to one image; `sample`
+    returns (count, K, K, 3) float32 in 0..255 for patches at (ys, xs) (int64) with draws keyed
+    by (seed, streams) (uint64)."""
+
+    name = ""
+
+    def prepare(self, model: Model, image: np.ndarray, patch: int) -> None:
+        self.image, self.patch, self.threads = image, patch, model.threads
+
+    def sample(self, ys: np.ndarray, xs: np.ndarray, streams: np.ndarray, seed: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+class GaussianSampler(PatchSampler):
+    """Conditional Gaussian of the patch given a frame of `frame` pixels (see the module doc).
+
+    references: images (or a directory) to fit on; None fits on the explained image.
+    per_channel: fit the three channels independently (block-diagonal covariance) instead of
+    jointly. shrinkage: weight of the identity (scaled to the mean variance) in the covariance.
+    local_scale: scale the conditional noise by the frame's local contrast relative to the fitted
+    windows' average (a Gaussian scale mixture, so flat context gives quiet samples; the plain
+    homoscedastic Gaussian pastes texture-level noise into flat regions); needs frame >= 1.
+    max_windows: windows used for the fit (taken on a regular stride), at most MAX_FIT_VALUES
+    values in all (10^7: 23,000 windows at K = 8, F = 2; 8,300 at K = 16).
+    """
+
+    name = "gaussian"
+
+    def __init__(self, frame: int = 2, references=None, per_channel: bool = False, shrinkage: float = 0.05,
+                 local_scale: bool = True, max_windows: int = 20000) -> None:
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+            raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
+        if not 0 <= shrinkage <= 1:
+            raise OnnxplainError(f"shrinkage must be in [0, 1], got {shrinkage}")
+        self.frame, self.references, self.per_channel = int(frame), references, bool(per_channel)
+        self.shrinkage, self.max_windows = float(shrinkage), positive_int("max_windows", max_windows)
+        self.local_scale = bool(local_scale) and self.frame >= 1
+        self.spread = 0.0  # mean local contrast of the fitted windows' frames (0: no local scaling)
+        self._fixed_patch: int | None = None  # set by from_moments: nothing to fit
+        self.mean: np.ndarray | None = None  # fitted window mean (D,), float64
+        self.cov: np.ndarray | None = None   # fitted window covariance (D, D), float64
+
+    @classmethod
+    def from_moments(cls, patch: int, frame: int, mean: np.ndarray, cov: np.ndarray) -> GaussianSampler:
+        """A sampler with a given window mean (D,) and covariance (D x D), D = 3 (K + 2F)^2 in the
+        window's row-major, channel-last order; nothing is fitted."""
+        sampler = cls(frame=frame, shrinkage=0.0, local_scale=False)
+        d = 3 * (patch + 2 * frame) ** 2
+        mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+        if mean.shape != (d,) or cov.shape != (d, d):
+            raise OnnxplainError(f"mean and cov must be ({d},) and ({d}, {d}) for patch {patch}, frame {frame}")
+        sampler.mean, sampler.cov, sampler._fixed_patch = mean, cov, patch
+        return sampler
+
+    def fit(self, images: Sequence[np.ndarray], patch: int) -> None:
+        """Window mean and shrunk covariance from all (K + 2F)^2 windows of `images` (on a stride
+        that keeps at most max_windows of them)."""
+        side = patch + 2 * self.frame
+        counts = [(im.shape[0] - side + 1) * (im.shape[1] - side + 1) for im in images]
+        if min(counts) < 1:
+            raise OnnxplainError(f"reference images must be at least {side} x {side} for patch {patch}, frame {self.frame}")
+        limit = min(self.max_windows, max(2, MAX_FIT_VALUES // (3 * side * side)))
+        step = max(1, int(np.ceil(np.sqrt(sum(counts) / limit))))
+        rows = [np.lib.stride_tricks.sliding_window_view(im, (side, side, 3))[::step, ::step].reshape(-1, 3 * side * side)
+                for im in images]
+        data = np.concatenate(rows).astype(np.float64)
+        if data.shape[0] < 2:
+            raise OnnxplainError("too few reference windows to fit the Gaussian sampler")
+        self.mean = data.mean(axis=0)
+        if self.local_scale:
+            ring = np.ones((side, side), bool)
+            ring[self.frame:self.frame + patch, self.frame:self.frame + patch] = False
+            frames = data.reshape(-1, side, side, 3)[:, ring]  # (windows, frame pixels, 3)
+            self.spread = float(frames.var(axis=1).mean())
+        cov = np.cov(data, rowvar=False)
+        if self.per_channel:
+            channel = np.arange(cov.shape[0]) % 3
+            cov = np.where(channel[:, None] == channel[None, :], cov, 0.0)
+        self.cov = cov
+
+    def prepare(self, model: Model, image: np.ndarray, patch: int) -> None:
+        super().prepare(model, image, patch)
+        if self._fixed_patch is not None:
+            if self._fixed_patch != patch:
+                raise OnnxplainError(f"this Gaussian sampler was built for patch {self._fixed_patch}, not {patch}")
+        else:
+            refs = _load_references(self.references, model.input_size) or [image]
+            self.fit(refs, patch)
+        d = self.cov.shape[0]
+        level = np.trace(self.cov) / d
+        self._cov = (1 - self.shrinkage) * self.cov + self.shrinkage * level * np.eye(d)
+        side = patch + 2 * self.frame
+        index = np.arange(d).reshape(side, side, 3)
+        inner = np.zeros((side, side), bool)
+        inner[self.frame:self.frame + patch, self.frame:self.frame + patch] = True
+        self._patch_index = index[inner].reshape(-1)
+        # Every frame configuration a patch of this image can have, factorised once in the core
+        # (one configuration per thread).
+        h, w = image.shape[:2]
+        rows = sorted({self._config(y, 0)[:2] for y in range(h - patch + 1)})
+        cols = sorted({self._config(0, x)[2:] for x in range(w - patch + 1)})
+        configs = [(top, bottom, left, right) for top, bottom in rows for left, right in cols]
+        observed = np.zeros((len(configs), d), np.uint8)
+        for i, (top, bottom, left, right) in enumerate(configs):
+            present = np.zeros((side, side), bool)
+            present[top:side - bottom, left:side - right] = True
+            present[inner] = False
+            observed[i, index[present].reshape(-1)] = 1
+        try:
+            regress, chol = _core.gaussian_conditionals(np.ascontiguousarray(self._cov), self._patch_index, observed,
+                                                        self.threads)
+        except ValueError as exc:
+            raise OnnxplainError(f"Gaussian sampler: {exc}") from None
+        self._tables = {config: i for i, config in enumerate(configs)}
+        self._arrays = (regress, chol, self.mean[self._patch_index].astype(np.float32), self.mean.astype(np.float32))
+
+    def _config(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """Frame rows/columns missing above, below, left, right of a patch at (y, x)."""
+        h, w = self.image.shape[:2]
+        f, k = self.frame, self.patch
+        return (max(0, f - y), max(0, y + k + f - h), max(0, f - x), max(0, x + k + f - w))
+
+    def conditional(self, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
+        """The conditional mean (K x K x 3) and covariance (P x P, P = 3 K^2) of the patch at (y, x)
+        given the image's frame pixels inside the image, as the sampler uses them (float64; with
+        local_scale the samples' covariance is this one times the frame's contrast ratio)."""
+        t = self._tables[self._config(y, x)]
+        side, f = self.patch + 2 * self.frame, self.frame
+        window = np.zeros((side, side, 3))
+        h, w = self.image.shape[:2]
+        y0, x0 = y - f, x - f
+        sy, sx = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
+        window[sy.start - y0:sy.stop - y0, sx.start - x0:sx.stop - x0] = self.image[sy, sx]
+        centred = window.reshape(-1) - self.mean
+        regress = self._arrays[0][t].astype(np.float64)  # D x P, zero rows where not observed
+        mean = self.mean[self._patch_index] + centred @ regress
+        upper = self._arrays[1][t].astype(np.float64)
+        return mean.reshape(self.patch, self.patch, 3), upper.T @ upper
+
+    def sample(self, ys, xs, streams, seed):
+        configs = np.array([self._tables[self._config(int(y), int(x))] for y, x in zip(ys, xs)], np.int64)
+        regress, chol, patch_mean, window_mean = self._arrays
+        return _core.gaussian_patch_samples(self.image, ys, xs, configs, streams, seed, self.patch, self.frame,
+                                            patch_mean, window_mean, regress, chol,
+                                            self.spread if self.local_scale else 0.0, self.threads)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "frame": self.frame, "per_channel": self.per_channel, "shrinkage": self.shrinkage,
+                "local_scale": self.local_scale, "fitted_on": "references" if self.references is not None else "image"}
+
+
+class _BankSampler(PatchSampler):
+    """Patches read from a bank of images at their own position, plus optional noise."""
+
+    noise = 0.0
+
+    def _bank(self, model: Model, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def prepare(self, model, image, patch):
+        super().prepare(model, image, patch)
+        self._images = np.ascontiguousarray(self._bank(model, image), np.float32)
+
+    def sample(self, ys, xs, streams, seed):
+        return _core.bank_patch_samples(self._images, ys, xs, streams, seed, self.patch, self.noise, self.threads)
+
+
+class MarginalSampler(_BankSampler):
+    """The patch of a uniformly drawn reference image at the same location (plus noise)."""
+
+    name = "marginal"
+
+    def __init__(self, references, noise: float = 0.0) -> None:
+        if references is None:
+            raise OnnxplainError("the marginal sampler needs reference images (references=...)")
+        self.references, self.noise = references, float(noise)
+
+    def _bank(self, model, image):
+        return np.stack(_load_references(self.references, model.input_size))
+
+    def describe(self):
+        return {"name": self.name, "references": len(self._images) if hasattr(self, "_images") else None,
+                "noise": self.noise}
+
+
+class ConstantSampler(_BankSampler):
+    """The patch of a baseline image: "mean" (what preprocessing maps to 0) or a pixel value."""
+
+    name = "constant"
+
+    def __init__(self, value: str | float = "mean") -> None:
+        self.value = value
+
+    def _bank(self, model, image):
+        return make_baseline(image, self.value, model)[None]
+
+    def describe(self):
+        return {"name": self.name, "value": self.value}
+
+
+class BlurSampler(_BankSampler):
+    """The patch of a Gaussian-blurred copy of the image (sigma default H / 16)."""
+
+    name = "blur"
+
+    def __init__(self, sigma: float | None = None) -> None:
+        self.sigma = sigma
+
+    def _bank(self, model, image):
+        return make_baseline(image, "blur", model, self.sigma)[None]
+
+    def describe(self):
+        return {"name": self.name, "sigma": self.sigma}
+
+
+class InpaintSampler(PatchSampler):
+    """OpenCV inpainting (Telea, `radius`) of the patch from the 3K x 3K window around it, plus
+    N(0, noise^2) per pixel and channel."""
+
+    name = "inpaint"
+
+    def __init__(self, radius: float = 3.0, noise: float = 0.0) -> None:
+        if radius <= 0 or noise < 0:
+            raise OnnxplainError(f"inpaint needs radius > 0 and noise >= 0, got {radius}, {noise}")
+        self.radius, self.noise = float(radius), float(noise)
+
+    def prepare(self, model, image, patch):
+        super().prepare(model, image, patch)
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._uint8 = np.clip(image, 0, 255).round().astype(np.uint8)
+
+    def _inpainted(self, y: int, x: int) -> np.ndarray:
+        if (y, x) not in self._cache:
+            h, w = self.image.shape[:2]
+            k = self.patch
+            y0, x0, y1, x1 = max(0, y - k), max(0, x - k), min(h, y + 2 * k), min(w, x + 2 * k)
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            mask[y - y0:y - y0 + k, x - x0:x - x0 + k] = 255
+            filled = cv2.inpaint(self._uint8[y0:y1, x0:x1], mask, self.radius, cv2.INPAINT_TELEA)
+            self._cache[(y, x)] = filled[y - y0:y - y0 + k, x - x0:x - x0 + k].astype(np.float32)
+        return self._cache[(y, x)]
+
+    def sample(self, ys, xs, streams, seed):
+        out = np.ascontiguousarray(np.stack([self._inpainted(int(y), int(x)) for y, x in zip(ys, xs)]))
+        if self.noise > 0:
+            _core.noisy_patches(out, streams, seed, self.noise, self.threads)
+        return out
+
+    def describe(self):
+        return {"name": self.name, "radius": self.radius, "noise": self.noise}
+
+
+class OnnxSampler(PatchSampler):
+    """A learned sampler given as an ONNX model (path, bytes or session).
+
+    Contract. Input: one float32 tensor (N, 4, 3K, 3K), the 3K x 3K window centred on the patch:
+    channels 0..2 the RGB pixels / 255, channel 3 a mask that is 1 where the value is unknown
+    (the K x K centre, and anything outside the image), where channels 0..2 are 0. Output: one
+    float32 tensor, either (N, 3, K, K) pixel values / 255 (used as they are: the sampler is
+    then deterministic), or (N, 3, K, K, 256) logits of a 256-level distribution per pixel and
+    channel, from which the core draws every value independently (inverse CDF over the shared
+    generator). The network runs once per distinct patch position in a batch.
+    """
+
+    name = "onnx"
+
+    def __init__(self, source, providers: Sequence[str] | None = None) -> None:
+        from .model import _open_session
+
+        self.session = _open_session(source, providers)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise OnnxplainError(f"an ONNX sampler needs one input and one output, got {len(inputs)} and {len(outputs)}")
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+
+    def _windows(self, positions: list[tuple[int, int]]) -> np.ndarray:
+        h, w = self.image.shape[:2]
+        k = self.patch
+        batch = np.zeros((len(positions), 4, 3 * k, 3 * k), np.float32)
+        batch[:, 3] = 1.0
+        for i, (y, x) in enumerate(positions):
+            y0, x0 = y - k, x - k
+            sy, sx = slice(max(0, y0), min(h, y0 + 3 * k)), slice(max(0, x0), min(w, x0 + 3 * k))
+            wy, wx = slice(sy.start - y0, sy.stop - y0), slice(sx.start - x0, sx.stop - x0)
+            batch[i, :3, wy, wx] = self.image[sy, sx].transpose(2, 0, 1) / 255.0
+            batch[i, 3, wy, wx] = 0.0
+        batch[:, :3, k:2 * k, k:2 * k] = 0.0
+        batch[:, 3, k:2 * k, k:2 * k] = 1.0
+        return batch
+
+    def sample(self, ys, xs, streams, seed):
+        k = self.patch
+        positions = list(dict.fromkeys(zip(ys.tolist(), xs.tolist())))
+        out = np.asarray(self.session.run([self.output_name], {self.input_name: self._windows(positions)})[0])
+        rows = np.array([positions.index(p) for p in zip(ys.tolist(), xs.tolist())], np.int64)
+        if out.shape == (len(positions), 3, k, k):
+            values = np.clip(out.transpose(0, 2, 3, 1) * 255.0, 0, 255).astype(np.float32)
+            return np.ascontiguousarray(values[rows])
+        if out.shape == (len(positions), 3, k, k, 256):
+            logits = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), 3 * k * k, 256).astype(np.float64)
+            logits -= logits.max(axis=2, keepdims=True)
+            probabilities = np.exp(logits)
+            probabilities /= probabilities.sum(axis=2, keepdims=True)
+            drawn = _core.categorical_patches(probabilities.astype(np.float32), rows, streams, seed, self.threads)
+            return drawn.reshape(len(ys), k, k, 3)
+        raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, 3, {k}, {k}) or "
+                             f"(N, 3, {k}, {k}, 256) for N = {len(positions)} windows")
+
+
+def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
+                 value: str | float = "mean") -> PatchSampler:
+    """A sampler from its name (see SAMPLERS) or the instance itself."""
+    if isinstance(sampler, PatchSampler):
+        return sampler
+    if sampler == "gaussian":
+        return GaussianSampler(frame=frame, references=references)
+    if sampler == "marginal":
+        return MarginalSampler(references, noise)
+    if sampler == "inpaint":
+        return InpaintSampler(noise=noise)
+    if sampler == "constant":
+        return ConstantSampler(value)
+    if sampler == "blur":
+        return BlurSampler()
+    raise OnnxplainError(f"sampler must be one of {SAMPLERS} or a PatchSampler, got {sampler!r}")
+
+
+# ---- the estimator ---------------------------------------------------------------------
+
+def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
+                 samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
+    """Scores of patches at (ys, xs) (int64, already prepared sampler): (count, 1 + T) float64,
+    column 0 IG, columns 1.. PMI of each target. Streams the count * samples perturbations
+    (patch-major) through the model; sample sums run in perturbation order in float64."""
+    width = image.shape[1]
+    total = len(ys) * samples
+    sums = np.zeros((len(ys), clean.shape[0]))
+    gain, bias = model.preprocess.gain, model.preprocess.bias
+    bgr = model.preprocess.channel_order == "BGR"
+
+    def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
+        index = np.arange(first, first + count)
+        patch, n = index // samples, index % samples
+        by, bx = np.ascontiguousarray(ys[patch]), np.ascontiguousarray(xs[patch])
+        streams = ((by * width + bx) * SAMPLE_SLOTS + n).astype(np.uint64)
+        drawn = sampler.sample(by, bx, streams, seed)
+        _core.paste_patches(image, drawn, by, bx, out, gain, bias, bgr, model.layout, model.threads)
+        return patch
+
+    def consume(patch: np.ndarray, probabilities: np.ndarray) -> None:
+        rows = probabilities.astype(np.float64)
+        for i, p in enumerate(patch):
+            sums[p] += rows[i]
+
+    model.evaluate_batches(total, fill, consume, "probabilities", "ig/pmi")
+    p = clean.astype(np.float64)
+    log_ratio = np.log(p + eps)[None, :] - np.log(sums / samples + eps)
+    ig = log_ratio @ p
+    return np.concatenate([ig[:, None], log_ratio[:, targets]], axis=1)
+
+
+def pixel_maps(scores: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int, size: tuple[int, int]) -> np.ndarray:
+    """Per-pixel mean of the scores (count, C) of the K x K patches at (ys, xs) covering each pixel:
+    (C, H, W) float64 (NaN where no patch covers a pixel)."""
+    h, w = size
+    total = np.zeros((scores.shape[1], h + 1, w + 1))
+    cover = np.zeros((h + 1, w + 1))
+    for dy, dx, sign in ((0, 0, 1), (patch, 0, -1), (0, patch, -1), (patch, patch, 1)):
+        np.add.at(total, (slice(None), ys + dy, xs + dx), sign * scores.T)
+        np.add.at(cover, (ys + dy, xs + dx), sign)
+    total = total.cumsum(axis=1).cumsum(axis=2)[:, :h, :w]
+    cover = np.rint(cover.cumsum(axis=0).cumsum(axis=1)[:h, :w])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / cover
+
+
+def _weights(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(len(target), len(source)) linear interpolation weights from sorted coordinates `source`
+    to `target` (inside their range)."""
+    hi = np.clip(np.searchsorted(source, target, side="right"), 1, len(source) - 1)
+    lo = hi - 1
+    span = (source[hi] - source[lo]).astype(np.float64)
+    t = np.clip((target - source[lo]) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+    weights = np.zeros((len(target), len(source)))
+    rows = np.arange(len(target))
+    np.add.at(weights, (rows, lo), 1 - t)
+    np.add.at(weights, (rows, hi), t)
+    return weights
+
+
+def _interpolate(values: np.ndarray, iy: np.ndarray, ix: np.ndarray, ty: np.ndarray, tx: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of lattice values (C, len(iy), len(ix)) onto the lattice (ty, tx),
+    coordinates in grid indices: (C, len(ty), len(tx))."""
+    if len(iy) == 1 or len(ix) == 1:
+        raise OnnxplainError("the coarse lattice needs at least 2 x 2 positions")
+    return _weights(iy, ty) @ values @ _weights(ix, tx).T
+
+
+def _lattice(n: int, spacing: int) -> np.ndarray:
+    return np.unique(np.r_[np.arange(0, n, spacing), n - 1])
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    """|v - median| / max |v - median| per channel of (C, ...) values."""
+    centred = np.abs(values - np.median(values.reshape(len(values), -1), axis=1).reshape((-1,) + (1,) * (values.ndim - 1)))
+    scale = centred.reshape(len(values), -1).max(axis=1)
+    return centred / np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (values.ndim - 1))
+
+
+def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, samples: int) -> tuple[np.ndarray, dict]:
+    """Coarse-to-fine estimate of the score field on the grid gy x gx (top-left offsets).
+
+    evaluate(ys, xs) -> (count, C) scores with `samples` samples each. Returns the field
+    (len(gy) * len(gx), C), row-major, and a record of the levels. The first lattice takes the
+    smallest power-of-two spacing whose evaluation fits in COARSE_SHARE of the budget; each finer
+    level gets an equal share of what is left.
+    """
+    ny, nx = len(gy), len(gx)
+    spacing = 1
+    while (spacing * 2 < max(ny, nx)
+           and len(_lattice(ny, spacing)) * len(_lattice(nx, spacing)) * samples > COARSE_SHARE * budget):
+        spacing *= 2
+    iy, ix = _lattice(ny, spacing), _lattice(nx, spacing)
+    if iy.size * ix.size * samples > budget:
+        raise OnnxplainError(f"budget {budget} is below the coarsest lattice's {iy.size * ix.size * samples} evaluations; "
+                             f"raise it or lower budget_samples")
+    yy, xx = np.meshgrid(iy, ix, indexing="ij")
+    values = evaluate(gy[yy.ravel()], gx[xx.ravel()])
+    values = values.T.reshape(-1, len(iy), len(ix))
+    measured = np.ones((len(iy), len(ix)), bool)
+    used = yy.size * samples
+    levels = [{"spacing": spacing, "patches": int(yy.size)}]
+    while spacing > 1:
+        spacing //= 2
+        ty, tx = _lattice(ny, spacing), _lattice(nx, spacing)
+        fine = _interpolate(values, iy, ix, ty, tx)
+        # spread of the parent values around each fine point: where interpolation is least sure
+        spread = _interpolate(_dilate_max(values) + _dilate_max(-values), iy, ix, ty, tx)
+        spread /= np.maximum((values.max(axis=(1, 2)) - values.min(axis=(1, 2)))[:, None, None], 1e-30)
+        known = np.zeros((len(ty), len(tx)), bool)
+        known[np.ix_(np.searchsorted(ty, iy), np.searchsorted(tx, ix))] = measured
+        priority = (_normalised(fine) + spread).max(axis=0)
+        priority[known] = -np.inf
+        levels_left = int(np.log2(spacing)) + 1
+        share = (budget - used) // levels_left // samples
+        candidates = np.flatnonzero(~known.ravel())
+        chosen = candidates[np.argsort(-priority.ravel()[candidates], kind="stable")[:max(0, share)]]
+        if chosen.size:
+            cy, cx = np.unravel_index(chosen, known.shape)
+            fine[:, cy, cx] = evaluate(gy[ty[cy]], gx[tx[cx]]).T
+            known[cy, cx] = True
+            used += chosen.size * samples
+        levels.append({"spacing": spacing, "patches": int(chosen.size)})
+        values, measured, iy, ix = fine, known, ty, tx
+    return values.reshape(len(values), -1).T, {"levels": levels, "evaluated": int(used)}
+
+
+def _dilate_max(values: np.ndarray) -> np.ndarray:
+    """3 x 3 maximum filter of each channel of (C, h, w)."""
+    return np.stack([cv2.dilate(v.astype(np.float64), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+                     for v in values])
+
+
+# ---- explainers ------------------------------------------------------------------------
+
+class _Information(Explainer):
+    """Shared engine of IG and PMI (see the module doc)."""
+
+    default_target: Target = None
+
+    def _compute(self, image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame,
+                 references, noise, seed, eps):
+        image, probabilities, clean, targets, evals, start = self._begin(image, target)
+        h, w = self.model.input_size
+        patch = positive_int("patch", patch)
+        stride = positive_int("stride", stride)
+        samples = positive_int("samples", samples)
+        if patch > min(h, w):
+            raise OnnxplainError(f"patch {patch} is larger than the image ({h} x {w})")
+        if stride > patch:
+            raise OnnxplainError(f"stride {stride} is larger than the patch {patch}: pixels would be left uncovered")
+        if mode not in MODES:
+            raise OnnxplainError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "budgeted":
+            budget = positive_int("budget", budget)
+            budget_samples = positive_int("budget_samples", budget_samples)
+        if max(samples, budget_samples if mode == "budgeted" else 1) > SAMPLE_SLOTS:
+            raise OnnxplainError(f"at most {SAMPLE_SLOTS} samples per patch")
+        seed = int(seed)
+        if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+            raise OnnxplainError(f"eps must be a number in (0, 1), got {eps!r}")
+        chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
+        chosen.prepare(self.model, image, patch)
+        gy, gx = _core.window_positions(h, patch, stride), _core.window_positions(w, patch, stride)
+
+        def evaluate(ys, xs, n=samples):
+            return patch_scores(self.model, image, chosen, np.ascontiguousarray(ys, np.int64),
+                                np.ascontiguousarray(xs, np.int64), n, seed, probabilities, targets, eps)
+
+        yy, xx = np.meshgrid(gy, gx, indexing="ij")
+        yy, xx = yy.ravel(), xx.ravel()
+        params = {"patch": patch, "stride": stride, "mode": mode, "sampler": chosen.describe(), "eps": eps}
+        if mode == "budgeted":
+            if yy.size * samples <= budget or min(len(gy), len(gx)) < 2:  # the exact answer is affordable
+                mode = "dense"
+                params.update(budget=budget, mode="dense (within budget)")
+        if mode == "dense":
+            field = evaluate(yy, xx)
+            params.update(samples=samples, patches=int(yy.size))
+        else:
+            field, record = budgeted_scores(lambda ys, xs: evaluate(ys, xs, budget_samples), gy, gx, budget,
+                                            budget_samples)
+            params.update(budget=budget, samples=budget_samples, **record)
+        maps = pixel_maps(field, yy, xx, patch, (h, w)).astype(np.float32)
+        return image, probabilities, targets, maps, params, seed, evals, start
+
+    def attribute(self, image: np.ndarray, target: Target = "default", *, patch: int = 8, stride: int = 1,
+                  samples: int = 8, mode: str = "budgeted", budget: int = 3000, budget_samples: int = 1,
+                  sampler: str | PatchSampler = "gaussian", frame: int = 2, references=None, noise: float = 0.0,
+                  eps: float = EPS, seed: int = 0) -> Explanation:
+        """Maps (H x W float32) at model resolution; see the class doc for what they hold.
+
+        patch, stride: K and S in pixels; samples: N per patch in dense mode; mode: "budgeted"
+        (at most `budget` evaluations, `budget_samples` per evaluated patch) or "dense" (exact:
+        N * ((H-K)/S + 1)^2 evaluations); sampler: a name from SAMPLERS or a PatchSampler; frame:
+        the Gaussian sampler's frame F; references: images or a directory for the gaussian
+        (fit) and marginal samplers; noise: pixel noise of the marginal and inpaint samplers;
+        eps: added to both probabilities in the PMI ratio.
+        """
+        if isinstance(target, str) and target == "default":
+            target = self.default_target
+        image, probabilities, targets, maps, params, seed, evals, start = self._compute(
+            image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references, noise, seed,
+            eps)
+        return self._result(image, probabilities, targets, maps, params, seed, evals, start)
+
+    def _result(self, image, probabilities, targets, maps, params, seed, evals, start) -> Explanation:
+        result = self._finish(image, probabilities, self._select(maps, targets, probabilities), params, seed, evals,
+                              start)
+        result.signed = True if self.method == "pmi" else None  # PMI: diverging colours centred on 0
+        return result
+
+    def _select(self, maps, targets, probabilities) -> dict[int, np.ndarray]:
+        raise NotImplementedError
+
+
+class PMI(_Information):
+    """Pointwise mutual information maps (Information-theoretic saliency, PMI_i(y)): one signed
+    map per target class (default the top 3), in nats; > 0 where the patch supports the class."""
+
+    method = "pmi"
+    default_target = "top3"
+
+    def _select(self, maps, targets, probabilities):
+        return {t: maps[1 + i] for i, t in enumerate(targets)}
+
+
+class IG(_Information):
+    """Information gain map: KL(p(Y|x) || p(Y|x without the patch)) in nats, >= 0; one map,
+    independent of the class, keyed by the top-1 class."""
+
+    method = "ig"
+
+    def _select(self, maps, targets, probabilities):
+        return {int(np.argmax(probabilities)): maps[0]}
+
+
+def information_maps(model: Model, image: np.ndarray, target: Target = "top3", **options) -> tuple[Explanation, Explanation]:
+    """IG and PMI from one shared set of evaluations: (ig_result, pmi_result); options as in
+    `PMI.attribute`. Both records carry the shared evaluation count and time."""
+    engine = PMI(model)
+    image, probabilities, targets, maps, params, seed, evals, start = engine._compute(
+        image, target, options.pop("patch", 8), options.pop("stride", 1), options.pop("samples", 8),
+        options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
+        options.pop("sampler", "gaussian"), options.pop("frame", 2), options.pop("references", None),
+        options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
+    if options:
+        raise OnnxplainError(f"unknown options {sorted(options)}")
+    return (IG(model)._result(image, probabilities, targets, maps, params, seed, evals, start),
+            engine._result(image, probabilities, targets, maps, params, seed, evals, start))
+
+
+__all__ = ["IG", "PMI", "PatchSampler", "GaussianSampler", "MarginalSampler", "InpaintSampler", "ConstantSampler",
+           "BlurSampler", "OnnxSampler", "SAMPLERS", "information_maps", "make_sampler", "patch_scores", "pixel_maps"]
