@@ -10,7 +10,7 @@ import pytest
 import onnxplain as ox
 from onnxplain import _core
 from onnxplain.cli import main
-from onnxplain.information import SAMPLE_SLOTS, EPS, pixel_maps
+from onnxplain.information import SAMPLE_SLOTS, EPS, PatchEstimates, budgeted_scores, pixel_maps
 
 from helpers import EFFICIENTNET, photo_on_canvas
 
@@ -175,6 +175,40 @@ def test_budget_covering_the_grid_gives_the_dense_answer():
     np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_adaptive_samples_go_where_the_estimate_moves():
+    """Once every patch has a sample, extra samples go to the patches whose estimate is unstable:
+    here every score is 1, the bottom half of an 8 x 8 grid draws +-1 noise, the top half none."""
+    noisy = np.arange(64) >= 32
+
+    def draw(rows, ns, sums):
+        sums[rows, 0] += 1.0 + noisy[rows] * np.where(ns % 2 == 0, 1.0, -1.0) * (1 + rows % 3)
+
+    estimates = PatchEstimates(64, 1, draw, lambda sums, counts: sums / counts[:, None])
+    field, record = budgeted_scores(estimates, 8, 8, 64 + 120, samples=1, max_samples=4)
+    assert record["evaluated"] == 64 + 120 == estimates.counts.sum()
+    assert sum(record["extra_samples"]) == 120
+    assert (estimates.counts[~noisy] == 2).all()  # one extra sample shows they are stable
+    assert (estimates.counts[noisy] >= 3).all() and estimates.counts.max() == 4
+    np.testing.assert_allclose(field[:, 0], estimates.sums[:, 0] / estimates.counts)
+
+
+def test_adaptive_budget_is_spent_exactly_and_sample_zero_is_the_dense_draw():
+    model = ox.Model(detector_model(), preset="unit", progress=False)
+    image, (y0, x0, y1, x1) = planted(5)
+    grid = 15 * 15  # patch 4, stride 2 on 32 x 32
+    ig = ox.IG(model).attribute(image, patch=4, stride=2, samples=3, budget=grid + 100, seed=2)
+    assert ig.evaluations == grid + 100 + 1  # + the clean image
+    assert ig.params["mode"] == "budgeted" and sum(ig.params["extra_samples"]) == 100
+    one = ox.IG(model).attribute(image, patch=4, stride=2, samples=1, mode="dense", seed=2)
+    # Sample 0 of every patch is the dense one's draw: far from the planted pattern nothing moves
+    # the estimate, so the map is the dense 1-sample map there, value for value; on the pattern
+    # the extra samples went in and changed it.
+    far = np.zeros(image.shape[:2], bool)
+    far[:8, :] = True
+    np.testing.assert_array_equal(ig[1][far], one[1][far])
+    assert not np.array_equal(ig[1][y0:y1, x0:x1], one[1][y0:y1, x0:x1])
+
+
 def _conditional(mean, cov, patch_idx, observed, values):
     s_oo = cov[np.ix_(observed, observed)]
     s_po = cov[np.ix_(patch_idx, observed)]
@@ -239,21 +273,22 @@ def test_gaussian_fit_and_local_scale():
     assert flat.std(axis=0).mean() < 1.0 < 15.0 < busy.std(axis=0).mean()
 
 
-@pytest.mark.parametrize("mode", ["dense", "budgeted"])
-def test_same_seed_same_maps_for_any_batch_size(mode):
+@pytest.mark.parametrize("mode, budget", [("dense", 120), ("budgeted", 120), ("budgeted", 400)])
+def test_same_seed_same_maps_for_any_batch_size(mode, budget):
     image, _ = planted(4)
     results = []
     for batch_size, threads in ((1, 1), (7, 2), (64, 0)):
         model = ox.Model(detector_model(), preset="unit", batch_size=batch_size, threads=threads, progress=False)
         ig, pmi = ox.information_maps(model, image, target="top", patch=4, stride=2, samples=3, mode=mode,
-                                      budget=120, seed=9)
+                                      budget=budget, seed=9)
         results.append((ig[1], pmi[1], ig.evaluations))
     for other in results[1:]:
         np.testing.assert_allclose(other[0], results[0][0], rtol=1e-5, atol=1e-9)
         np.testing.assert_allclose(other[1], results[0][1], rtol=1e-5, atol=1e-7)
         assert other[2] == results[0][2]
     model = ox.Model(detector_model(), preset="unit", progress=False)
-    changed = ox.PMI(model).attribute(image, target="top", patch=4, stride=2, samples=3, mode=mode, budget=120, seed=10)
+    changed = ox.PMI(model).attribute(image, target="top", patch=4, stride=2, samples=3, mode=mode, budget=budget,
+                                      seed=10)
     assert not np.array_equal(changed[1], results[0][1])
 
 

@@ -14,11 +14,16 @@ Modes:
 - ``dense``: every grid position, N samples each: N * ((H-K)/S + 1)^2 evaluations.
 - ``budgeted`` (default): coarse-to-fine within ``budget`` evaluations. The grid is evaluated at a
   coarse spacing (``budget_samples`` samples per patch), then the spacing is halved level by level;
-  at each level the budget share goes to the new positions where the interpolated scores are
-  largest or vary most between their evaluated neighbours, the rest are interpolated (bilinear
-  over grid indices). The finished score field on the full grid is aggregated like the dense one.
-  When the dense grid fits in the budget (N samples per patch), the dense answer is computed.
-  Sample n of a patch is the same draw in both modes (streams keyed by position and n).
+  at each level the budget goes to the new positions where the interpolated scores are largest or
+  vary most between their evaluated neighbours (only those above a floor at the coarser levels,
+  so the finest level keeps most of the budget), the rest are interpolated (bilinear over grid
+  indices). Once every position is evaluated, what is left buys extra samples (adaptive N, up to
+  N per patch) for the patches whose estimate is least stable: the largest scores first, then
+  those whose last sample moved the estimate most. The finished score field on the full grid is
+  aggregated like the dense one. When the dense grid fits in the budget (N samples per patch),
+  the dense answer is computed. Sample n of a patch is the same draw in every mode (streams keyed
+  by position and n), and a patch's samples are summed in sample order, so a patch with n samples
+  holds exactly the dense n-sample estimate.
 
 Samplers (sampling runs in the C++ core, ``sampling.hpp``; draws keyed by (seed, stream),
 stream = (y * W + x) * 2^20 + n):
@@ -38,7 +43,7 @@ stream = (y * W + x) * 2^20 + n):
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -56,6 +61,7 @@ SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
 SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
 MODES = ("budgeted", "dense")
 COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
+REFINE_FLOOR = 1e-3  # budgeted mode: new positions below this priority are interpolated at coarse levels
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
 
 
@@ -405,36 +411,84 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
 
 # ---- the estimator ---------------------------------------------------------------------
 
-def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
-                 samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
-    """Scores of patches at (ys, xs) (int64, already prepared sampler): (count, 1 + T) float64,
-    column 0 IG, columns 1.. PMI of each target. Streams the count * samples perturbations
-    (patch-major) through the model; sample sums run in perturbation order in float64."""
+def perturbation_sums(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
+                      ns: np.ndarray, rows: np.ndarray, sums: np.ndarray, seed: int) -> None:
+    """Adds the model's probabilities for perturbations (ys, xs, ns) (int64: patch offsets and sample
+    index n) to sums[rows] ((patches, classes) float64, in place), in perturbation order."""
     width = image.shape[1]
-    total = len(ys) * samples
-    sums = np.zeros((len(ys), clean.shape[0]))
     gain, bias = model.preprocess.gain, model.preprocess.bias
     bgr = model.preprocess.channel_order == "BGR"
 
     def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
         index = np.arange(first, first + count)
-        patch, n = index // samples, index % samples
-        by, bx = np.ascontiguousarray(ys[patch]), np.ascontiguousarray(xs[patch])
-        streams = ((by * width + bx) * SAMPLE_SLOTS + n).astype(np.uint64)
+        by, bx = np.ascontiguousarray(ys[index]), np.ascontiguousarray(xs[index])
+        streams = ((by * width + bx) * SAMPLE_SLOTS + ns[index]).astype(np.uint64)
         drawn = sampler.sample(by, bx, streams, seed)
         _core.paste_patches(image, drawn, by, bx, out, gain, bias, bgr, model.layout, model.threads)
-        return patch
+        return rows[index]
 
     def consume(patch: np.ndarray, probabilities: np.ndarray) -> None:
-        rows = probabilities.astype(np.float64)
+        values = probabilities.astype(np.float64)
         for i, p in enumerate(patch):
-            sums[p] += rows[i]
+            sums[p] += values[i]
 
-    model.evaluate_batches(total, fill, consume, "probabilities", "ig/pmi")
+    model.evaluate_batches(len(ys), fill, consume, "probabilities", "ig/pmi")
+
+
+def scores_of(sums: np.ndarray, counts: np.ndarray, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
+    """Scores from probability sums (count, classes) over counts (count,) samples: (count, 1 + T)
+    float64, column 0 IG, columns 1.. PMI of each target."""
     p = clean.astype(np.float64)
-    log_ratio = np.log(p + eps)[None, :] - np.log(sums / samples + eps)
+    log_ratio = np.log(p + eps)[None, :] - np.log(sums / counts[:, None] + eps)
     ig = log_ratio @ p
     return np.concatenate([ig[:, None], log_ratio[:, targets]], axis=1)
+
+
+def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
+                 samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
+    """Scores of patches at (ys, xs) (int64, already prepared sampler) with samples 0..samples-1
+    each: (count, 1 + T) float64 (see `scores_of`). Streams the count * samples perturbations
+    (patch-major) through the model; sample sums run in sample order in float64."""
+    rows = np.repeat(np.arange(len(ys)), samples)
+    ns = np.tile(np.arange(samples, dtype=np.int64), len(ys))
+    sums = np.zeros((len(ys), clean.shape[0]))
+    perturbation_sums(model, image, sampler, ys[rows], xs[rows], ns, rows, sums, seed)
+    return scores_of(sums, np.full(len(ys), float(samples)), clean, targets, eps)
+
+
+class PatchEstimates:
+    """Running estimates of the scores of every patch of a grid (flat indices), one sample at a
+    time: sample n of a patch is always the same draw, and its probabilities are summed in sample
+    order, so a patch with n samples has exactly the dense n-sample estimate.
+
+    draw(indices, ns, sums): adds the probabilities of sample ns[j] of patch indices[j] to
+    sums[indices[j]]; score(sums, counts) -> (count, C) scores."""
+
+    def __init__(self, size: int, classes: int, draw: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+                 score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.sums, self.counts = np.zeros((size, classes)), np.zeros(size, np.int64)
+        self.scores: np.ndarray | None = None  # (size, C) once the first patch is scored
+        self.change = np.full(size, -1.0)  # normalised change of the estimate at its last sample (-1: unknown)
+        self._draw, self._score = draw, score
+
+    def add(self, indices: np.ndarray, samples: int = 1) -> np.ndarray:
+        """One more sample (`samples` more) for each of `indices` (distinct); their scores (count, C)."""
+        indices = np.asarray(indices, np.int64)
+        before = self.scores[indices] if self.scores is not None else None
+        rows = np.repeat(indices, samples)
+        ns = (self.counts[rows] + np.tile(np.arange(samples), len(indices))).astype(np.int64)
+        self._draw(rows, ns, self.sums)
+        self.counts[indices] += samples
+        scores = self._score(self.sums[indices], self.counts[indices].astype(np.float64))
+        if self.scores is None:
+            self.scores = np.zeros((len(self.counts), scores.shape[1]))
+        self.scores[indices] = scores
+        if before is not None:
+            grown = self.counts[indices] > samples
+            scale = np.maximum(np.abs(self.scores).max(axis=0), 1e-300)
+            self.change[indices] = np.where(grown, (np.abs(scores - before) / scale).max(axis=1)
+                                            * self.counts[indices], -1.0)
+        return scores
 
 
 def pixel_maps(scores: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int, size: tuple[int, int]) -> np.ndarray:
@@ -485,15 +539,20 @@ def _normalised(values: np.ndarray) -> np.ndarray:
     return centred / np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (values.ndim - 1))
 
 
-def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, samples: int) -> tuple[np.ndarray, dict]:
-    """Coarse-to-fine estimate of the score field on the grid gy x gx (top-left offsets).
+def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, samples: int,
+                    max_samples: int) -> tuple[np.ndarray, dict]:
+    """Coarse-to-fine estimate of the score field on an ny x nx grid, then adaptive N.
 
-    evaluate(ys, xs) -> (count, C) scores with `samples` samples each. Returns the field
-    (len(gy) * len(gx), C), row-major, and a record of the levels. The first lattice takes the
-    smallest power-of-two spacing whose evaluation fits in COARSE_SHARE of the budget; each finer
-    level gets an equal share of what is left.
+    estimates: the grid's running estimates (flat row-major indices). Returns the field
+    (ny * nx, C) and a record of the levels. The first lattice takes the smallest power-of-two
+    spacing whose evaluation (`samples` per patch) fits in COARSE_SHARE of the budget. Each finer
+    level evaluates the new positions whose priority (normalised interpolated score plus the
+    spread of the evaluated neighbours) exceeds REFINE_FLOOR, at most twice an equal share of
+    what is left; the finest level spends what is left in priority order; the rest is
+    interpolated. When every position is evaluated, the remaining budget goes to extra samples
+    (adaptive N, at most max_samples per patch) in rounds, each to the half of the patches whose
+    estimate is least stable (see `_instability`).
     """
-    ny, nx = len(gy), len(gx)
     spacing = 1
     while (spacing * 2 < max(ny, nx)
            and len(_lattice(ny, spacing)) * len(_lattice(nx, spacing)) * samples > COARSE_SHARE * budget):
@@ -503,8 +562,7 @@ def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, sampl
         raise OnnxplainError(f"budget {budget} is below the coarsest lattice's {iy.size * ix.size * samples} evaluations; "
                              f"raise it or lower budget_samples")
     yy, xx = np.meshgrid(iy, ix, indexing="ij")
-    values = evaluate(gy[yy.ravel()], gx[xx.ravel()])
-    values = values.T.reshape(-1, len(iy), len(ix))
+    values = estimates.add((yy * nx + xx).ravel(), samples).T.reshape(-1, len(iy), len(ix))
     measured = np.ones((len(iy), len(ix)), bool)
     used = yy.size * samples
     levels = [{"spacing": spacing, "patches": int(yy.size)}]
@@ -517,20 +575,42 @@ def budgeted_scores(evaluate, gy: np.ndarray, gx: np.ndarray, budget: int, sampl
         spread /= np.maximum((values.max(axis=(1, 2)) - values.min(axis=(1, 2)))[:, None, None], 1e-30)
         known = np.zeros((len(ty), len(tx)), bool)
         known[np.ix_(np.searchsorted(ty, iy), np.searchsorted(tx, ix))] = measured
-        priority = (_normalised(fine) + spread).max(axis=0)
-        priority[known] = -np.inf
-        levels_left = int(np.log2(spacing)) + 1
-        share = (budget - used) // levels_left // samples
+        priority = (_normalised(fine) + spread).max(axis=0).ravel()
         candidates = np.flatnonzero(~known.ravel())
-        chosen = candidates[np.argsort(-priority.ravel()[candidates], kind="stable")[:max(0, share)]]
+        share = (budget - used) // samples
+        if spacing > 1:
+            share = min(int((priority[candidates] > REFINE_FLOOR).sum()), 2 * share // (int(np.log2(spacing)) + 1))
+        chosen = candidates[np.argsort(-priority[candidates], kind="stable")[:max(0, share)]]
         if chosen.size:
             cy, cx = np.unravel_index(chosen, known.shape)
-            fine[:, cy, cx] = evaluate(gy[ty[cy]], gx[tx[cx]]).T
+            fine[:, cy, cx] = estimates.add(ty[cy] * nx + tx[cx], samples).T
             known[cy, cx] = True
             used += chosen.size * samples
         levels.append({"spacing": spacing, "patches": int(chosen.size)})
         values, measured, iy, ix = fine, known, ty, tx
-    return values.reshape(len(values), -1).T, {"levels": levels, "evaluated": int(used)}
+    extra = []
+    while measured.all() and used < budget:
+        open_ = np.flatnonzero(estimates.counts < max_samples)
+        if not open_.size:
+            break
+        share = min(budget - used, max(1, (open_.size + 1) // 2))
+        chosen = np.sort(open_[np.argsort(-_instability(estimates)[open_], kind="stable")[:share]])
+        values[:, chosen // nx, chosen % nx] = estimates.add(chosen).T
+        used += chosen.size
+        extra.append(int(chosen.size))
+    record = {"levels": levels, "evaluated": int(used)}
+    if extra:
+        record["extra_samples"] = extra
+    return values.reshape(len(values), -1).T, record
+
+
+def _instability(estimates: PatchEstimates) -> np.ndarray:
+    """Priority of a patch for one more sample, (patches,): for patches sampled one at a time
+    already, how much their last sample moved the estimate (times the count, normalised per score
+    by its largest magnitude: a deviation of that sample, so it shrinks as the estimate settles);
+    for the others (no spread known yet), the normalised magnitude of the score."""
+    magnitude = (np.abs(estimates.scores) / np.maximum(np.abs(estimates.scores).max(axis=0), 1e-300)).max(axis=1)
+    return np.where(estimates.change < 0, magnitude, estimates.change)
 
 
 def _dilate_max(values: np.ndarray) -> np.ndarray:
@@ -571,10 +651,6 @@ class _Information(Explainer):
         chosen.prepare(self.model, image, patch)
         gy, gx = _core.window_positions(h, patch, stride), _core.window_positions(w, patch, stride)
 
-        def evaluate(ys, xs, n=samples):
-            return patch_scores(self.model, image, chosen, np.ascontiguousarray(ys, np.int64),
-                                np.ascontiguousarray(xs, np.int64), n, seed, probabilities, targets, eps)
-
         yy, xx = np.meshgrid(gy, gx, indexing="ij")
         yy, xx = yy.ravel(), xx.ravel()
         params = {"patch": patch, "stride": stride, "mode": mode, "sampler": chosen.describe(), "eps": eps}
@@ -583,12 +659,19 @@ class _Information(Explainer):
                 mode = "dense"
                 params.update(budget=budget, mode="dense (within budget)")
         if mode == "dense":
-            field = evaluate(yy, xx)
+            field = patch_scores(self.model, image, chosen, yy.astype(np.int64), xx.astype(np.int64), samples, seed,
+                                 probabilities, targets, eps)
             params.update(samples=samples, patches=int(yy.size))
         else:
-            field, record = budgeted_scores(lambda ys, xs: evaluate(ys, xs, budget_samples), gy, gx, budget,
-                                            budget_samples)
-            params.update(budget=budget, samples=budget_samples, **record)
+            def draw(rows, ns, sums):
+                perturbation_sums(self.model, image, chosen, yy[rows].astype(np.int64), xx[rows].astype(np.int64),
+                                  ns, rows, sums, seed)
+
+            estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
+                                       lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps))
+            field, record = budgeted_scores(estimates, len(gy), len(gx), budget, budget_samples,
+                                            max(samples, budget_samples))
+            params.update(budget=budget, samples=budget_samples, max_samples=max(samples, budget_samples), **record)
         maps = pixel_maps(field, yy, xx, patch, (h, w)).astype(np.float32)
         return image, probabilities, targets, maps, params, seed, evals, start
 
