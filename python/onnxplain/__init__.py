@@ -6,6 +6,7 @@
     result = ox.RISE(model).attribute(image, target="top")
 """
 from . import counterfactual
+from .causal import Causal, CausalExplanation, SufficientSet
 from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
 from .explainer import Explainer
@@ -18,4 +19,5 @@ from .result import Explanation
 __version__ = "0.1.0"
 __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
            "Preprocess", "RISE", "load_image", "softmax",
-           "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap"]
+           "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
+           "Causal", "CausalExplanation", "SufficientSet"]

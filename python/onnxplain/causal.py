@@ -36,8 +36,7 @@ class SufficientSet:
 
     mask: H x W bool at model resolution; probability: p(target) with only the mask shown
     (the rest at the mask value); evaluations: model calls spent finding and minimising it;
-    source: "responsibility" (grown from the whole map), "spotlight" (found inside a disc) or
-    "remainder" (grown from everything not used by earlier explanations).
+    source: "responsibility" (grown from the whole map) or "spotlight" (found inside a disc).
     """
 
     mask: np.ndarray
@@ -274,19 +273,21 @@ class _Search:
                 lo = int(trial.max())
         return rank < hi
 
-    def prune(self, mask: np.ndarray, cell: int, max_parts: int) -> np.ndarray:
-        """Drops connected parts (4-connected within cell x cell tiles; the cell halved after
-        each pass down to 1 pixel while the set has at most max_parts parts) whose removal
-        keeps the set sufficient. Each round tries every part alone, then removes the longest
-        removable prefix (most probable target first), each in one batch."""
-        while cell >= 1:
+    def prune(self, mask: np.ndarray, cell: int, max_parts: int, cuts: int) -> np.ndarray:
+        """Drops connected parts (4-connected within cell x cell tiles) whose removal keeps the
+        set sufficient. The cell starts at `cell`, doubled until the set has at most max_parts
+        parts, then halved after each pass down to 1 pixel while it still has at most max_parts.
+        A pass has up to 2 rounds: every part dropped alone (one batch), then the longest
+        removable prefix among `cuts` lengths (most probable target first, one batch)."""
+        labels, parts = _core.causal_mask_parts(np.ascontiguousarray(mask, np.uint8), cell)
+        while parts > max_parts:
+            cell *= 2
             labels, parts = _core.causal_mask_parts(np.ascontiguousarray(mask, np.uint8), cell)
-            if parts > max_parts:
-                break
+        while True:
             dead = np.zeros(parts + 1, bool)
             dead[0] = True
-            while True:
-                alive = [p for p in range(1, parts + 1) if not dead[p]]
+            for _ in range(2):
+                alive = np.flatnonzero(~dead)
                 if len(alive) <= 1:
                     break
                 drop = np.repeat(dead[None], len(alive), axis=0).astype(np.uint8)
@@ -295,19 +296,25 @@ class _Search:
                 removable = [alive[i] for i in np.argsort(-p_target, kind="stable") if passed[i]]
                 if not removable:
                     break
+                longest = min(len(removable), len(alive) - 1)  # never drop every part
+                lengths = np.unique(np.linspace(1, longest, min(cuts, longest) + 1).round().astype(int)[1:])
+                lengths = lengths[lengths > 1]
                 take = 1
-                prefixes = [m for m in range(2, len(removable) + 1) if m < len(alive)]
-                if prefixes:
-                    drop = np.repeat(dead[None], len(prefixes), axis=0).astype(np.uint8)
-                    for row, m in enumerate(prefixes):
+                if lengths.size:
+                    drop = np.repeat(dead[None], len(lengths), axis=0).astype(np.uint8)
+                    for row, m in enumerate(lengths):
                         drop[row, removable[:m]] = 1
                     passed, _ = self._drop(labels, drop)
                     if passed.any():
-                        take = prefixes[int(np.flatnonzero(passed).max())]
+                        take = int(lengths[passed].max())
                 dead[removable[:take]] = True
             mask = ~dead[labels]
             cell //= 2
-        return mask
+            if cell < 1:
+                return mask
+            labels, parts = _core.causal_mask_parts(np.ascontiguousarray(mask, np.uint8), cell)
+            if parts > max_parts:
+                return mask
 
     def _drop(self, labels: np.ndarray, drop: np.ndarray):
         return self.evaluate(len(drop), lambda first, n: _core.causal_drop_masks(
@@ -332,8 +339,9 @@ class Causal(Explainer):
     by batched k-ary search, then prunes connected parts. Further ones exclude every pixel used
     so far: a batch evaluates the remainder alone and `spotlights` discs (random centres moved
     towards responsibility; radius `radius`, grown `growth` x up to `grow_steps` times) shown
-    alone; the smallest passing disc is grown and pruned the same way (the remainder when no
-    disc passes); the search stops when the remainder fails or `max_explanations` are found.
+    alone; the smallest passing disc is grown and pruned the same way. The search stops when
+    the remainder fails, when `retries` + 1 batches in a row find no passing disc, or at
+    `max_explanations`.
     Returned: the largest set with pairwise Dice <= max_overlap, each re-verified.
     """
 
@@ -344,7 +352,7 @@ class Causal(Explainer):
                   refinements: int = 6, min_area: int | None = None, max_depth: int = 10,
                   max_explanations: int = 10, max_overlap: float = 0.0, spotlights: int = 8,
                   radius: float | None = None, growth: float = 1.2, grow_steps: int = 4, cuts: int = 7,
-                  part_size: int | None = None, max_parts: int = 80, seed: int = 0) -> CausalExplanation:
+                  part_size: int | None = None, max_parts: int = 80, retries: int = 2, seed: int = 0) -> CausalExplanation:
         """Responsibility map (H x W float32) of one target and its minimal sufficient sets.
 
         criterion: "top1" or "confidence" (p(target) >= fraction * p(target | image)).
@@ -363,8 +371,9 @@ class Causal(Explainer):
                             ("max_parts", max_parts)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(grow_steps, bool) or not isinstance(grow_steps, (int, np.integer)) or grow_steps < 0:
-            raise OnnxplainError(f"grow_steps must be a non-negative integer, got {grow_steps!r}")
+        for name, value in (("grow_steps", grow_steps), ("retries", retries)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise OnnxplainError(f"{name} must be a non-negative integer, got {value!r}")
         if not 0 <= max_overlap <= 1:
             raise OnnxplainError(f"max_overlap is a Dice coefficient in [0, 1], got {max_overlap}")
         if not growth >= 1:
@@ -393,16 +402,15 @@ class Causal(Explainer):
             responsibility, (0, 0), sigmaX=max(1.0, side / 32)).astype(np.float64) / max(float(responsibility.max()), 1e-12)
 
         def minimal(region: np.ndarray) -> np.ndarray:
-            return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts))
+            return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts), int(cuts))
 
         found: list[tuple[np.ndarray, str, int]] = []
         before = self.model.evaluations
         found.append((minimal(np.ones((h, w), bool)), "responsibility", self.model.evaluations - before))
         used = found[0][0].copy()
         radii = radius * float(growth) ** np.arange(int(grow_steps) + 1)
-        spot = 0
+        spot, misses, before = 0, 0, self.model.evaluations
         while len(found) < max_explanations:
-            before = self.model.evaluations
             allowed = np.ascontiguousarray(~used, np.uint8)
             centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights), responsibility,
                                                      allowed, float(radii[-1]), 3, self.model.threads)
@@ -412,17 +420,19 @@ class Causal(Explainer):
                                             self.model.threads)
             stack = np.concatenate([allowed[None].astype(np.float32), discs])
             passed, _ = search.evaluate_stack(stack, "spotlights")
-            if not passed[0]:
+            if not passed[0]:  # the remainder alone fails: no further disjoint explanation
                 break
             areas = stack.reshape(len(stack), -1).sum(axis=1)
             candidates = [i for i in range(1, len(stack)) if passed[i] and areas[i] > 0]
-            if candidates:
-                region, source = stack[min(candidates, key=lambda i: (areas[i], i))] > 0, "spotlight"
-            else:
-                region, source = allowed > 0, "remainder"
-            mask = minimal(region)
-            found.append((mask, source, self.model.evaluations - before))
+            if not candidates:
+                misses += 1
+                if misses > retries:
+                    break
+                continue
+            mask = minimal(stack[min(candidates, key=lambda i: (areas[i], i))] > 0)
+            found.append((mask, "spotlight", self.model.evaluations - before))
             used |= mask
+            misses, before = 0, self.model.evaluations
         chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
         passed, p_alone = search.evaluate_stack(np.stack([found[i][0] for i in chosen]).astype(np.float32), "verifying")
         explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])
@@ -433,7 +443,7 @@ class Causal(Explainer):
                   "max_depth": int(max_depth), "max_explanations": int(max_explanations),
                   "max_overlap": float(max_overlap), "spotlights": int(spotlights), "radius": radius,
                   "growth": float(growth), "grow_steps": int(grow_steps), "cuts": int(cuts), "part_size": part_size,
-                  "max_parts": int(max_parts),
+                  "max_parts": int(max_parts), "retries": int(retries),
                   "map_evaluations": map_evaluations, "candidates": len(found)}
         base = self._finish(image, probabilities, {t: responsibility}, params, seed, evals, start)
         return CausalExplanation(**{f: getattr(base, f) for f in base.__dataclass_fields__}, explanations=explanations)
