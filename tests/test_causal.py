@@ -227,11 +227,13 @@ def test_efficientnet_mirrored_photo_explained_in_both_copies():
     mirrored, second = photo_on_canvas(photo[:, ::-1], corner="bottom-right", scale=0.45)
     y0, x0, y1, x1 = second
     canvas[y0:y1, x0:x1] = mirrored[y0:y1, x0:x1]
-    result = ox.Causal(model).attribute(canvas, criterion="top1", iterations=4, refinements=4, max_explanations=3,
-                                        max_parts=24, seed=0)
+    # a small search (about 300 model calls)
+    result = ox.Causal(model).attribute(canvas, criterion="top1", iterations=3, refinements=3, max_explanations=3,
+                                        max_parts=12, cuts=5, spotlights=4, grow_steps=3, seed=0)
+    assert result.target == 285 and len(result.explanations) >= 2  # tabby cat
     homes = set()
     for e in result.explanations:
         inside = [e.mask[b[0]:b[2], b[1]:b[3]].sum() / e.area for b in (first, second)]
-        if max(inside) >= 0.8:
+        if max(inside) >= 0.75:
             homes.add(int(np.argmax(inside)))
     assert homes == {0, 1}, [e.record() for e in result.explanations]
