@@ -273,11 +273,11 @@ class _Search:
                 lo = int(trial.max())
         return rank < hi
 
-    def prune(self, mask: np.ndarray, cell: int, max_parts: int, cuts: int) -> np.ndarray:
+    def prune(self, mask: np.ndarray, cell: int, max_parts: int, cuts: int, rounds: int) -> np.ndarray:
         """Drops connected parts (4-connected within cell x cell tiles) whose removal keeps the
         set sufficient. The cell starts at `cell`, doubled until the set has at most max_parts
         parts, then halved after each pass down to 1 pixel while it still has at most max_parts.
-        A pass has up to 2 rounds: every part dropped alone (one batch), then the longest
+        A pass has up to `rounds` rounds: every part dropped alone (one batch), then the longest
         removable prefix among `cuts` lengths (most probable target first, one batch)."""
         labels, parts = _core.causal_mask_parts(np.ascontiguousarray(mask, np.uint8), cell)
         while parts > max_parts:
@@ -286,7 +286,7 @@ class _Search:
         while True:
             dead = np.zeros(parts + 1, bool)
             dead[0] = True
-            for _ in range(2):
+            for _ in range(rounds):
                 alive = np.flatnonzero(~dead)
                 if len(alive) <= 1:
                     break
@@ -337,11 +337,11 @@ class Causal(Explainer):
 
     Explanations: the first grows the visible set in decreasing responsibility, the cut found
     by batched k-ary search, then prunes connected parts. Further ones exclude every pixel used
-    so far: a batch evaluates the remainder alone and `spotlights` discs (random centres moved
-    towards responsibility; radius `radius`, grown `growth` x up to `grow_steps` times) shown
-    alone; the smallest passing disc is grown and pruned the same way. The search stops when
-    the remainder fails, when `retries` + 1 batches in a row find no passing disc, or at
-    `max_explanations`.
+    so far: a batch evaluates `spotlights` discs shown alone (random centres moved towards
+    responsibility; radius `radius`, grown `growth` x up to `grow_steps` times, and further in
+    each retry after a batch where none passes); the smallest passing disc is grown and pruned
+    the same way. The search stops when `retries` + 1 batches in a row find no passing disc,
+    or at `max_explanations`.
     Returned: the largest set with pairwise Dice <= max_overlap, each re-verified.
     """
 
@@ -352,7 +352,8 @@ class Causal(Explainer):
                   refinements: int = 6, min_area: int | None = None, max_depth: int = 10,
                   max_explanations: int = 10, max_overlap: float = 0.0, spotlights: int = 8,
                   radius: float | None = None, growth: float = 1.2, grow_steps: int = 4, cuts: int = 7,
-                  part_size: int | None = None, max_parts: int = 80, retries: int = 2, seed: int = 0) -> CausalExplanation:
+                  part_size: int | None = None, max_parts: int = 80, prune_rounds: int = 4, retries: int = 2,
+                  seed: int = 0) -> CausalExplanation:
         """Responsibility map (H x W float32) of one target and its minimal sufficient sets.
 
         criterion: "top1" or "confidence" (p(target) >= fraction * p(target | image)).
@@ -368,7 +369,7 @@ class Causal(Explainer):
             raise OnnxplainError(f"fraction must be in (0, 1], got {fraction}")
         for name, value in (("iterations", iterations), ("refinements", refinements), ("max_depth", max_depth),
                             ("max_explanations", max_explanations), ("spotlights", spotlights), ("cuts", cuts),
-                            ("max_parts", max_parts)):
+                            ("max_parts", max_parts), ("prune_rounds", prune_rounds)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
         for name, value in (("grow_steps", grow_steps), ("retries", retries)):
@@ -402,7 +403,7 @@ class Causal(Explainer):
             responsibility, (0, 0), sigmaX=max(1.0, side / 32)).astype(np.float64) / max(float(responsibility.max()), 1e-12)
 
         def minimal(region: np.ndarray) -> np.ndarray:
-            return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts), int(cuts))
+            return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts), int(cuts), int(prune_rounds))
 
         found: list[tuple[np.ndarray, str, int]] = []
         before = self.model.evaluations
@@ -412,24 +413,22 @@ class Causal(Explainer):
         spot, misses, before = 0, 0, self.model.evaluations
         while len(found) < max_explanations:
             allowed = np.ascontiguousarray(~used, np.uint8)
+            grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
             centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights), responsibility,
-                                                     allowed, float(radii[-1]), 3, self.model.threads)
+                                                     allowed, float(grown[-1]), 3, self.model.threads)
             spot += int(spotlights)
-            discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(radii), axis=0)),
-                                            np.tile(radii, len(centres)).astype(np.float32), allowed,
+            discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(grown), axis=0)),
+                                            np.tile(grown, len(centres)).astype(np.float32), allowed,
                                             self.model.threads)
-            stack = np.concatenate([allowed[None].astype(np.float32), discs])
-            passed, _ = search.evaluate_stack(stack, "spotlights")
-            if not passed[0]:  # the remainder alone fails: no further disjoint explanation
-                break
-            areas = stack.reshape(len(stack), -1).sum(axis=1)
-            candidates = [i for i in range(1, len(stack)) if passed[i] and areas[i] > 0]
+            passed, _ = search.evaluate_stack(discs, "spotlights")
+            areas = discs.reshape(len(discs), -1).sum(axis=1)
+            candidates = [i for i in range(len(discs)) if passed[i] and areas[i] > 0]
             if not candidates:
                 misses += 1
                 if misses > retries:
                     break
                 continue
-            mask = minimal(stack[min(candidates, key=lambda i: (areas[i], i))] > 0)
+            mask = minimal(discs[min(candidates, key=lambda i: (areas[i], i))] > 0)
             found.append((mask, "spotlight", self.model.evaluations - before))
             used |= mask
             misses, before = 0, self.model.evaluations
@@ -443,7 +442,8 @@ class Causal(Explainer):
                   "max_depth": int(max_depth), "max_explanations": int(max_explanations),
                   "max_overlap": float(max_overlap), "spotlights": int(spotlights), "radius": radius,
                   "growth": float(growth), "grow_steps": int(grow_steps), "cuts": int(cuts), "part_size": part_size,
-                  "max_parts": int(max_parts), "retries": int(retries),
+                  "max_parts": int(max_parts), "prune_rounds": int(prune_rounds),
+                  "retries": int(retries),
                   "map_evaluations": map_evaluations, "candidates": len(found)}
         base = self._finish(image, probabilities, {t: responsibility}, params, seed, evals, start)
         return CausalExplanation(**{f: getattr(base, f) for f in base.__dataclass_fields__}, explanations=explanations)
