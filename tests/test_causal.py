@@ -229,7 +229,7 @@ def test_efficientnet_mirrored_photo_explained_in_both_copies():
     canvas[y0:y1, x0:x1] = mirrored[y0:y1, x0:x1]
     # a small search (about 400 model calls)
     result = ox.Causal(model).attribute(canvas, criterion="top1", iterations=3, refinements=3, max_explanations=4,
-                                        max_parts=12, cuts=5, spotlights=4, grow_steps=3, prune_rounds=2, seed=0)
+                                        max_parts=12, cuts=5, spotlights=4, grow_steps=3, seed=0)
     assert result.target == 285 and len(result.explanations) >= 2  # tabby cat
     homes = set()
     for e in result.explanations:
