@@ -36,7 +36,7 @@ class SufficientSet:
 
     mask: H x W bool at model resolution; probability: p(target) with only the mask shown
     (the rest at the mask value); evaluations: model calls spent finding and minimising it;
-    source: "responsibility" (grown from the whole map) or "spotlight" (found inside a disc).
+    source: "spotlight" (grown inside a disc) or "responsibility" (grown from the whole map).
     """
 
     mask: np.ndarray
@@ -335,13 +335,13 @@ class Causal(Explainer):
     first, up to `refinements` boxes per tree, boxes of at least `min_area` pixels, depth
     `max_depth`). The map is the mean over trees. The rounds of all trees form one batch.
 
-    Explanations: the first grows the visible set in decreasing responsibility, the cut found
-    by batched k-ary search, then prunes connected parts. Further ones exclude every pixel used
-    so far: a batch evaluates `spotlights` discs shown alone (random centres moved towards
-    responsibility; radius `radius`, grown `growth` x up to `grow_steps` times, and further in
-    each retry after a batch where none passes); the smallest passing disc is grown and pruned
-    the same way. The search stops when `retries` + 1 batches in a row find no passing disc,
-    or at `max_explanations`.
+    Explanations: each is grown in decreasing responsibility inside a region (the cut found
+    by batched k-ary search), then pruned by dropping connected parts. The region: the smallest
+    of `spotlights` discs shown alone that passes (random centres moved towards responsibility;
+    radius `radius`, grown `growth` x up to `grow_steps` times, all in one batch), excluding
+    every pixel of earlier explanations. After a batch where no disc passes the discs keep
+    growing; after `retries` + 1 such batches in a row the search stops (for the first
+    explanation: grows it from the whole image instead), as it does at `max_explanations`.
     Returned: the largest set with pairwise Dice <= max_overlap, each re-verified.
     """
 
@@ -406,16 +406,14 @@ class Causal(Explainer):
             return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts), int(cuts), int(prune_rounds))
 
         found: list[tuple[np.ndarray, str, int]] = []
-        before = self.model.evaluations
-        found.append((minimal(np.ones((h, w), bool)), "responsibility", self.model.evaluations - before))
-        used = found[0][0].copy()
+        used = np.zeros((h, w), bool)
         radii = radius * float(growth) ** np.arange(int(grow_steps) + 1)
         spot, misses, before = 0, 0, self.model.evaluations
         while len(found) < max_explanations:
             allowed = np.ascontiguousarray(~used, np.uint8)
             grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
             centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights), responsibility,
-                                                     allowed, float(grown[-1]), 3, self.model.threads)
+                                                     allowed, float(grown[0]), 3, self.model.threads)
             spot += int(spotlights)
             discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(grown), axis=0)),
                                             np.tile(grown, len(centres)).astype(np.float32), allowed,
@@ -423,13 +421,17 @@ class Causal(Explainer):
             passed, _ = search.evaluate_stack(discs, "spotlights")
             areas = discs.reshape(len(discs), -1).sum(axis=1)
             candidates = [i for i in range(len(discs)) if passed[i] and areas[i] > 0]
-            if not candidates:
+            if candidates:
+                region, source = discs[min(candidates, key=lambda i: (areas[i], i))] > 0, "spotlight"
+            elif misses < retries:
                 misses += 1
-                if misses > retries:
-                    break
                 continue
-            mask = minimal(discs[min(candidates, key=lambda i: (areas[i], i))] > 0)
-            found.append((mask, "spotlight", self.model.evaluations - before))
+            elif not found:  # no disc suffices: grow the first one from the whole map
+                region, source = np.ones((h, w), bool), "responsibility"
+            else:
+                break
+            mask = minimal(region)
+            found.append((mask, source, self.model.evaluations - before))
             used |= mask
             misses, before = 0, self.model.evaluations
         chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
