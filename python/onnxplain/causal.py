@@ -350,7 +350,7 @@ class Causal(Explainer):
     def attribute(self, image: np.ndarray, target: Target = None, *, criterion: str = "top1",
                   fraction: float = 0.5, mask_value: Baseline = "mean", iterations: int = 8,
                   refinements: int = 6, min_area: int | None = None, max_depth: int = 10,
-                  max_explanations: int = 6, max_overlap: float = 0.0, spotlights: int = 6,
+                  max_explanations: int = 6, max_overlap: float = 0.0, spotlights: int = 8,
                   radius: float | None = None, growth: float = 1.2, grow_steps: int = 4, cuts: int = 7,
                   part_size: int | None = None, max_parts: int = 80, prune_rounds: int = 2, retries: int = 2,
                   seed: int = 0) -> CausalExplanation:
