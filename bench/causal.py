@@ -170,6 +170,7 @@ def main() -> int:
     parser.add_argument("--rex", default="/work/venv-rex/bin/ReX", help="rex-xai's ReX command ('' to skip)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--images", type=int, default=10)
+    parser.add_argument("--names", help="comma-separated image names to run (default: the first --images)")
     parser.add_argument("--criteria", default="top1,confidence")
     parser.add_argument("--json", type=Path, default=BENCH / "results" / "causal.json")
     parser.add_argument("--summary", type=Path, default=BENCH / "causal_summary.json")
@@ -181,7 +182,8 @@ def main() -> int:
     rows, work_root = [], args.rex_work or Path(tempfile.mkdtemp(prefix="bench-causal-"))
     print(f"{'image':<22}{'criterion':<11}{'tool':<10}{'disjoint':>9}{'returned':>9}{'calls':>7}{'wall s':>8}"
           f"{'infer s':>8}  areas (px) / p(target)")
-    for name, image in images()[: args.images]:
+    chosen = [(n, im) for n, im in images() if n in args.names.split(",")] if args.names else images()[: args.images]
+    for name, image in chosen:
         probabilities = model.predict(image.astype(np.float32))
         target, clean = int(probabilities.argmax()), float(probabilities.max())
         for criterion in criteria:
