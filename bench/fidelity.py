@@ -1,9 +1,10 @@
-"""Fidelity of occlusion and RISE against a random map on EfficientNet-Lite0 (Brocki & Chung's
+"""Fidelity of occlusion, RISE, IG and PMI against a random map on EfficientNet-Lite0 (Brocki & Chung's
 MIF/LIF finding, plus deletion and insertion), over images built from scikit-image's photos
 (and scikit-learn's sample images when installed): square crops, flips, tight crops and
 photo-on-canvas composites. Nothing is downloaded.
 
-    python bench/fidelity.py [--model PATH] [--masks 500] [--window 32 --stride 16] [--step 896]
+    python bench/fidelity.py [--model PATH] [--methods occlusion,rise,ig,pmi] [--masks 500]
+                             [--window 32 --stride 16] [--info-budget 1000] [--step 896]
                              [--metrics mif-lif,deletion,insertion] [--limit N] [--keep]
 
 Prints the table of `onnxplain evaluate` and the cost (wall time, model evaluations, pure model
@@ -81,6 +82,9 @@ def main() -> None:
     parser.add_argument("--masks", type=int, default=500, help="RISE masks")
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--stride", type=int, default=16)
+    parser.add_argument("--methods", default="occlusion,rise,ig,pmi,random",
+                        help="registered methods to compare (random is the floor and always included)")
+    parser.add_argument("--info-budget", type=int, default=1000, help="IG/PMI budgeted-mode model evaluations")
     parser.add_argument("--metrics", default="mif-lif,deletion,insertion")
     parser.add_argument("--step", type=int, default=4 * SIZE, help="deletion/insertion pixels per step")
     parser.add_argument("--limit", type=int, help="use only the first N images (a quick check)")
@@ -96,9 +100,11 @@ def main() -> None:
     n_built = build_images(images)
     paths = sorted(images.glob("*.png"))[: args.limit]
     model = ox.Model(args.model, preset="efficientnet-lite", progress=False)
-    methods = ["occlusion", "rise", "random"]
+    methods = list(dict.fromkeys(args.methods.split(",") + ["random"]))
     metrics = args.metrics.split(",")
-    options = {"occlusion": {"window": args.window, "stride": args.stride}, "rise": {"n_masks": args.masks}}
+    options = {"occlusion": {"window": args.window, "stride": args.stride}, "rise": {"n_masks": args.masks},
+               "ig": {"budget": args.info_budget}, "pmi": {"budget": args.info_budget}}
+    options = {name: value for name, value in options.items() if name in methods}
     start = time.perf_counter()
     steps = {"deletion": {"step": args.step}, "insertion": {"step": args.step}}
     report = ox.evaluate(model, paths, methods, metrics, args.work / "run", method_options=options,
@@ -120,7 +126,8 @@ def main() -> None:
             what = "fidelity" if "fidelity" in row else "AUC"
             print(f"{row['method']:<10} {row['metric']:<10} {what} - random: {d['mean']:+.3f}, 95 % interval "
                   f"[{d['mean'] - d['ci95']:+.3f}, {d['mean'] + d['ci95']:+.3f}] over {d['images']} paired images")
-    setup = {"model": args.model.name, "preset": "efficientnet-lite", "rise_masks": args.masks,
+    setup = {"model": args.model.name, "preset": "efficientnet-lite", "methods": methods, "rise_masks": args.masks,
+             "ig_pmi": f"budgeted, {args.info_budget} evaluations each, other parameters default",
              "occlusion": {"window": args.window, "stride": args.stride}, "metrics": metrics,
              "mif_lif": "pixels ranked (patch 1), perturbed to the mean (0 after preprocessing), fractions 0..0.95, "
                         "score p(c|x~)/p(c|x)",

@@ -5,17 +5,17 @@
     image = ox.load_image("cat.jpg", model.input_size)
     result = ox.RISE(model).attribute(image, target="top")
 """
-from . import counterfactual
+from . import counterfactual, evaluation, fidelity
+from .causal import Causal, CausalExplanation, SufficientSet
 from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
-from . import evaluation, fidelity
 from .evaluation import evaluate, register_method
 from .explainer import Explainer
+from .fidelity import RandomMap
 from .image import load_image
 from .information import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, information_maps
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
-from .fidelity import RandomMap
 from .reference import RISE, Occlusion
 from .result import Explanation
 
@@ -24,4 +24,5 @@ __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion
            "Preprocess", "RISE", "load_image", "softmax",
            "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
            "fidelity", "evaluation", "evaluate", "register_method", "RandomMap",
-           "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps"]
+           "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps",
+           "Causal", "CausalExplanation", "SufficientSet"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import demo
+from .causal import Causal
 from .errors import OnnxplainError
 from .image import load_image
 from .information import IG, MODES, PMI, SAMPLERS, OnnxSampler
@@ -16,7 +17,7 @@ from .model import DEFAULT_BATCH_SIZE, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion
 
-METHODS = {"occlusion": Occlusion, "rise": RISE, "ig": IG, "pmi": PMI}
+METHODS = {"occlusion": Occlusion, "rise": RISE, "ig": IG, "pmi": PMI, "multi": Causal}
 
 
 def _parse_target(text: str):
@@ -30,7 +31,11 @@ def _parse_target(text: str):
 
 def _method_options(args: argparse.Namespace) -> dict:
     options = {"seed": args.seed, "baseline": args.baseline if args.baseline in ("mean", "blur") else float(args.baseline)}
-    if args.method == "occlusion":
+    if args.method == "multi":
+        options["mask_value"] = options.pop("baseline")
+        options.update(criterion=args.criterion, fraction=args.fraction, iterations=args.iterations,
+                       max_explanations=args.max_explanations, max_overlap=args.max_overlap)
+    elif args.method == "occlusion":
         options.update(window=args.window, stride=args.stride)
     elif args.method == "rise":
         options.update(n_masks=args.masks, grid=args.grid, p_keep=args.p_keep)
@@ -74,6 +79,9 @@ def explain(args: argparse.Namespace) -> int:
     _print_top(result.top_classes, _class_names(args.labels))
     print(f"{args.method}: targets {result.targets}, {result.evaluations} model evaluations, "
           f"{result.seconds:.2f} s; wrote {len(written)} files to {args.out}")
+    for i, e in enumerate(getattr(result, "explanations", []), 1):
+        print(f"  explanation {i}: {e.area} pixels ({e.area / e.mask.size:.1%}), p(target) alone {e.probability:.3f}, "
+              f"{e.evaluations} evaluations")
     return 0
 
 
@@ -232,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--frame", type=int, default=2, help="ig/pmi gaussian sampler: frame width F")
     ex.add_argument("--reference", help="ig/pmi: image or directory of images to fit/draw patches from")
     ex.add_argument("--noise", type=float, default=0.0, help="ig/pmi marginal/inpaint samplers: pixel noise sigma")
+    ex.add_argument("--criterion", choices=["top1", "confidence"], default="top1",
+                    help="multi: sufficiency test (top-1 class, or p >= fraction of its whole-image value)")
+    ex.add_argument("--fraction", type=float, default=0.5, help="multi: the confidence criterion's fraction")
+    ex.add_argument("--iterations", type=int, default=8, help="multi: random box trees for the responsibility map")
+    ex.add_argument("--max-explanations", type=int, default=6, help="multi: most explanations searched")
+    ex.add_argument("--max-overlap", type=float, default=0.0, help="multi: largest pairwise Dice kept")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
 
