@@ -27,7 +27,8 @@ Maps (all for class B, seen from x_r; higher = pasting x_c there moves the model
 - ``d-occlusion``: windows of x_c pasted into x_r; mean over covering windows of
   p(B | pasted) - p(B | x_r).
 - ``d-pmi``: the same windows; mean over covering windows of ln(p(B | pasted) + eps) -
-  ln(p(B | x_r) + eps), eps = 1e-6 by default.
+  ln(p(B | x_r) + eps), eps = 1e-6 by default: minus the PMI map of class B at x_r
+  (``onnxplain.PMI``, dense) with x_c as its one-sample patch sampler.
 - ``d-rise``: RISE masks m blending h = m * x_c + (1 - m) * x_r; map = sum_i p(B | h_i) m_i /
   (n_masks * p_keep) - p(B | x_r) (the expected p(B) when the pixel comes from x_c, minus the
   clean value).
@@ -63,6 +64,7 @@ import numpy as np
 from . import _core
 from .errors import OnnxplainError
 from .image import image_files, load_image
+from .information import PMI, MarginalSampler
 from .model import Model
 from .explainer import positive_int
 from .reference import RISE, Occlusion, check_rise, rise_map, sliding_window_map, window_geometry
@@ -280,21 +282,22 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         noise = np.abs(rng.standard_normal((h, w))).astype(np.float32)
         attribution = cv2.GaussianBlur(noise, (0, 0), sigmaX=h / 16)
         params["sigma"] = h / 16
-    elif method in ("d-occlusion", "d-pmi"):
+    elif method == "d-occlusion":
         window, stride, total = window_geometry(model, window, stride)
-        if method == "d-pmi" and not epsilon > 0:
-            raise OnnxplainError(f"epsilon must be > 0, got {epsilon}")
-        clean_log = np.log(p_clean + epsilon)
-
-        def score(scores: np.ndarray) -> np.ndarray:
-            p = scores[:, b:b + 1].astype(np.float64)
-            return np.log(p + epsilon) - clean_log if method == "d-pmi" else p - p_clean
-
         # occlusion masks are 0 in the window: masks * x_r + (1 - masks) * x_c pastes x_c's window
-        attribution = sliding_window_map(model, x_r, x_c, window, stride, score, "probabilities", method)[0]
+        attribution = sliding_window_map(model, x_r, x_c, window, stride, lambda s: s[:, b:b + 1] - p_clean,
+                                         "probabilities", method)[0]
         params.update(window=window, stride=stride, perturbations=total)
-        if method == "d-pmi":
-            params["epsilon"] = epsilon
+    elif method == "d-pmi":
+        # PMI of class B at x_r with the counterfactual as the (one-sample) patch sampler, negated:
+        # ln p(B | x_r with patch i from x_c) - ln p(B | x_r).
+        window, stride, total = window_geometry(model, window, stride)
+        if not epsilon > 0:
+            raise OnnxplainError(f"epsilon must be > 0, got {epsilon}")
+        pmi = PMI(model).attribute(x_r, target=b, patch=window, stride=stride, samples=1, mode="dense",
+                                   sampler=MarginalSampler([x_c]), eps=epsilon, seed=seed)
+        attribution = -pmi[b]
+        params.update(window=window, stride=stride, perturbations=total, epsilon=epsilon)
     else:  # d-rise; image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
         n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
         attribution = rise_map(model, x_c, x_r, [b], n_masks, grid, p_keep, int(seed), "probabilities", method)[0] - p_clean
