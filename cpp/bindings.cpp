@@ -213,7 +213,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("cuda_device_count", []() { return 0; }, "Usable CUDA devices: always 0 (built without CUDA).");
 #endif
 
-    // ---- information-theoretic maps: patch samplers (issue 3) ----
+    // ---- information-theoretic maps: patch samplers ----
     {
         // Positions (count,) int64 of K x K patches fully inside height x width, and streams (count,) uint64.
         auto check_positions = [](const Array<int64_t>& ys, const Array<int64_t>& xs, const Array<uint64_t>& streams,
@@ -407,7 +407,7 @@ PYBIND11_MODULE(_core, m) {
            "(ys[b], xs[b]), in the model layout.");
     }
 
-    // ---- multiple causal explanations: search (issue 4) ----
+    // ---- multiple causal explanations: search ----
 
     m.def("causal_split_boxes", [](uint64_t seed, const py::object& streams_obj, const py::object& counters_obj,
                                    const py::object& boxes_obj, int64_t min_area) {
@@ -586,7 +586,7 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("labels"), py::arg("drop"), py::arg("threads") = 0,
        "Masks (K, H, W) float32: the labelled parts (labels > 0) minus those with drop[k][label] set.");
 
-    // ---- fidelity: ranked perturbation (issue 6) ----
+    // ---- fidelity: ranked perturbation ----
     m.attr("NOISE_STREAM") = kNoiseStream;  // stream of the "noise" perturbation image
     m.def("rank_features", [](const py::object& map_obj, int64_t patch, uint64_t seed) {
         auto map = checked<float>(map_obj, "map", 2);
