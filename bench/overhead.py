@@ -71,7 +71,6 @@ class Recorder:
 
 def rebuild_batches(model, image, method, params):
     """Independent rebuild of the engine's batches from _core masks + _core.perturb (clean image first)."""
-    import onnxplain as ox
     from onnxplain import _core
     from onnxplain.explainer import make_baseline
 

@@ -4,9 +4,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 EFFICIENTNET = SHARED_MODELS / "efficientnet_lite0.onnx"
+
+
+def needs_efficientnet(test):
+    """Marks a test `real_model` and skips it when ../shared/models/efficientnet_lite0.onnx is absent."""
+    skip = pytest.mark.skipif(not EFFICIENTNET.is_file(), reason="../shared/models/efficientnet_lite0.onnx absent")
+    return pytest.mark.real_model(skip(test))
+
+
+def efficientnet_corner_chelsea():
+    """EfficientNet-Lite0 and scikit-image's chelsea pasted into the bottom-right corner of a grey
+    canvas: (model, canvas, photo box (y0, x0, y1, x1), the model's top-1 class)."""
+    import onnxplain as ox
+
+    skimage_data = pytest.importorskip("skimage.data")
+    model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False)
+    canvas, box = photo_on_canvas(skimage_data.chelsea(), corner="bottom-right", scale=0.55)
+    return model, canvas, box, int(np.argmax(model.predict(canvas)))
 
 
 def photo_on_canvas(photo: np.ndarray, size: int = 224, corner: str = "top-left", scale: float = 0.5,

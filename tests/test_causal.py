@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 import onnxplain as ox
 from onnxplain import _core, cli
 from onnxplain.causal import dice, select_disjoint
-from helpers import EFFICIENTNET, photo_on_canvas
+from helpers import EFFICIENTNET, needs_efficientnet, photo_on_canvas
 
 SIZE, PATTERN, NEED = 64, 8, 56
 BOXES = [(9, 11, 17, 19), (41, 38, 49, 46)]  # (y0, x0, y1, x1) of the two planted red squares
@@ -216,8 +216,7 @@ def test_cli_multi_writes_contract_files(tmp_path):
     assert (out / "multi_1_explanations.png").stat().st_size > 0 and (out / "multi_1.png").stat().st_size > 0
 
 
-@pytest.mark.real_model
-@pytest.mark.skipif(not EFFICIENTNET.exists(), reason="EfficientNet-Lite0 not available")
+@needs_efficientnet
 def test_efficientnet_mirrored_photo_explained_in_both_copies():
     import skimage.data
 

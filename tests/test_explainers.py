@@ -4,7 +4,7 @@ import pytest
 
 import onnxplain as ox
 from onnxplain import demo
-from helpers import EFFICIENTNET, photo_on_canvas
+from helpers import efficientnet_corner_chelsea, needs_efficientnet
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +113,9 @@ def test_logit_scores(demo_model):
     assert result[0].max() > 1.0  # logit drops are not bounded by 1 like probabilities
 
 
-@pytest.mark.real_model
-@pytest.mark.skipif(not EFFICIENTNET.is_file(), reason="../shared/models/efficientnet_lite0.onnx absent")
+@needs_efficientnet
 def test_efficientnet_corner_photo_peaks_inside_photo():
-    skimage_data = pytest.importorskip("skimage.data")
-    model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False)
-    canvas, (y0, x0, y1, x1) = photo_on_canvas(skimage_data.chelsea(), corner="bottom-right", scale=0.55)
-    top = int(np.argmax(model.predict(canvas)))
+    model, canvas, (y0, x0, y1, x1), top = efficientnet_corner_chelsea()
     for explainer, kwargs in ((ox.Occlusion(model), {"window": 32, "stride": 16}),
                               (ox.RISE(model), {"n_masks": 512, "grid": 8, "seed": 0})):
         result = explainer.attribute(canvas, **kwargs)

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 import onnxplain as ox
 from onnxplain import _core
 from onnxplain import fidelity as fd
-from helpers import EFFICIENTNET, photo_on_canvas
+from helpers import EFFICIENTNET, needs_efficientnet, photo_on_canvas
 
 SIZE = 16
 
@@ -219,10 +219,8 @@ def test_errors(call, message):
         call(model, image)
 
 
-@pytest.mark.real_model
+@needs_efficientnet
 def test_occlusion_beats_random_on_efficientnet():
-    if not EFFICIENTNET.exists():
-        pytest.skip("efficientnet_lite0.onnx not available")
     from skimage import data
 
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False)

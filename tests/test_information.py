@@ -12,7 +12,7 @@ from onnxplain import _core
 from onnxplain.cli import main
 from onnxplain.information import SAMPLE_SLOTS, EPS, PatchEstimates, budgeted_scores, pixel_maps
 
-from helpers import EFFICIENTNET, photo_on_canvas
+from helpers import efficientnet_corner_chelsea, needs_efficientnet
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -336,13 +336,9 @@ def test_cli_ig_and_pmi(tmp_path):
     assert code == 2
 
 
-@pytest.mark.real_model
-@pytest.mark.skipif(not EFFICIENTNET.is_file(), reason="../shared/models/efficientnet_lite0.onnx absent")
+@needs_efficientnet
 def test_efficientnet_corner_photo_ig_and_pmi_peak_inside_photo():
-    skimage_data = pytest.importorskip("skimage.data")
-    model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False)
-    canvas, (y0, x0, y1, x1) = photo_on_canvas(skimage_data.chelsea(), corner="bottom-right", scale=0.55)
-    top = int(np.argmax(model.predict(canvas)))
+    model, canvas, (y0, x0, y1, x1), top = efficientnet_corner_chelsea()
     ig, pmi = ox.information_maps(model, canvas, target="top", patch=16, stride=16, samples=1, mode="dense",
                                   sampler=ox.GaussianSampler(frame=1, max_windows=3000))
     assert ig.targets == pmi.targets == [top]

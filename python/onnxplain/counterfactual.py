@@ -61,14 +61,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import _core
 from .errors import OnnxplainError
+from .explainer import positive_int
 from .image import image_files, load_image
 from .information import PMI, MarginalSampler
 from .model import Model
-from .explainer import positive_int
 from .reference import RISE, Occlusion, check_rise, rise_map, sliding_window_map, window_geometry
 from .result import Explanation
+from .visualize import Series, line_chart
 
 METHODS = ("residual", "d-occlusion", "d-rise", "d-pmi", "occlusion", "rise", "random")
 D_METHODS = ("d-occlusion", "d-rise", "d-pmi")
@@ -451,35 +451,11 @@ def explain_pair(model: Model, pair: Pair, methods=METHODS, *, n_thresholds: int
 
 
 # ---- pictures ----------------------------------------------------------------------------
-CURVE_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-                 (240, 50, 230), (128, 128, 0)]
-
-
 def plot_curves(curves: dict[str, np.ndarray], size: int = 480) -> np.ndarray:
     """An RGB uint8 plot (OpenCV) of DAC curves {label: 101-point curve}: delta (y, -1..1) against
     mask size (x, 0..1), with a legend giving each score."""
-    margin, legend = 50, 18 * len(curves) + 10
-    img = np.full((size + legend, size, 3), 255, np.uint8)
-    x0, y0, side = margin, size - margin, size - 2 * margin
-
-    def to_px(m, d):
-        return int(round(x0 + m * side)), int(round(y0 - (d + 1) / 2 * side))
-
-    cv2.rectangle(img, to_px(0, -1), to_px(1, 1), (0, 0, 0), 1)
-    cv2.line(img, to_px(0, 0), to_px(1, 0), (170, 170, 170), 1)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for v in (0.0, 0.5, 1.0):
-        cv2.putText(img, f"{v:g}", (to_px(v, -1)[0] - 8, y0 + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for v in (-1.0, 0.0, 1.0):
-        cv2.putText(img, f"{v:g}", (8, to_px(0, v)[1] + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "mask size m", (size // 2 - 40, y0 + 36), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, "delta p(B)", (x0 + 4, margin - 8), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    series = []
     for k, (label, curve) in enumerate(curves.items()):
-        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
         grid = np.linspace(0, 1, len(curve))
-        pts = np.array([to_px(m, float(np.clip(d, -1, 1))) for m, d in zip(grid, curve)], np.int32)
-        cv2.polylines(img, [pts], False, colour, 2, cv2.LINE_AA)
-        y = size + 14 + 18 * k
-        cv2.line(img, (x0, y - 4), (x0 + 20, y - 4), colour, 2)
-        cv2.putText(img, f"{label}: DAC {area(grid, curve):.3f}", (x0 + 28, y), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
+        series.append(Series(grid, np.asarray(curve), k, f"{label}: DAC {area(grid, curve):.3f}"))
+    return line_chart(series, "mask size m", "delta p(B)", (-1.0, 1.0), size)

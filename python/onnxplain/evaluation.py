@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -29,7 +28,7 @@ from .information import IG, PMI
 from .model import Model
 from .reference import RISE, Occlusion
 from .result import Explanation
-from .visualize import save_png
+from .visualize import Series, line_chart, save_png
 
 @dataclass
 class MethodSpec:
@@ -223,47 +222,21 @@ def format_table(summary: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-CURVE_COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
-                 (227, 119, 194), (127, 127, 127)]  # RGB
-
-
 def plot_mean_curves(rows: Sequence[dict], size: int = 480) -> np.ndarray:
     """An RGB uint8 plot (OpenCV) of one metric's mean curves per method: the first curve (MIF,
     deletion or insertion) solid, LIF thin with dots; score (y, 0 to the largest value, at least 1)
     against the fraction perturbed (x, 0..1)."""
-    margin, legend = 50, 18 * max(1, len(rows)) + 10
-    img = np.full((size + legend, size, 3), 255, np.uint8)
-    x0, y0, side = margin, size - margin, size - 2 * margin
     top = max([1.0] + [max(c) for r in rows for c in r["mean_curves"].values()])
     bottom = min([0.0] + [min(c) for r in rows for c in r["mean_curves"].values()])
-
-    def to_px(f, v):
-        return int(round(x0 + f * side)), int(round(y0 - (v - bottom) / (top - bottom) * side))
-
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.rectangle(img, to_px(0, bottom), to_px(1, top), (0, 0, 0), 1)
-    for f in (0.0, 0.5, 1.0):
-        cv2.putText(img, f"{f:g}", (to_px(f, bottom)[0] - 8, y0 + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for v in (bottom, (bottom + top) / 2, top):
-        cv2.putText(img, f"{v:.2g}", (6, to_px(0, v)[1] + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    metric = rows[0]["metric"] if rows else ""
-    cv2.putText(img, "fraction perturbed", (size // 2 - 60, y0 + 36), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"{metric}: mean score (solid: MIF/first, dotted: LIF)", (x0, margin - 12), font, 0.42,
-                (0, 0, 0), 1, cv2.LINE_AA)
+    series = []
     for k, row in enumerate(rows):
-        colour = CURVE_COLOURS[k % len(CURVE_COLOURS)]
-        for j, (name, curve) in enumerate(row["mean_curves"].items()):
-            pts = np.array([to_px(f, v) for f, v in zip(row["x"], curve)], np.int32)
-            cv2.polylines(img, [pts], False, colour, 2 if j == 0 else 1, cv2.LINE_AA)
-            if j > 0:
-                for p in pts:
-                    cv2.circle(img, (int(p[0]), int(p[1])), 2, colour, -1, cv2.LINE_AA)
-        y = size + 14 + 18 * k
-        cv2.line(img, (x0, y - 4), (x0 + 20, y - 4), colour, 2)
         fid = row.get("fidelity")
-        text = f"{row['method']}" + (f": fidelity {fid['mean']:+.3f} +- {fid['ci95']:.3f}" if fid else "")
-        cv2.putText(img, text, (x0 + 28, y), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
+        legend = row["method"] + (f": fidelity {fid['mean']:+.3f} +- {fid['ci95']:.3f}" if fid else "")
+        for j, curve in enumerate(row["mean_curves"].values()):
+            series.append(Series(np.asarray(row["x"]), np.asarray(curve), k, "" if j else legend, dotted=j > 0))
+    metric = rows[0]["metric"] if rows else ""
+    return line_chart(series, "fraction perturbed", f"{metric}: mean score (solid: MIF/first, dotted: LIF)",
+                      (bottom, top), size)
 
 
 # ---- internals ------------------------------------------------------------------------

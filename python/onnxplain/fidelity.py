@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Explainer, Target
+from .explainer import Explainer, Target, make_baseline
 from .model import Model
 from .result import Explanation
 
@@ -141,7 +141,7 @@ def perturbation_image(image: np.ndarray, perturbation: str, model: Model, seed:
     (Gaussian, kernel 11, sigma 5) or "noise" (mean colour + N(0, noise_sigma^2) on [0, 1],
     clipped)."""
     if perturbation == "mean":
-        return np.ascontiguousarray(np.broadcast_to(model.preprocess.neutral, image.shape), np.float32)
+        return make_baseline(image, "mean", model)
     if perturbation == "blur":
         return np.ascontiguousarray(cv2.GaussianBlur(image, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA), np.float32)
     if perturbation == "noise":

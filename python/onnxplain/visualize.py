@@ -1,6 +1,7 @@
-"""Pictures of maps: heat-map overlays on the explained image."""
+"""Pictures: heat-map overlays of maps on the explained image, and line charts of curves."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -41,3 +42,57 @@ def save_png(path: str | Path, rgb: np.ndarray) -> None:
     """Writes a uint8 RGB array as PNG."""
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")
+
+
+CHART_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+                 (240, 50, 230), (128, 128, 0)]  # RGB, one per series colour index
+
+
+@dataclass
+class Series:
+    """One curve of a line chart: y against x (x in 0..1), drawn in CHART_COLOURS[colour]; thick,
+    or thin with dots when `dotted`; listed in the legend when `legend` is not empty."""
+
+    x: np.ndarray
+    y: np.ndarray
+    colour: int
+    legend: str = ""
+    dotted: bool = False
+
+
+def line_chart(series: list[Series], x_label: str, y_label: str, y_range: tuple[float, float],
+               size: int = 480) -> np.ndarray:
+    """An RGB uint8 chart (OpenCV) of curves over x in 0..1 and y in y_range (values outside are
+    clipped to the frame), with a grey line at y = 0 when it is inside, and a legend below."""
+    bottom, top = y_range
+    legends = [s for s in series if s.legend]
+    margin = 50
+    img = np.full((size + 18 * max(1, len(legends)) + 10, size, 3), 255, np.uint8)
+    x0, y0, side = margin, size - margin, size - 2 * margin
+
+    def to_px(x: float, y: float) -> tuple[int, int]:
+        y = min(max(y, bottom), top)
+        return int(round(x0 + x * side)), int(round(y0 - (y - bottom) / (top - bottom) * side))
+
+    font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
+    cv2.rectangle(img, to_px(0, bottom), to_px(1, top), black, 1)
+    if bottom < 0 < top:
+        cv2.line(img, to_px(0, 0), to_px(1, 0), (170, 170, 170), 1)
+    for x in (0.0, 0.5, 1.0):
+        cv2.putText(img, f"{x:g}", (to_px(x, bottom)[0] - 8, y0 + 18), font, 0.4, black, 1, cv2.LINE_AA)
+    for y in (bottom, (bottom + top) / 2, top):
+        cv2.putText(img, f"{y:.2g}", (6, to_px(0, y)[1] + 4), font, 0.4, black, 1, cv2.LINE_AA)
+    cv2.putText(img, x_label, (size // 2 - 4 * len(x_label), y0 + 36), font, 0.45, black, 1, cv2.LINE_AA)
+    cv2.putText(img, y_label, (x0, margin - 12), font, 0.42, black, 1, cv2.LINE_AA)
+    for s in series:
+        colour = CHART_COLOURS[s.colour % len(CHART_COLOURS)]
+        pts = np.array([to_px(float(x), float(y)) for x, y in zip(s.x, s.y)], np.int32)
+        cv2.polylines(img, [pts], False, colour, 1 if s.dotted else 2, cv2.LINE_AA)
+        if s.dotted:
+            for px, py in pts:
+                cv2.circle(img, (int(px), int(py)), 2, colour, -1, cv2.LINE_AA)
+    for k, s in enumerate(legends):
+        y = size + 14 + 18 * k
+        cv2.line(img, (x0, y - 4), (x0 + 20, y - 4), CHART_COLOURS[s.colour % len(CHART_COLOURS)], 2)
+        cv2.putText(img, s.legend, (x0 + 28, y), font, 0.45, black, 1, cv2.LINE_AA)
+    return img
