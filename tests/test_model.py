@@ -625,3 +625,13 @@ def test_image_files(tmp_path):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "d.png").mkdir()  # a folder named like an image is not an image
     assert [p.name for p in ox.image.image_files(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]
+
+
+def test_masked_scores_are_every_perturbations_scores_in_order():
+    small_model = ox.Model(classifier(), preset="unit", batch_size=4, progress=False)  # 10 masks: 3 batches
+    image, baseline = random_images(2, seed=31)
+    masks = np.random.default_rng(32).uniform(0, 1, (10,) + small_model.input_size).astype(np.float32)
+    scores = small_model.masked_scores(image, baseline, 10, lambda first, count: masks[first:first + count])
+    blended = masks[..., None] * image + (1 - masks[..., None]) * baseline
+    np.testing.assert_allclose(scores, small_model.predict(blended), rtol=1e-5, atol=1e-6)
+    assert small_model.masked_scores(image, baseline, 0, lambda first, count: masks[:0]).shape[0] == 0

@@ -180,17 +180,10 @@ class _Search:
     def evaluate(self, count: int, make_masks: Callable[[int, int], np.ndarray], what: str):
         """Runs `count` masks (make_masks(first, n) -> (n, H, W) float32) in batches. Returns
         (passes bool (count,), p(target) float (count,))."""
-        passed, probability = np.zeros(count, bool), np.zeros(count)
-        position = [0]
-
-        def consume(_masks: np.ndarray, scores: np.ndarray) -> None:
-            s = slice(position[0], position[0] + scores.shape[0])
-            passed[s], probability[s] = self.passes(scores), scores[:, self.target]
-            position[0] += scores.shape[0]
-
-        if count:
-            self.model.evaluate_masks(self.image, self.mask_value, count, make_masks, consume, "probabilities", what)
-        return passed, probability
+        if not count:
+            return np.zeros(0, bool), np.zeros(0)
+        scores = self.model.masked_scores(self.image, self.mask_value, count, make_masks, "probabilities", what)
+        return self.passes(scores), scores[:, self.target].astype(np.float64)
 
     def evaluate_stack(self, masks: np.ndarray, what: str):
         """`evaluate` for masks already built: (N, H, W) float32."""

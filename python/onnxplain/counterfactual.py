@@ -406,15 +406,9 @@ def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str 
     for i in range(len(thresholds) - 1, -1, -1):
         first_of[index[i]] = i
     soft = np.stack([cv2.GaussianBlur(closed[i].astype(np.float32), (blur, blur), 0) for i in first_of])
-    probabilities = np.empty((len(keys), len(pair.probabilities_real)), np.float32)
-
-    def consume(masks, scores):
-        consume.done += len(masks)
-        probabilities[consume.done - len(masks):consume.done] = scores
-    consume.done = 0
-    model.evaluate_masks(pair.counterfactual, pair.real, len(keys),
-                         lambda first, count: np.ascontiguousarray(soft[first:first + count]),
-                         consume, "probabilities", "mask swap")
+    probabilities = model.masked_scores(pair.counterfactual, pair.real, len(keys),
+                                        lambda first, count: np.ascontiguousarray(soft[first:first + count]),
+                                        "probabilities", "mask swap")
     b = pair.class_b
     deltas = probabilities[index, b].astype(np.float64) - pair.p_b_real
     full_delta = pair.p_b_counterfactual - pair.p_b_real

@@ -228,6 +228,15 @@ class Model:
 
         self.evaluate_batches(total, fill, consume, kind, description)
 
+    def masked_scores(self, image: np.ndarray, baseline: np.ndarray, total: int, make_masks: MaskMaker,
+                      kind: str = "probabilities", description: str = "") -> np.ndarray:
+        """Scores (total, classes) float32, in order, of the perturbations of `evaluate_masks`
+        (for callers that need every score rather than a running sum)."""
+        parts: list[np.ndarray] = []
+        self.evaluate_masks(image, baseline, total, make_masks, lambda _masks, scores: parts.append(scores), kind,
+                            description)
+        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes or 0), np.float32)
+
     def evaluate_batches(
         self,
         total: int,
