@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Baseline, Explainer, Target, make_baseline
+from .explainer import Baseline, Explainer, Target, describe_baseline, make_baseline
 from .result import Explanation
 from .visualize import DISPLAY_MIN_SIDE, overlay, save_png
 
@@ -432,7 +432,7 @@ class Causal(Explainer):
         explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])
                         for i, ok, p in zip(chosen, passed, p_alone) if ok]
         params = {"criterion": criterion, "fraction": fraction if criterion == "confidence" else None,
-                  "mask_value": "image" if isinstance(mask_value, np.ndarray) else mask_value,
+                  "mask_value": describe_baseline(mask_value),
                   "iterations": int(iterations), "refinements": int(refinements), "min_area": min_area,
                   "max_depth": int(max_depth), "max_explanations": int(max_explanations),
                   "max_overlap": float(max_overlap), "spotlights": int(spotlights), "radius": radius,

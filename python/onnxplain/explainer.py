@@ -67,6 +67,11 @@ def make_baseline(image: np.ndarray, baseline: Baseline, model: Model, blur_sigm
     raise OnnxplainError(f"baseline must be 'mean', 'blur', a pixel value or an image, got {type(baseline).__name__}")
 
 
+def describe_baseline(baseline: Baseline):
+    """A baseline as recorded in result parameters: its name or value, or "image" for an array."""
+    return "image" if isinstance(baseline, np.ndarray) else baseline
+
+
 class Explainer:
     """Base class: subclasses implement `_maps` and set `method`."""
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Baseline, Explainer, Target, make_baseline, positive_int
+from .explainer import Baseline, Explainer, Target, describe_baseline, make_baseline, positive_int
 from .model import Model
 from .result import Explanation
 
@@ -94,7 +94,7 @@ class Occlusion(Explainer):
         drops = sliding_window_map(self.model, image, make_baseline(image, baseline, self.model), window, stride,
                                    lambda s: clean[targets] - s[:, targets], scores)
         maps = {t: drops[i].astype(np.float32) for i, t in enumerate(targets)}
-        params = {"window": window, "stride": stride, "baseline": _describe(baseline), "scores": scores,
+        params = {"window": window, "stride": stride, "baseline": describe_baseline(baseline), "scores": scores,
                   "perturbations": total}
         return self._finish(image, probabilities, maps, params, seed, evals, start)
 
@@ -118,10 +118,6 @@ class RISE(Explainer):
         saliency = rise_map(self.model, image, make_baseline(image, baseline, self.model), targets, n_masks, grid,
                             p_keep, int(seed), scores)
         maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(targets)}
-        params = {"n_masks": n_masks, "grid": grid, "p_keep": p_keep, "baseline": _describe(baseline),
+        params = {"n_masks": n_masks, "grid": grid, "p_keep": p_keep, "baseline": describe_baseline(baseline),
                   "scores": scores}
         return self._finish(image, probabilities, maps, params, int(seed), evals, start)
-
-
-def _describe(baseline: Baseline):
-    return "image" if isinstance(baseline, np.ndarray) else baseline
