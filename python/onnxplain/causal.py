@@ -341,11 +341,11 @@ class Causal(Explainer):
     method = "multi"
 
     def attribute(self, image: np.ndarray, target: Target = None, *, criterion: str = "top1",
-                  fraction: float = 0.5, mask_value: Baseline = "mean", iterations: int = 8,
+                  fraction: float = 0.5, mask_value: Baseline = "mean", iterations: int = 12,
                   refinements: int = 6, min_area: int | None = None, max_depth: int = 10,
-                  max_explanations: int = 6, max_overlap: float = 0.0, spotlights: int = 8,
+                  max_explanations: int = 4, max_overlap: float = 0.0, spotlights: int = 8,
                   radius: float | None = None, growth: float = 1.2, grow_steps: int = 4, cuts: int = 7,
-                  part_size: int | None = None, max_parts: int = 80, prune_rounds: int = 2, retries: int = 2,
+                  part_size: int | None = None, max_parts: int = 48, prune_rounds: int = 6, retries: int = 2,
                   seed: int = 0) -> CausalExplanation:
         """Responsibility map (H x W float32) of one target and its minimal sufficient sets.
 

@@ -243,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--criterion", choices=["top1", "confidence"], default="top1",
                     help="multi: sufficiency test (top-1 class, or p >= fraction of its whole-image value)")
     ex.add_argument("--fraction", type=float, default=0.5, help="multi: the confidence criterion's fraction")
-    ex.add_argument("--iterations", type=int, default=8, help="multi: random box trees for the responsibility map")
-    ex.add_argument("--max-explanations", type=int, default=6, help="multi: most explanations searched")
+    ex.add_argument("--iterations", type=int, default=12, help="multi: random box trees for the responsibility map")
+    ex.add_argument("--max-explanations", type=int, default=4, help="multi: most explanations searched")
     ex.add_argument("--max-overlap", type=float, default=0.0, help="multi: largest pairwise Dice kept")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
