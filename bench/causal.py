@@ -213,6 +213,12 @@ def main() -> int:
     return 0
 
 
+def smallest_areas(row: dict) -> tuple[int, int]:
+    """Total area of our k smallest disjoint explanations and of rex's, k the smaller count."""
+    k = min(len(row["onnxplain"]["areas"]), len(row["rex"]["areas"]))
+    return sum(sorted(row["onnxplain"]["areas"])[:k]), sum(sorted(row["rex"]["areas"])[:k])
+
+
 def write(args, rows: list[dict], model: ox.Model) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"model": str(args.model.name), "rows": rows}, indent=1))
@@ -235,6 +241,11 @@ def write(args, rows: list[dict], model: ox.Model) -> None:
                          "composites_with_2plus": sum(r[tool]["disjoint"] >= 2 for r in subset
                                                       if r["image"].endswith("_x2") and tool in r),
                          "composites": sum(r["image"].endswith("_x2") for r in subset)}
+        # sizes: per image, our k smallest against rex's k smallest, k the smaller disjoint count
+        paired = [smallest_areas(r) for r in both if r["onnxplain"].get("areas") and r["rex"].get("areas")]
+        agg["k_smallest_area_total"] = {"onnxplain": sum(o for o, _ in paired), "rex": sum(x for _, x in paired)}
+        agg["images_no_larger"] = sum(o <= x for o, x in paired)
+        agg["images_compared"] = len(paired)
         summary["by_criterion"][criterion] = agg
     summary["rows"] = [{"image": r["image"], "criterion": r["criterion"], "target": r["target"],
                         **{tool: {k: r[tool][k] for k in ("disjoint", "areas", "probabilities", "calls", "seconds")
