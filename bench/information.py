@@ -4,10 +4,12 @@
     python bench/information.py quality   [--model demo|efficientnet] [--budgets 0.025,0.05,0.1]
     python bench/information.py deletion  [--images 10] [--budget 1000]
 
-reference: dense maps (IG and top-1 PMI) for seeds 0 and 1, written to bench/information_reference/
-  as <model>_<image>_seed<k>.npz (maps, evaluation count, seed, parameters), with the seed-to-seed
-  Spearman (the ceiling any cheaper map can reach).
-quality: budgeted maps at fractions of the reference's evaluations, against the seed-0 reference:
+reference: dense maps (IG and top-1 PMI, seed 0), written to bench/information_reference/ as
+  <model>_<image>.npz (maps, evaluation count, seed, parameters), with <model>_ceiling.json: the
+  Spearman of the maps from the two halves of each patch's samples, projected to the full count by
+  Spearman-Brown (the ceiling any cheaper map can reach). Protocol: --model efficientnet --stride 2
+  (three composites, N = 8) and --model demo (stride 1).
+quality: budgeted maps at fractions of the reference's evaluations, against the reference:
   Spearman, top-10 % overlap and Spearman at the numerical resolution (|values| < 1e-6 nats tied)
   for IG and top-1 PMI, evaluations, seconds, inference seconds.
 deletion: Deletion AUC (pixels removed to grey, most important first, in 5 % steps; area under
