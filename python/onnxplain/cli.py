@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -208,6 +209,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default(explainer: type, option: str):
+    """The library's default for an explainer option: the CLI never restates it."""
+    return inspect.signature(explainer.attribute).parameters[option].default
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxplain", description="Explain ONNX image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,25 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--baseline", default="mean", help="'mean', 'blur' or a pixel value 0..255")
     ex.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ex.add_argument("--stride", type=int, help="occlusion stride (default window // 2); ig/pmi patch grid stride (default 1)")
-    ex.add_argument("--masks", type=int, default=2000, help="RISE masks")
-    ex.add_argument("--grid", type=int, default=7, help="RISE grid size")
-    ex.add_argument("--p-keep", type=float, default=0.5, help="RISE keep probability")
-    ex.add_argument("--patch", type=int, default=8, help="ig/pmi patch side K")
-    ex.add_argument("--samples", type=int, default=8, help="ig/pmi samples per patch in dense mode")
-    ex.add_argument("--mode", choices=MODES, default="budgeted", help="ig/pmi: budgeted (default) or dense (exact)")
-    ex.add_argument("--budget", type=int, default=3000, help="ig/pmi budgeted mode: model evaluations")
-    ex.add_argument("--budget-samples", type=int, default=1, help="ig/pmi budgeted mode: samples per patch")
-    ex.add_argument("--sampler", choices=SAMPLERS + ("onnx",), default="gaussian", help="ig/pmi patch sampler")
+    ex.add_argument("--masks", type=int, default=_default(RISE, "n_masks"), help="RISE masks")
+    ex.add_argument("--grid", type=int, default=_default(RISE, "grid"), help="RISE grid size")
+    ex.add_argument("--p-keep", type=float, default=_default(RISE, "p_keep"), help="RISE keep probability")
+    ex.add_argument("--patch", type=int, default=_default(IG, "patch"), help="ig/pmi patch side K")
+    ex.add_argument("--samples", type=int, default=_default(IG, "samples"), help="ig/pmi samples per patch in dense mode")
+    ex.add_argument("--mode", choices=MODES, default=_default(IG, "mode"), help="ig/pmi: budgeted (default) or dense (exact)")
+    ex.add_argument("--budget", type=int, default=_default(IG, "budget"), help="ig/pmi budgeted mode: model evaluations")
+    ex.add_argument("--budget-samples", type=int, default=_default(IG, "budget_samples"), help="ig/pmi budgeted mode: samples per patch")
+    ex.add_argument("--sampler", choices=SAMPLERS + ("onnx",), default=_default(IG, "sampler"), help="ig/pmi patch sampler")
     ex.add_argument("--sampler-model", help="ig/pmi: the .onnx learned sampler for --sampler onnx")
-    ex.add_argument("--frame", type=int, default=2, help="ig/pmi gaussian sampler: frame width F")
+    ex.add_argument("--frame", type=int, default=_default(IG, "frame"), help="ig/pmi gaussian sampler: frame width F")
     ex.add_argument("--reference", help="ig/pmi: image or directory of images to fit/draw patches from")
-    ex.add_argument("--noise", type=float, default=0.0, help="ig/pmi marginal/inpaint samplers: pixel noise sigma")
-    ex.add_argument("--criterion", choices=["top1", "confidence"], default="top1",
+    ex.add_argument("--noise", type=float, default=_default(IG, "noise"), help="ig/pmi marginal/inpaint samplers: pixel noise sigma")
+    ex.add_argument("--criterion", choices=["top1", "confidence"], default=_default(Causal, "criterion"),
                     help="multi: sufficiency test (top-1 class, or p >= fraction of its whole-image value)")
-    ex.add_argument("--fraction", type=float, default=0.5, help="multi: the confidence criterion's fraction")
-    ex.add_argument("--iterations", type=int, default=12, help="multi: random box trees for the responsibility map")
-    ex.add_argument("--max-explanations", type=int, default=4, help="multi: most explanations searched")
-    ex.add_argument("--max-overlap", type=float, default=0.0, help="multi: largest pairwise Dice kept")
+    ex.add_argument("--fraction", type=float, default=_default(Causal, "fraction"), help="multi: the confidence criterion's fraction")
+    ex.add_argument("--iterations", type=int, default=_default(Causal, "iterations"), help="multi: random box trees for the responsibility map")
+    ex.add_argument("--max-explanations", type=int, default=_default(Causal, "max_explanations"), help="multi: most explanations searched")
+    ex.add_argument("--max-overlap", type=float, default=_default(Causal, "max_overlap"), help="multi: largest pairwise Dice kept")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
 
