@@ -233,7 +233,7 @@ def test_fixed_batch_evaluate_masks_counts_images_not_padding():
     model = ox.Model(classifier(batch=4), preset="unit", batch_size=64, progress=False)
     image = random_images(1, seed=2)[0]
     seen = []
-    model.evaluate_masks(image, np.zeros_like(image), 10,
+    model.evaluate_masks(model.prepare(image, np.zeros_like(image)), 10,
                          lambda first, count: np.ones((count, H, W), np.float32),
                          lambda masks, scores: seen.append(scores.shape), kind="logits")
     assert seen == [(4, K), (4, K), (2, K)]
@@ -390,7 +390,7 @@ def test_evaluate_masks_streams_exact_batches(layout, preset):
         calls.append((first, count))
         return np.ascontiguousarray(all_masks[first:first + count])
 
-    model.evaluate_masks(image, baseline, 10, make_masks, lambda m, s: consumed.append((m.copy(), s.copy())),
+    model.evaluate_masks(model.prepare(image, baseline), 10, make_masks, lambda m, s: consumed.append((m.copy(), s.copy())),
                          kind="logits")
     assert calls == [(0, 3), (3, 3), (6, 3), (9, 1)]
     assert [b.shape[0] for b in received] == [3, 3, 3, 1]
@@ -631,7 +631,7 @@ def test_masked_scores_are_every_perturbations_scores_in_order():
     small_model = ox.Model(classifier(), preset="unit", batch_size=4, progress=False)  # 10 masks: 3 batches
     image, baseline = random_images(2, seed=31)
     masks = np.random.default_rng(32).uniform(0, 1, (10,) + small_model.input_size).astype(np.float32)
-    scores = small_model.masked_scores(image, baseline, 10, lambda first, count: masks[first:first + count])
+    scores = small_model.masked_scores(small_model.prepare(image, baseline), 10, lambda first, count: masks[first:first + count])
     blended = masks[..., None] * image + (1 - masks[..., None]) * baseline
     np.testing.assert_allclose(scores, small_model.predict(blended), rtol=1e-5, atol=1e-6)
-    assert small_model.masked_scores(image, baseline, 0, lambda first, count: masks[:0]).shape[0] == 0
+    assert small_model.masked_scores(small_model.prepare(image, baseline), 0, lambda first, count: masks[:0]).shape[0] == 0

@@ -14,23 +14,21 @@ int64_t feature_count(int64_t height, int64_t width, int64_t patch) {
     return ((height + patch - 1) / patch) * ((width + patch - 1) / patch);
 }
 
-void rank_features(const float* map, int64_t height, int64_t width, int64_t patch, uint64_t seed,
-                   int32_t* rank) {
-    const int64_t fw = (width + patch - 1) / patch;
-    const int64_t n = feature_count(height, width, patch);
-    std::vector<double> score(static_cast<size_t>(n), 0.0), area(static_cast<size_t>(n), 0.0);
-    for (int64_t y = 0; y < height; ++y)
-        for (int64_t x = 0; x < width; ++x) {
-            const auto f = static_cast<size_t>((y / patch) * fw + x / patch);
-            score[f] += static_cast<double>(map[y * width + x]);
-            area[f] += 1.0;
-        }
-    std::vector<float> tie(static_cast<size_t>(n));
-    for (int64_t f = 0; f < n; ++f) {
-        score[static_cast<size_t>(f)] /= area[static_cast<size_t>(f)];
-        tie[static_cast<size_t>(f)] = uniform01(seed, kTieStream, static_cast<uint64_t>(f));
+void rank_labels(const float* map, const int32_t* labels, int64_t positions, int64_t features, uint64_t seed,
+                 int32_t* rank) {
+    const auto n = static_cast<size_t>(features);
+    std::vector<double> score(n, 0.0), area(n, 0.0);
+    for (int64_t p = 0; p < positions; ++p) {
+        const auto f = static_cast<size_t>(labels[p]);
+        score[f] += static_cast<double>(map[p]);
+        area[f] += 1.0;
     }
-    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::vector<float> tie(n);
+    for (size_t f = 0; f < n; ++f) {
+        score[f] /= area[f];
+        tie[f] = uniform01(seed, kTieStream, static_cast<uint64_t>(f));
+    }
+    std::vector<int64_t> order(n);
     std::iota(order.begin(), order.end(), int64_t{0});
     std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
         const auto ia = static_cast<size_t>(a), ib = static_cast<size_t>(b);
@@ -38,11 +36,19 @@ void rank_features(const float* map, int64_t height, int64_t width, int64_t patc
         if (tie[ia] != tie[ib]) return tie[ia] < tie[ib];
         return a < b;
     });
-    std::vector<int32_t> feature_rank(static_cast<size_t>(n));
-    for (int64_t r = 0; r < n; ++r) feature_rank[static_cast<size_t>(order[static_cast<size_t>(r)])] = static_cast<int32_t>(r);
+    std::vector<int32_t> feature_rank(n);
+    for (size_t r = 0; r < n; ++r) feature_rank[static_cast<size_t>(order[r])] = static_cast<int32_t>(r);
+    for (int64_t p = 0; p < positions; ++p) rank[p] = feature_rank[static_cast<size_t>(labels[p])];
+}
+
+void rank_features(const float* map, int64_t height, int64_t width, int64_t patch, uint64_t seed,
+                   int32_t* rank) {
+    const int64_t fw = (width + patch - 1) / patch;
+    std::vector<int32_t> labels(static_cast<size_t>(height * width));
     for (int64_t y = 0; y < height; ++y)
         for (int64_t x = 0; x < width; ++x)
-            rank[y * width + x] = feature_rank[static_cast<size_t>((y / patch) * fw + x / patch)];
+            labels[static_cast<size_t>(y * width + x)] = static_cast<int32_t>((y / patch) * fw + x / patch);
+    rank_labels(map, labels.data(), height * width, feature_count(height, width, patch), seed, rank);
 }
 
 void ranked_masks(const int32_t* rank, int64_t pixels, const int64_t* removed, int64_t batch,

@@ -78,44 +78,6 @@ void rise_masks(uint64_t seed, int64_t first, int64_t count, int64_t height, int
     });
 }
 
-void perturb(const float* image, const float* baseline, const float* masks, int64_t batch,
-             int64_t height, int64_t width, const float gain[3], const float bias[3], bool bgr,
-             bool nchw, float* out, int threads) {
-    const int64_t pixels = height * width;
-    // Preprocess image and baseline once, in the output's channel order and layout, so the
-    // per-image loop is a contiguous blend o = w * x' + (1 - w) * z' that vectorises.
-    std::vector<float> xp(static_cast<size_t>(3 * pixels)), zp(static_cast<size_t>(3 * pixels));
-    for (int64_t p = 0; p < pixels; ++p)
-        for (int c = 0; c < 3; ++c) {
-            const int64_t src = 3 * p + (bgr ? 2 - c : c);
-            const int64_t dst = nchw ? c * pixels + p : 3 * p + c;
-            xp[static_cast<size_t>(dst)] = image[src] * gain[c] + bias[c];
-            zp[static_cast<size_t>(dst)] = baseline[src] * gain[c] + bias[c];
-        }
-    const float* __restrict x = xp.data();
-    const float* __restrict z = zp.data();
-    // One task per (image, row): enough parallel slack, contiguous memory per task.
-    parallel_for(batch * height, threads, [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; ++task) {
-            const int64_t b = task / height, row = (task % height) * width;
-            const float* __restrict m = masks + b * pixels + row;
-            if (nchw) {
-                for (int64_t c = 0; c < 3; ++c) {
-                    float* __restrict o = out + (b * 3 + c) * pixels + row;
-                    const float* __restrict xc = x + c * pixels + row;
-                    const float* __restrict zc = z + c * pixels + row;
-                    for (int64_t i = 0; i < width; ++i) o[i] = blend(m[i], xc[i], zc[i]);
-                }
-            } else {
-                float* __restrict o = out + (b * pixels + row) * 3;
-                const float* __restrict xr = x + 3 * row;
-                const float* __restrict zr = z + 3 * row;
-                for (int64_t i = 0; i < 3 * width; ++i) o[i] = blend(m[i / 3], xr[i], zr[i]);
-            }
-        }
-    });
-}
-
 void accumulate(const float* scores, const float* masks, int64_t batch, int64_t targets,
                 int64_t pixels, bool complement, double* sums, double* counts, int threads) {
     // Parallel over pixel blocks; each pixel sums b in increasing order.

@@ -249,32 +249,4 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
     });
 }
 
-void paste_patches(const float* image, int64_t height, int64_t width, const float* samples,
-                   int64_t patch, const int64_t* ys, const int64_t* xs, int64_t count,
-                   const float gain[3], const float bias[3], bool bgr, bool nchw, float* out,
-                   int threads) {
-    const int64_t pixels = height * width;
-    std::vector<float> clean(static_cast<size_t>(3 * pixels));  // P(image) in the output layout
-    for (int64_t q = 0; q < pixels; ++q)
-        for (int c = 0; c < 3; ++c)
-            clean[static_cast<size_t>(nchw ? c * pixels + q : 3 * q + c)] =
-                image[3 * q + (bgr ? 2 - c : c)] * gain[c] + bias[c];
-    parallel_for(count, threads, [&](int64_t begin, int64_t end) {
-        for (int64_t b = begin; b < end; ++b) {
-            float* o = out + b * 3 * pixels;
-            std::memcpy(o, clean.data(), static_cast<size_t>(3 * pixels) * sizeof(float));
-            const float* s = samples + b * patch * patch * 3;
-            for (int64_t y = 0; y < patch; ++y)
-                for (int64_t x = 0; x < patch; ++x) {
-                    const int64_t q = (ys[b] + y) * width + xs[b] + x;
-                    const float* v = s + (y * patch + x) * 3;
-                    for (int c = 0; c < 3; ++c) {
-                        const float value = v[bgr ? 2 - c : c] * gain[c] + bias[c];
-                        o[nchw ? c * pixels + q : 3 * q + c] = value;
-                    }
-                }
-        }
-    });
-}
-
 }  // namespace onnxplain

@@ -20,7 +20,10 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Baseline, Explainer, Target, describe_baseline, make_baseline
+from ._core import PreparedInput
+from .batches import Batches
+from .explainer import Explainer, Target, describe_baseline
+from .masking import Baseline
 from .result import Explanation
 from .visualize import DISPLAY_MIN_SIDE, overlay, save_png
 
@@ -165,11 +168,11 @@ def select_disjoint(masks: list[np.ndarray], max_overlap: float) -> list[int]:
 class _Search:
     """One image's search state: the model, the masked evaluation and the criterion."""
 
-    def __init__(self, model, image: np.ndarray, mask_value: np.ndarray, target: int, criterion: str,
-                 fraction: float, clean: float) -> None:
-        self.model, self.image, self.mask_value, self.target = model, image, mask_value, target
+    def __init__(self, batches: Batches, prepared: PreparedInput, target: int, criterion: str, fraction: float,
+                 clean: float) -> None:
+        self.batches, self.prepared, self.model, self.target = batches, prepared, batches.model, target
         self.criterion, self.fraction, self.clean = criterion, fraction, clean
-        self.h, self.w = model.input_size
+        self.h, self.w = prepared.mask_shape
 
     def passes(self, probabilities: np.ndarray) -> np.ndarray:
         """The criterion on (N, classes) probabilities: bool (N,)."""
@@ -177,17 +180,17 @@ class _Search:
             return np.argmax(probabilities, axis=1) == self.target
         return probabilities[:, self.target] >= self.fraction * self.clean
 
-    def evaluate(self, count: int, make_masks: Callable[[int, int], np.ndarray], what: str):
+    def evaluate(self, count: int, make_masks: Callable[[int, int], np.ndarray]):
         """Runs `count` masks (make_masks(first, n) -> (n, H, W) float32) in batches. Returns
         (passes bool (count,), p(target) float (count,))."""
         if not count:
             return np.zeros(0, bool), np.zeros(0)
-        scores = self.model.masked_scores(self.image, self.mask_value, count, make_masks, "probabilities", what)
+        scores = self.batches.scores(self.prepared, count, make_masks, "probabilities")
         return self.passes(scores), scores[:, self.target].astype(np.float64)
 
-    def evaluate_stack(self, masks: np.ndarray, what: str):
+    def evaluate_stack(self, masks: np.ndarray):
         """`evaluate` for masks already built: (N, H, W) float32."""
-        return self.evaluate(len(masks), lambda first, n: masks[first:first + n], what)
+        return self.evaluate(len(masks), lambda first, n: masks[first:first + n])
 
     # ---- the responsibility map -------------------------------------------------------
     def responsibility(self, seed: int, iterations: int, refinements: int, min_area: int, max_depth: int) -> np.ndarray:
@@ -223,8 +226,7 @@ class _Search:
                     groups += [15 * a + s] * len(shown)
             rows_arr = np.array(rows, np.int32).reshape(-1, 4)
             groups_arr = np.array(groups, np.int64)
-            passed, _ = self.evaluate(15 * n, lambda first, count: self._box_masks(rows_arr, groups_arr, first, count),
-                                      "responsibility")
+            passed, _ = self.evaluate(15 * n, lambda first, count: self._box_masks(rows_arr, groups_arr, first, count))
             outcome = np.ones((n, 16), np.uint8)
             outcome[:, :15] = passed.reshape(n, 15)
             sides = children[:, :, 2:] - children[:, :, :2]
@@ -257,7 +259,7 @@ class _Search:
             trial = np.unique(lo + (hi - lo) * np.arange(1, k + 1, dtype=np.int64) // (k + 1))
             trial = trial[(trial > lo) & (trial < hi)]
             passed, _ = self.evaluate(len(trial), lambda first, n: _core.causal_rank_masks(
-                rank, np.ascontiguousarray(trial[first:first + n]), self.model.threads), "growing")
+                rank, np.ascontiguousarray(trial[first:first + n]), self.model.threads))
             if passed.any():
                 new_hi = int(trial[passed].min())
                 failing = trial[~passed & (trial < new_hi)]
@@ -311,7 +313,7 @@ class _Search:
 
     def _drop(self, labels: np.ndarray, drop: np.ndarray):
         return self.evaluate(len(drop), lambda first, n: _core.causal_drop_masks(
-            labels, np.ascontiguousarray(drop[first:first + n]), self.model.threads), "pruning")
+            labels, np.ascontiguousarray(drop[first:first + n]), self.model.threads))
 
 
 class Causal(Explainer):
@@ -372,73 +374,72 @@ class Causal(Explainer):
             raise OnnxplainError(f"max_overlap is a Dice coefficient in [0, 1], got {max_overlap}")
         if not growth >= 1:
             raise OnnxplainError(f"growth must be >= 1, got {growth}")
-        image, probabilities, _, targets, evals, start = self._begin(image, target)
-        if len(targets) != 1:
-            raise OnnxplainError(f"multi explains one target at a time, got {targets}")
-        t = targets[0]
-        h, w = self.model.input_size
-        side = min(h, w)
-        min_area = int(min_area if min_area is not None else max(4, round((side / 56) ** 2)))
-        radius = float(radius if radius is not None else 25.0 * side / 224)
-        part_size = int(part_size if part_size is not None else max(2, side // 16))
-        if min_area < 4 or radius <= 0 or part_size < 1:
-            raise OnnxplainError("min_area must be >= 4 pixels, radius > 0 and part_size >= 1")
-        if criterion == "top1" and int(np.argmax(probabilities)) != t:
-            raise OnnxplainError(f"class {t} is not the top class of the whole image, so nothing is sufficient for it "
-                                 f"under criterion 'top1'; use criterion='confidence'")
-        search = _Search(self.model, image, make_baseline(image, mask_value, self.model), t, criterion, fraction,
-                         float(probabilities[t]))
-        seed = int(seed)
-        responsibility = search.responsibility(seed, int(iterations), int(refinements), min_area, int(max_depth))
-        map_evaluations = self.model.evaluations - evals - 1
-        # order: responsibility, ties broken by a blurred copy (regions before isolated pixels)
-        key = responsibility.astype(np.float64) + 1e-6 * cv2.GaussianBlur(
-            responsibility, (0, 0), sigmaX=max(1.0, side / 32)).astype(np.float64) / max(float(responsibility.max()), 1e-12)
+        with self.run(image, target) as run:
+            image, probabilities, targets = run.image, run.probabilities, run.targets
+            if len(targets) != 1:
+                raise OnnxplainError(f"multi explains one target at a time, got {targets}")
+            t = targets[0]
+            h, w = self.model.input_size
+            side = min(h, w)
+            min_area = int(min_area if min_area is not None else max(4, round((side / 56) ** 2)))
+            radius = float(radius if radius is not None else 25.0 * side / 224)
+            part_size = int(part_size if part_size is not None else max(2, side // 16))
+            if min_area < 4 or radius <= 0 or part_size < 1:
+                raise OnnxplainError("min_area must be >= 4 pixels, radius > 0 and part_size >= 1")
+            if criterion == "top1" and int(np.argmax(probabilities)) != t:
+                raise OnnxplainError(f"class {t} is not the top class of the whole image, so nothing is sufficient for it "
+                                     f"under criterion 'top1'; use criterion='confidence'")
+            search = _Search(run.batches, run.prepare(mask_value), t, criterion, fraction, float(probabilities[t]))
+            seed = int(seed)
+            responsibility = search.responsibility(seed, int(iterations), int(refinements), min_area, int(max_depth))
+            map_evaluations = run.evaluations - 1
+            # order: responsibility, ties broken by a blurred copy (regions before isolated pixels)
+            key = responsibility.astype(np.float64) + 1e-6 * cv2.GaussianBlur(
+                responsibility, (0, 0), sigmaX=max(1.0, side / 32)).astype(np.float64) / max(float(responsibility.max()), 1e-12)
 
-        def minimal(region: np.ndarray) -> np.ndarray:
-            return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts), int(cuts), int(prune_rounds))
+            def minimal(region: np.ndarray) -> np.ndarray:
+                return search.prune(search.grow(region, key, int(cuts)), part_size, int(max_parts), int(cuts), int(prune_rounds))
 
-        found: list[tuple[np.ndarray, str, int]] = []
-        used = np.zeros((h, w), bool)
-        radii = radius * float(growth) ** np.arange(int(grow_steps) + 1)
-        spot, misses, before = 0, 0, self.model.evaluations
-        while len(found) < max_explanations:
-            allowed = np.ascontiguousarray(~used, np.uint8)
-            grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
-            centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights), responsibility,
-                                                     allowed, float(grown[0]), 3, self.model.threads)
-            spot += int(spotlights)
-            discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(grown), axis=0)),
-                                            np.tile(grown, len(centres)).astype(np.float32), allowed,
-                                            self.model.threads)
-            passed, _ = search.evaluate_stack(discs, "spotlights")
-            areas = discs.reshape(len(discs), -1).sum(axis=1)
-            candidates = [i for i in range(len(discs)) if passed[i] and areas[i] > 0]
-            if candidates:
-                region, source = discs[min(candidates, key=lambda i: (areas[i], i))] > 0, "spotlight"
-            elif misses < retries:
-                misses += 1
-                continue
-            elif not found:  # no disc suffices: grow the first one from the whole map
-                region, source = np.ones((h, w), bool), "responsibility"
-            else:
-                break
-            mask = minimal(region)
-            found.append((mask, source, self.model.evaluations - before))
-            used |= mask
-            misses, before = 0, self.model.evaluations
-        chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
-        passed, p_alone = search.evaluate_stack(np.stack([found[i][0] for i in chosen]).astype(np.float32), "verifying")
-        explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])
-                        for i, ok, p in zip(chosen, passed, p_alone) if ok]
-        params = {"criterion": criterion, "fraction": fraction if criterion == "confidence" else None,
-                  "mask_value": describe_baseline(mask_value),
-                  "iterations": int(iterations), "refinements": int(refinements), "min_area": min_area,
-                  "max_depth": int(max_depth), "max_explanations": int(max_explanations),
-                  "max_overlap": float(max_overlap), "spotlights": int(spotlights), "radius": radius,
-                  "growth": float(growth), "grow_steps": int(grow_steps), "cuts": int(cuts), "part_size": part_size,
-                  "max_parts": int(max_parts), "prune_rounds": int(prune_rounds),
-                  "retries": int(retries),
-                  "map_evaluations": map_evaluations, "candidates": len(found)}
-        base = self._finish(image, probabilities, {t: responsibility}, params, seed, evals, start)
-        return CausalExplanation(**{f: getattr(base, f) for f in base.__dataclass_fields__}, explanations=explanations)
+            found: list[tuple[np.ndarray, str, int]] = []
+            used = np.zeros((h, w), bool)
+            radii = radius * float(growth) ** np.arange(int(grow_steps) + 1)
+            spot, misses, before = 0, 0, self.model.evaluations
+            while len(found) < max_explanations:
+                allowed = np.ascontiguousarray(~used, np.uint8)
+                grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
+                centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights), responsibility,
+                                                         allowed, float(grown[0]), 3, self.model.threads)
+                spot += int(spotlights)
+                discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(grown), axis=0)),
+                                                np.tile(grown, len(centres)).astype(np.float32), allowed,
+                                                self.model.threads)
+                passed, _ = search.evaluate_stack(discs)
+                areas = discs.reshape(len(discs), -1).sum(axis=1)
+                candidates = [i for i in range(len(discs)) if passed[i] and areas[i] > 0]
+                if candidates:
+                    region, source = discs[min(candidates, key=lambda i: (areas[i], i))] > 0, "spotlight"
+                elif misses < retries:
+                    misses += 1
+                    continue
+                elif not found:  # no disc suffices: grow the first one from the whole map
+                    region, source = np.ones((h, w), bool), "responsibility"
+                else:
+                    break
+                mask = minimal(region)
+                found.append((mask, source, self.model.evaluations - before))
+                used |= mask
+                misses, before = 0, self.model.evaluations
+            chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
+            passed, p_alone = search.evaluate_stack(np.stack([found[i][0] for i in chosen]).astype(np.float32))
+            explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])
+                            for i, ok, p in zip(chosen, passed, p_alone) if ok]
+            params = {"criterion": criterion, "fraction": fraction if criterion == "confidence" else None,
+                      "mask_value": describe_baseline(mask_value),
+                      "iterations": int(iterations), "refinements": int(refinements), "min_area": min_area,
+                      "max_depth": int(max_depth), "max_explanations": int(max_explanations),
+                      "max_overlap": float(max_overlap), "spotlights": int(spotlights), "radius": radius,
+                      "growth": float(growth), "grow_steps": int(grow_steps), "cuts": int(cuts), "part_size": part_size,
+                      "max_parts": int(max_parts), "prune_rounds": int(prune_rounds),
+                      "retries": int(retries),
+                      "map_evaluations": map_evaluations, "candidates": len(found)}
+            return run.finish({t: responsibility}, params, seed, CausalExplanation, explanations=explanations)

@@ -4,16 +4,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
+from ._core import PreparedInput
+from .batches import Batches
 from .errors import OnnxplainError
-from .image import as_image
+from .masking import Baseline
 from .model import Model
 from .result import Explanation
 
 Target = int | str | Sequence[int] | None
-Baseline = str | float | np.ndarray
 
 
 def positive_int(name: str, value) -> int:
@@ -42,38 +42,63 @@ def resolve_targets(target: Target, probabilities: np.ndarray) -> list[int]:
     return list(dict.fromkeys(int(t) for t in wanted))
 
 
-def make_baseline(image: np.ndarray, baseline: Baseline, model: Model, blur_sigma: float | None = None) -> np.ndarray:
-    """The H x W x 3 image that replaces removed pixels.
-
-    "mean": the value the preprocessing maps to 0; "blur": a Gaussian-blurred copy (sigma
-    default H / 16); a number: that constant pixel value; an array: any image of the same size.
-    """
-    if isinstance(baseline, str):
-        if baseline == "mean":
-            return np.ascontiguousarray(np.broadcast_to(model.preprocess.neutral, image.shape), np.float32)
-        if baseline == "blur":
-            sigma = blur_sigma or image.shape[0] / 16
-            return np.ascontiguousarray(cv2.GaussianBlur(image, (0, 0), sigmaX=sigma), np.float32)
-        raise OnnxplainError(f"baseline must be 'mean', 'blur', a pixel value or an image, got {baseline!r}")
-    if isinstance(baseline, (int, float, np.floating, np.integer)) and not isinstance(baseline, bool):
-        if not 0 <= baseline <= 255:
-            raise OnnxplainError(f"a constant baseline is a pixel value in 0..255, got {baseline}")
-        return np.full(image.shape, baseline, np.float32)
-    if isinstance(baseline, np.ndarray):
-        baseline = as_image(baseline)
-        if baseline.shape != image.shape:
-            raise OnnxplainError(f"baseline image has shape {baseline.shape}, the image {image.shape}")
-        return baseline
-    raise OnnxplainError(f"baseline must be 'mean', 'blur', a pixel value or an image, got {type(baseline).__name__}")
-
-
 def describe_baseline(baseline: Baseline):
     """A baseline as recorded in result parameters: its name or value, or "image" for an array."""
     return "image" if isinstance(baseline, np.ndarray) else baseline
 
 
+class Run:
+    """One explanation call, around its batches: checks the input, evaluates it clean, resolves the
+    targets, streams every perturbation through one `Batches`, counts evaluations and time, and
+    builds the result. A context manager (closing ends the batch pipeline).
+
+    image: the checked input; probabilities: its class probabilities (classes,); clean: its scores
+    of the kind asked for; targets: the resolved target classes.
+    """
+
+    def __init__(self, explainer: Explainer, image: np.ndarray, target: Target, scores: str = "probabilities") -> None:
+        if scores not in ("probabilities", "logits"):
+            raise OnnxplainError(f"scores must be 'probabilities' or 'logits', got {scores!r}")
+        self.model, self.method = explainer.model, explainer.method
+        self.image = self.model.masker.check(image)
+        self._evaluations, self._start = self.model.evaluations, time.perf_counter()
+        raw = self.model.predict(self.image, "raw")
+        self.probabilities = self.model.convert(raw[None], "probabilities")[0]
+        self.clean = self.model.convert(raw[None], scores)[0]
+        self.targets = resolve_targets(target, self.probabilities)
+        self.batches = Batches(self.model, self.method)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.batches.close()
+
+    @property
+    def evaluations(self) -> int:
+        """Model evaluations since the run began (the clean input included)."""
+        return self.model.evaluations - self._evaluations
+
+    def prepare(self, replacement: Baseline, blur_sigma: float | None = None) -> PreparedInput:
+        """The input and its replacement (a baseline: "mean", "blur", a value or an image) prepared once."""
+        masker = self.model.masker
+        return self.model.preprocessor.prepare(self.image, masker.replacement(self.image, replacement, blur_sigma))
+
+    def finish(self, maps: dict[int, np.ndarray], params: dict, seed: int, result: type[Explanation] = Explanation,
+               **extra) -> Explanation:
+        """The result: maps (target -> map at model resolution), params and seed as recorded, with the
+        evaluations and wall time since the run began; extra fields of a result subclass in `extra`."""
+        self.batches.close()
+        top = np.argsort(-self.probabilities, kind="stable")[:5]
+        return result(
+            method=self.method, maps=maps, params=params, seed=seed,
+            evaluations=self.evaluations, seconds=time.perf_counter() - self._start,
+            top_classes=[(int(c), float(self.probabilities[c])) for c in top], image=self.image,
+            model=self.model.describe(), **extra)
+
+
 class Explainer:
-    """Base class: subclasses implement `_maps` and set `method`."""
+    """Base class: subclasses set `method` and implement `attribute` over a `Run`."""
 
     method = ""
 
@@ -82,21 +107,6 @@ class Explainer:
             raise OnnxplainError(f"explainers take an onnxplain.Model, got {type(model).__name__}")
         self.model = model
 
-    def _begin(self, image: np.ndarray, target: Target, scores: str = "probabilities"):
-        """Checks the image, evaluates it clean, resolves targets. Returns the image, its class
-        probabilities, its scores of kind `scores`, the targets, and the start counters."""
-        if scores not in ("probabilities", "logits"):
-            raise OnnxplainError(f"scores must be 'probabilities' or 'logits', got {scores!r}")
-        image = self.model.check_image(image)
-        start_evals, start = self.model.evaluations, time.perf_counter()
-        raw = self.model.predict(image, "raw")
-        probabilities = self.model.convert(raw[None], "probabilities")[0]
-        clean = self.model.convert(raw[None], scores)[0]
-        return image, probabilities, clean, resolve_targets(target, probabilities), start_evals, start
-
-    def _finish(self, image, probabilities, maps, params, seed, start_evals, start) -> Explanation:
-        top = np.argsort(-probabilities, kind="stable")[:5]
-        return Explanation(
-            method=self.method, maps=maps, params=params, seed=seed,
-            evaluations=self.model.evaluations - start_evals, seconds=time.perf_counter() - start,
-            top_classes=[(int(c), float(probabilities[c])) for c in top], image=image, model=self.model.describe())
+    def run(self, image: np.ndarray, target: Target, scores: str = "probabilities") -> Run:
+        """A `Run` of this explainer on one input."""
+        return Run(self, image, target, scores)

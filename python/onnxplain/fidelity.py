@@ -17,7 +17,8 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Explainer, Target, make_baseline
+from .explainer import Explainer, Target
+from .masking import Features, as_features
 from .model import Model
 from .result import Explanation
 
@@ -98,14 +99,19 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
     return interval(a - b)
 
 
-def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0) -> np.ndarray:
+def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0, features: Features | None = None) -> np.ndarray:
     """Per-pixel rank (H x W int32) of its feature, 0 = most important. Features are patch x patch
-    squares scored by the mean of the map; ties are broken by the shared generator's seeded draws."""
+    squares, or the groups of `features`, scored by the mean of the map; ties are broken by the
+    shared generator's seeded draws."""
     attribution = np.ascontiguousarray(attribution, np.float32)
     if attribution.ndim != 2:
         raise OnnxplainError(f"an attribution map must be H x W, got shape {attribution.shape}")
     if not np.all(np.isfinite(attribution)):
         raise OnnxplainError("attribution map contains NaN or infinite values")
+    if features is not None:
+        if features.labels.shape != attribution.shape:
+            raise OnnxplainError(f"features have shape {features.labels.shape}, the map {attribution.shape}")
+        return _core.rank_labels(attribution, features.labels, features.count, int(seed))
     _check_patch(patch, attribution.shape)
     return _core.rank_features(attribution, int(patch), int(seed))
 
@@ -141,7 +147,7 @@ def perturbation_image(image: np.ndarray, perturbation: str, model: Model, seed:
     (Gaussian, kernel 11, sigma 5) or "noise" (mean colour + N(0, noise_sigma^2) on [0, 1],
     clipped)."""
     if perturbation == "mean":
-        return make_baseline(image, "mean", model)
+        return model.masker.replacement(image, "mean")
     if perturbation == "blur":
         return np.ascontiguousarray(cv2.GaussianBlur(image, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA), np.float32)
     if perturbation == "noise":
@@ -152,26 +158,27 @@ def perturbation_image(image: np.ndarray, perturbation: str, model: Model, seed:
 
 def mif_lif(model: Model, image: np.ndarray, attribution: np.ndarray | Explanation, *, target: int | None = None,
             fractions: Sequence[float] = FRACTIONS, perturbation: str = "mean", patch: int = 1,
-            score: str = "ratio", label: int | None = None, seed: int = 0, noise_sigma: float = NOISE_SIGMA,
-            metric: str = "mif-lif") -> Curves:
+            features: Features | np.ndarray | None = None, score: str = "ratio", label: int | None = None,
+            seed: int = 0, noise_sigma: float = NOISE_SIGMA, metric: str = "mif-lif") -> Curves:
     """Most- and Least-Important-First curves: the features ranked by the map are perturbed
     cumulatively at each fraction, in both orders.
 
     score: "ratio" p(c | perturbed) / p(c | clean) (default), "probability" or "logit"
     (unnormalised), for c = target (default: the clean top-1). perturbation: "mean", "blur",
-    "noise" or "road" (noisy linear imputation, one sparse solve per step). Curves "mif", "lif";
+    "noise" or "road" (noisy linear imputation, one sparse solve per step). Features: patch x patch
+    squares, or the groups of a `features` map (H x W integers: superpixels). Curves "mif", "lif";
     fidelity = AUC(lif) - AUC(mif).
     """
     fractions = _check_fractions(fractions)
     if perturbation not in PERTURBATIONS:
         raise OnnxplainError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
-    params = {"fractions": [float(f) for f in fractions], "perturbation": perturbation, "patch": int(patch),
-              "score": score, "seed": int(seed)}
+    params = {"fractions": [float(f) for f in fractions], "perturbation": perturbation, "score": score,
+              "seed": int(seed)}
     if perturbation == "noise":
         params["noise_sigma"] = float(noise_sigma)
     if perturbation == "road":
         params["road_noise"] = ROAD_NOISE
-    return _ranked(model, image, attribution, target, label, score, patch, seed, metric, params,
+    return _ranked(model, image, attribution, target, label, score, patch, features, seed, metric, params,
                    fractions, {"mif": False, "lif": True}, perturbation, noise_sigma)
 
 
@@ -184,20 +191,20 @@ def road(model: Model, image: np.ndarray, attribution: np.ndarray | Explanation,
 
 
 def deletion(model: Model, image: np.ndarray, attribution: np.ndarray | Explanation, *, target: int | None = None,
-             step: int | None = None, patch: int = 1, score: str = "probability", label: int | None = None,
-             seed: int = 0) -> Curves:
+             step: int | None = None, patch: int = 1, features: Features | np.ndarray | None = None,
+             score: str = "probability", label: int | None = None, seed: int = 0) -> Curves:
     """Deletion (RISE paper): features removed most important first, `step` features at a time
     (default: one image row's worth), towards the mean (0 after preprocessing); curve "deletion"
     of p(c) over the fraction removed, 0..1."""
-    return _steps(model, image, attribution, target, step, patch, score, label, seed, "deletion")
+    return _steps(model, image, attribution, target, step, patch, features, score, label, seed, "deletion")
 
 
 def insertion(model: Model, image: np.ndarray, attribution: np.ndarray | Explanation, *, target: int | None = None,
-              step: int | None = None, patch: int = 1, score: str = "probability", label: int | None = None,
-              seed: int = 0) -> Curves:
+              step: int | None = None, patch: int = 1, features: Features | np.ndarray | None = None,
+              score: str = "probability", label: int | None = None, seed: int = 0) -> Curves:
     """Insertion (RISE paper): from a blurred copy (kernel 11, sigma 5), features inserted most
     important first, `step` at a time; curve "insertion" of p(c) over the fraction shown, 0..1."""
-    return _steps(model, image, attribution, target, step, patch, score, label, seed, "insertion")
+    return _steps(model, image, attribution, target, step, patch, features, score, label, seed, "insertion")
 
 
 METRICS = {"mif-lif": mif_lif, "deletion": deletion, "insertion": insertion, "road": road}
@@ -210,13 +217,17 @@ class RandomMap(Explainer):
 
     def attribute(self, image: np.ndarray, target: Target = None, *, seed: int = 0) -> Explanation:
         """Maps (H x W float32 in [0, 1), the same for every target)."""
-        image, probabilities, _, targets, evals, start = self._begin(image, target)
-        h, w = self.model.input_size
-        noise = _core.random_map(int(seed), h, w)
-        return self._finish(image, probabilities, {t: noise.copy() for t in targets}, {}, int(seed), evals, start)
+        with self.run(image, target) as run:
+            noise = _core.random_map(int(seed), *self.model.input_size)
+            return run.finish({t: noise.copy() for t in run.targets}, {}, int(seed))
 
 
 # ---- internals ------------------------------------------------------------------------
+
+def _feature_record(patch: int, features: Features | None) -> dict:
+    """How features were formed, for result parameters."""
+    return {"patch": int(patch)} if features is None else features.record()
+
 
 def _check_patch(patch, shape) -> None:
     if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or not 1 <= patch <= max(shape):
@@ -246,13 +257,15 @@ def _map_and_target(model: Model, attribution, target, probabilities: np.ndarray
     return attribution, int(target)
 
 
-def _ranked(model, image, attribution, target, label, score, patch, seed, metric, params, fractions,
+def _ranked(model, image, attribution, target, label, score, patch, features, seed, metric, params, fractions,
             orders: dict[str, bool], perturbation: str, noise_sigma: float = NOISE_SIGMA, insert: bool = False,
             removed: np.ndarray | None = None) -> Curves:
     """Evaluates the cumulative ranked perturbation for each order (name -> reversed), returns
     the curves. removed: feature counts per step (default round(fraction * features))."""
     if not isinstance(model, Model):
         raise OnnxplainError(f"metrics take an onnxplain.Model, got {type(model).__name__}")
+    features = as_features(features, model.input_size)
+    params = {**_feature_record(patch, features), **params}
     if score not in SCORES:
         raise OnnxplainError(f"score must be one of {SCORES}, got {score!r}")
     image = model.check_image(image)
@@ -265,15 +278,15 @@ def _ranked(model, image, attribution, target, label, score, patch, seed, metric
     reference = int(np.argmax(probabilities)) if label is None else int(label)
     kind = "logits" if score == "logit" else "probabilities"
     clean = float(model.convert(raw[None], kind)[0, target])
-    ranks = rank(attribution, patch, seed)
-    n_features = _core.feature_count(*model.input_size, int(patch))
+    ranks = rank(attribution, patch, seed, features)
+    n_features = _feature_count(model, patch, features)
     if removed is None:
         removed = np.round(fractions * n_features).astype(np.int64)
     steps = len(removed)
     names = list(orders)
     rank_of = {name: (n_features - 1 - ranks).astype(np.int32) if rev else ranks for name, rev in orders.items()}
     baseline = None if perturbation == "road" else perturbation_image(image, perturbation, model, seed, noise_sigma)
-    gain, bias, bgr = model.preprocess.gain, model.preprocess.bias, model.preprocess.channel_order == "BGR"
+    prepared = None if baseline is None else model.preprocessor.prepare(image, baseline)
     values = np.empty(steps * len(names))
     tops = np.empty(steps * len(names), np.int64)
 
@@ -284,13 +297,12 @@ def _ranked(model, image, attribution, target, label, score, patch, seed, metric
             run = min(steps - step, first + count - i)
             masks = _core.ranked_masks(rank_of[names[order]], removed[step:step + run], insert, model.threads)
             dst = out[i - first:i - first + run]
-            if baseline is not None:
-                _core.perturb(image, baseline, masks, dst, gain, bias, bgr, model.layout, model.threads)
+            if prepared is not None:
+                prepared.blend(masks, dst)
             else:  # ROAD: a fresh imputation per step, noise keyed by the perturbation index
                 for j in range(run):
                     imputed = impute(image, masks[j], ROAD_NOISE, seed, stream=i + j)
-                    _core.perturb(image, imputed, masks[j:j + 1], dst[j:j + 1], gain, bias, bgr, model.layout,
-                                  model.threads)
+                    model.preprocessor.prepare(image, imputed).blend(masks[j:j + 1], dst[j:j + 1])
             i += run
         return first
 
@@ -311,20 +323,27 @@ def _ranked(model, image, attribution, target, label, score, patch, seed, metric
                   reference=reference, clean_score=clean)
 
 
-def _steps(model, image, attribution, target, step, patch, score, label, seed, metric) -> Curves:
+def _feature_count(model: Model, patch: int, features: Features | None) -> int:
+    """Number of features: the groups of `features`, or the model's patch x patch squares."""
+    if features is not None:
+        return features.count
+    _check_patch(patch, model.input_size)
+    return _core.feature_count(*model.input_size, int(patch))
+
+
+def _steps(model, image, attribution, target, step, patch, features, score, label, seed, metric) -> Curves:
     if not isinstance(model, Model):
         raise OnnxplainError(f"metrics take an onnxplain.Model, got {type(model).__name__}")
-    _check_patch(patch, model.input_size)
-    h, w = model.input_size
-    n_features = _core.feature_count(h, w, int(patch))
-    if step is None:
-        step = -(-w // int(patch))  # one row of features
+    features = as_features(features, model.input_size)
+    n_features = _feature_count(model, patch, features)
+    if step is None:  # one row of features
+        step = -(-model.input_size[1] // int(patch)) if features is None else max(1, round(features.count ** 0.5))
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
         raise OnnxplainError(f"step must be a positive integer, got {step!r}")
     removed = np.minimum(np.arange(0, n_features + step, step), n_features).astype(np.int64)
     removed = np.unique(removed)
-    params = {"step": int(step), "patch": int(patch), "score": score, "seed": int(seed),
+    params = {"step": int(step), "score": score, "seed": int(seed),
               "perturbation": "mean" if metric == "deletion" else "blur"}
-    return _ranked(model, image, attribution, target, label, score, patch, seed, metric, params,
+    return _ranked(model, image, attribution, target, label, score, patch, features, seed, metric, params,
                    removed / n_features, {metric: False}, params["perturbation"], insert=metric == "insertion",
                    removed=removed)

@@ -51,7 +51,9 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
-from .explainer import Explainer, Target, make_baseline, positive_int
+from ._core import PreparedInput
+from .batches import Batches
+from .explainer import Explainer, Run, Target, positive_int
 from .image import image_files, load_image
 from .model import Model
 from .result import Explanation
@@ -276,7 +278,7 @@ class ConstantSampler(_BankSampler):
         self.value = value
 
     def _bank(self, model, image):
-        return make_baseline(image, self.value, model)[None]
+        return model.masker.replacement(image, self.value)[None]
 
     def describe(self):
         return {"name": self.name, "value": self.value}
@@ -291,7 +293,7 @@ class BlurSampler(_BankSampler):
         self.sigma = sigma
 
     def _bank(self, model, image):
-        return make_baseline(image, "blur", model, self.sigma)[None]
+        return model.masker.replacement(image, "blur", self.sigma)[None]
 
     def describe(self):
         return {"name": self.name, "sigma": self.sigma}
@@ -411,20 +413,18 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
 
 # ---- the estimator ---------------------------------------------------------------------
 
-def perturbation_sums(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
-                      ns: np.ndarray, rows: np.ndarray, sums: np.ndarray, seed: int) -> None:
+def perturbation_sums(batches: Batches, prepared: PreparedInput, sampler: PatchSampler, ys: np.ndarray,
+                      xs: np.ndarray, ns: np.ndarray, rows: np.ndarray, sums: np.ndarray, seed: int) -> None:
     """Adds the model's probabilities for perturbations (ys, xs, ns) (int64: patch offsets and sample
-    index n) to sums[rows] ((patches, classes) float64, in place), in perturbation order."""
-    width = image.shape[1]
-    gain, bias = model.preprocess.gain, model.preprocess.bias
-    bgr = model.preprocess.channel_order == "BGR"
+    index n) of the prepared image to sums[rows] ((patches, classes) float64, in place), in
+    perturbation order."""
+    width = prepared.mask_shape[1]
 
     def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
         index = np.arange(first, first + count)
         by, bx = np.ascontiguousarray(ys[index]), np.ascontiguousarray(xs[index])
         streams = ((by * width + bx) * SAMPLE_SLOTS + ns[index]).astype(np.uint64)
-        drawn = sampler.sample(by, bx, streams, seed)
-        _core.paste_patches(image, drawn, by, bx, out, gain, bias, bgr, model.layout, model.threads)
+        prepared.paste(sampler.sample(by, bx, streams, seed), by, bx, out)
         return rows[index]
 
     def consume(patch: np.ndarray, probabilities: np.ndarray) -> None:
@@ -432,7 +432,7 @@ def perturbation_sums(model: Model, image: np.ndarray, sampler: PatchSampler, ys
         for i, p in enumerate(patch):
             sums[p] += values[i]
 
-    model.evaluate_batches(len(ys), fill, consume, "probabilities", "ig/pmi")
+    batches.stream(len(ys), fill, consume, "probabilities")
 
 
 def scores_of(sums: np.ndarray, counts: np.ndarray, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
@@ -444,7 +444,7 @@ def scores_of(sums: np.ndarray, counts: np.ndarray, clean: np.ndarray, targets: 
     return np.concatenate([ig[:, None], log_ratio[:, targets]], axis=1)
 
 
-def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
+def patch_scores(batches: Batches, prepared: PreparedInput, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
                  samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
     """Scores of patches at (ys, xs) (int64, already prepared sampler) with samples 0..samples-1
     each: (count, 1 + T) float64 (see `scores_of`). Streams the count * samples perturbations
@@ -452,7 +452,7 @@ def patch_scores(model: Model, image: np.ndarray, sampler: PatchSampler, ys: np.
     rows = np.repeat(np.arange(len(ys)), samples)
     ns = np.tile(np.arange(samples, dtype=np.int64), len(ys))
     sums = np.zeros((len(ys), clean.shape[0]))
-    perturbation_sums(model, image, sampler, ys[rows], xs[rows], ns, rows, sums, seed)
+    perturbation_sums(batches, prepared, sampler, ys[rows], xs[rows], ns, rows, sums, seed)
     return scores_of(sums, np.full(len(ys), float(samples)), clean, targets, eps)
 
 
@@ -626,9 +626,10 @@ class _Information(Explainer):
 
     default_target: Target = None
 
-    def _compute(self, image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame,
-                 references, noise, seed, eps):
-        image, probabilities, clean, targets, evals, start = self._begin(image, target)
+    def _compute(self, run: Run, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references,
+                 noise, seed, eps) -> tuple[np.ndarray, dict, int]:
+        """(maps (1 + T, H, W) float32: IG then PMI of each target, params, seed) of one run."""
+        image, probabilities, targets = run.image, run.probabilities, run.targets
         h, w = self.model.input_size
         patch = positive_int("patch", patch)
         stride = positive_int("stride", stride)
@@ -649,6 +650,7 @@ class _Information(Explainer):
             raise OnnxplainError(f"eps must be a number in (0, 1), got {eps!r}")
         chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
         chosen.prepare(self.model, image, patch)
+        prepared = run.prepare(image)  # patches are pasted into the image itself
         gy, gx = _core.window_positions(h, patch, stride), _core.window_positions(w, patch, stride)
 
         yy, xx = np.meshgrid(gy, gx, indexing="ij")
@@ -659,12 +661,12 @@ class _Information(Explainer):
                 mode = "dense"
                 params.update(budget=budget, mode="dense (within budget)")
         if mode == "dense":
-            field = patch_scores(self.model, image, chosen, yy.astype(np.int64), xx.astype(np.int64), samples, seed,
+            field = patch_scores(run.batches, prepared, chosen, yy.astype(np.int64), xx.astype(np.int64), samples, seed,
                                  probabilities, targets, eps)
             params.update(samples=samples, patches=int(yy.size))
         else:
             def draw(rows, ns, sums):
-                perturbation_sums(self.model, image, chosen, yy[rows].astype(np.int64), xx[rows].astype(np.int64),
+                perturbation_sums(run.batches, prepared, chosen, yy[rows].astype(np.int64), xx[rows].astype(np.int64),
                                   ns, rows, sums, seed)
 
             estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
@@ -673,7 +675,7 @@ class _Information(Explainer):
                                             max(samples, budget_samples))
             params.update(budget=budget, samples=budget_samples, max_samples=max(samples, budget_samples), **record)
         maps = pixel_maps(field, yy, xx, patch, (h, w)).astype(np.float32)
-        return image, probabilities, targets, maps, params, seed, evals, start
+        return maps, params, seed
 
     def attribute(self, image: np.ndarray, target: Target = "default", *, patch: int = 8, stride: int = 1,
                   samples: int = 8, mode: str = "budgeted", budget: int = 3000, budget_samples: int = 1,
@@ -690,14 +692,14 @@ class _Information(Explainer):
         """
         if isinstance(target, str) and target == "default":
             target = self.default_target
-        image, probabilities, targets, maps, params, seed, evals, start = self._compute(
-            image, target, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references, noise, seed,
-            eps)
-        return self._result(image, probabilities, targets, maps, params, seed, evals, start)
+        with self.run(image, target) as run:
+            maps, params, seed = self._compute(run, patch, stride, samples, mode, budget, budget_samples, sampler,
+                                               frame, references, noise, seed, eps)
+            return self._result(run, maps, params, seed)
 
-    def _result(self, image, probabilities, targets, maps, params, seed, evals, start) -> Explanation:
-        result = self._finish(image, probabilities, self._select(maps, targets, probabilities), params, seed, evals,
-                              start)
+    def _result(self, run: Run, maps: np.ndarray, params: dict, seed: int) -> Explanation:
+        result = run.finish(self._select(maps, run.targets, run.probabilities), params, seed)
+        result.method = self.method  # information_maps: one run, two results
         result.signed = True if self.method == "pmi" else None  # PMI: diverging colours centred on 0
         return result
 
@@ -729,16 +731,16 @@ class IG(_Information):
 def information_maps(model: Model, image: np.ndarray, target: Target = "top3", **options) -> tuple[Explanation, Explanation]:
     """IG and PMI from one shared set of evaluations: (ig_result, pmi_result); options as in
     `PMI.attribute`. Both records carry the shared evaluation count and time."""
-    engine = PMI(model)
-    image, probabilities, targets, maps, params, seed, evals, start = engine._compute(
-        image, target, options.pop("patch", 8), options.pop("stride", 1), options.pop("samples", 8),
-        options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
-        options.pop("sampler", "gaussian"), options.pop("frame", 2), options.pop("references", None),
-        options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
+    arguments = (options.pop("patch", 8), options.pop("stride", 1), options.pop("samples", 8),
+                 options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
+                 options.pop("sampler", "gaussian"), options.pop("frame", 2), options.pop("references", None),
+                 options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
     if options:
         raise OnnxplainError(f"unknown options {sorted(options)}")
-    return (IG(model)._result(image, probabilities, targets, maps, params, seed, evals, start),
-            engine._result(image, probabilities, targets, maps, params, seed, evals, start))
+    engine = PMI(model)
+    with engine.run(image, target) as run:
+        maps, params, seed = engine._compute(run, *arguments)
+        return IG(model)._result(run, maps, params, seed), engine._result(run, maps, params, seed)
 
 
 __all__ = ["IG", "PMI", "PatchSampler", "GaussianSampler", "MarginalSampler", "InpaintSampler", "ConstantSampler",

@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _core
+from .batches import Batches, MaskMaker
 from .errors import OnnxplainError
-from .image import as_image
+from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
 
 DEFAULT_BATCH_SIZE = 64
 OUTPUT_KINDS = ("auto", "logits", "probabilities")
-MaskMaker = Callable[[int, int], np.ndarray]  # (first, count) -> masks (count, H, W) float32
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -88,6 +86,10 @@ class Model:
         if self.layout not in ("NCHW", "NHWC"):
             raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {self.layout!r}")
         self.batch_size = self.fixed_batch or batch_size
+        self.preprocessor = _core.Preprocessor(
+            self.input_size + (3,), self.preprocess.gain, self.preprocess.bias, self.preprocess.source_channels,
+            self.layout == "NCHW", threads)
+        self.masker = ImageMasker(self)
 
     # ---- discovery -------------------------------------------------------------------
     def _inspect(self, input_name, output_name, input_size, layout) -> None:
@@ -136,10 +138,9 @@ class Model:
 
     # ---- raw evaluation --------------------------------------------------------------
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """Shape of one preprocessed image in the model's layout."""
-        h, w = self.input_size
-        return (3, h, w) if self.layout == "NCHW" else (h, w, 3)
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one preprocessed input in the model's layout."""
+        return tuple(self.preprocessor.model_shape)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Raw model outputs (N, classes) float32 for a preprocessed batch (N, *input_shape)."""
@@ -179,100 +180,47 @@ class Model:
             return scores if self.output_kind == "logits" else np.log(np.maximum(scores, 1e-12)).astype(np.float32)
         raise OnnxplainError(f"score kind must be 'probabilities' or 'logits', got {kind!r}")
 
-    # ---- images ----------------------------------------------------------------------
+    # ---- inputs ----------------------------------------------------------------------
     def check_image(self, image: np.ndarray) -> np.ndarray:
         """Validates one image (H x W x 3, 0..255) at the model's resolution."""
-        image = as_image(image)
-        if image.shape[:2] != self.input_size:
-            raise OnnxplainError(
-                f"image is {image.shape[0]} x {image.shape[1]} but the model takes {self.input_size[0]} x "
-                f"{self.input_size[1]}; load it with onnxplain.load_image(path_or_array, model.input_size)")
-        return image
+        return self.masker.check(image)
+
+    def prepare(self, image: np.ndarray, replacement: Baseline) -> _core.PreparedInput:
+        """An image and its replacement (see `ImageMasker.replacement`) preprocessed once, for
+        `evaluate_masks` and `Batches`."""
+        return self.masker.prepare(image, replacement)
 
     def predict(self, images: np.ndarray, kind: str = "probabilities") -> np.ndarray:
         """Scores (N, classes) for images N x H x W x 3 (or one H x W x 3, or grey H x W) in 0..255."""
         images = np.asarray(images)
         single = images.ndim <= 3  # one image: H x W x 3, or a grey H x W
-        batch = images[None] if single else images
-        checked = [self.check_image(im) for im in batch]
-        ones = np.ones((1,) + self.input_size, np.float32)
-        out = np.empty((len(checked),) + self.input_shape, np.float32)
-        for i, im in enumerate(checked):
-            _core.perturb(im, im, ones, out[i:i + 1], self.preprocess.gain, self.preprocess.bias,
-                          self.preprocess.channel_order == "BGR", self.layout, self.threads)
+        batch = np.stack([self.check_image(im) for im in (images[None] if single else images)])
+        out = np.empty((len(batch),) + self.input_shape, np.float32)
+        self.preprocessor.apply(batch, out)
         scores = self.convert(self.run(out), kind)
         return scores[0] if single else scores
 
-    def evaluate_masks(
-        self,
-        image: np.ndarray,
-        baseline: np.ndarray,
-        total: int,
-        make_masks: MaskMaker,
-        consume: Callable[[np.ndarray, np.ndarray], None],
-        kind: str = "probabilities",
-        description: str = "",
-    ) -> None:
-        """Streams `total` perturbations masks * image + (1 - masks) * baseline through the model.
+    # ---- streams of perturbations (one-shot forms of `Batches`) ------------------------------
+    def evaluate_masks(self, prepared: _core.PreparedInput, total: int, make_masks: MaskMaker,
+                       consume: Callable[[np.ndarray, np.ndarray], None], kind: str = "probabilities",
+                       description: str = "") -> None:
+        """Streams `total` perturbations of a prepared input (`prepare`) through the model: see
+        `Batches.masks`. Memory is bounded by two batches."""
+        with Batches(self, description or "evaluating") as batches:
+            batches.masks(prepared, total, make_masks, consume, kind)
 
-        make_masks(first, count) gives masks (count, H, W) float32 in [0, 1]; consume(masks,
-        scores) receives each batch, in order, with its scores (count, classes) of the requested
-        kind. Memory is bounded by two batches (see `evaluate_batches`).
-        """
-        gain, bias, bgr = self.preprocess.gain, self.preprocess.bias, self.preprocess.channel_order == "BGR"
-
-        def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
-            masks = make_masks(first, count)
-            _core.perturb(image, baseline, masks, out, gain, bias, bgr, self.layout, self.threads)
-            return masks
-
-        self.evaluate_batches(total, fill, consume, kind, description)
-
-    def masked_scores(self, image: np.ndarray, baseline: np.ndarray, total: int, make_masks: MaskMaker,
+    def masked_scores(self, prepared: _core.PreparedInput, total: int, make_masks: MaskMaker,
                       kind: str = "probabilities", description: str = "") -> np.ndarray:
-        """Scores (total, classes) float32, in order, of the perturbations of `evaluate_masks`
-        (for callers that need every score rather than a running sum)."""
-        parts: list[np.ndarray] = []
-        self.evaluate_masks(image, baseline, total, make_masks, lambda _masks, scores: parts.append(scores), kind,
-                            description)
-        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes or 0), np.float32)
+        """Scores (total, classes) float32, in order, of the perturbations of `evaluate_masks`."""
+        with Batches(self, description or "evaluating") as batches:
+            return batches.scores(prepared, total, make_masks, kind)
 
-    def evaluate_batches(
-        self,
-        total: int,
-        fill: Callable[[int, int, np.ndarray], Any],
-        consume: Callable[[Any, np.ndarray], None],
-        kind: str = "probabilities",
-        description: str = "",
-    ) -> None:
-        """Streams `total` model inputs through the model in batches, the general form of
-        `evaluate_masks`.
-
-        fill(first, count, out) writes inputs first..first+count-1, already preprocessed, into
-        out[:count] (out: batch_size x input_shape float32, in the model layout) and returns a
-        context; consume(context, scores) receives each batch in order with its scores (count,
-        classes) of the requested kind. The next batch is filled (in a worker thread; core calls
-        release the GIL) while the model runs the current one, in two alternating buffers, so
-        memory is bounded by two batches.
-        """
-        buffers = np.empty((2, self.batch_size) + self.input_shape, np.float32)
-        starts = list(range(0, total, self.batch_size))
-
-        def prepare(index: int):
-            first = starts[index]
-            count = min(self.batch_size, total - first)
-            return count, fill(first, count, buffers[index % 2])
-
-        show = self.progress if self.progress is not None else total >= 4 * self.batch_size
-        with tqdm(total=total, desc=description or "evaluating", unit="img", disable=not show, leave=False) as bar, \
-                ThreadPoolExecutor(max_workers=1) as builder:
-            pending = builder.submit(prepare, 0) if starts else None
-            for index in range(len(starts)):
-                count, context = pending.result()
-                if index + 1 < len(starts):
-                    pending = builder.submit(prepare, index + 1)
-                consume(context, self.convert(self.run(buffers[index % 2, :count]), kind))
-                bar.update(count)
+    def evaluate_batches(self, total: int, fill: Callable[[int, int, np.ndarray], Any],
+                         consume: Callable[[Any, np.ndarray], None], kind: str = "probabilities",
+                         description: str = "") -> None:
+        """Streams `total` model inputs written by fill(first, count, out): see `Batches.stream`."""
+        with Batches(self, description or "evaluating") as batches:
+            batches.stream(total, fill, consume, kind)
 
     def describe(self) -> dict:
         """What was discovered about the model, for result records."""

@@ -43,6 +43,11 @@ class Preprocess:
         return (-np.asarray(self.mean, np.float64) / np.asarray(self.std, np.float64)).astype(np.float32)
 
     @property
+    def source_channels(self) -> list[int]:
+        """Per model channel: the RGB channel it reads (reversed for BGR models)."""
+        return [2, 1, 0] if self.channel_order == "BGR" else [0, 1, 2]
+
+    @property
     def neutral(self) -> np.ndarray:
         """RGB pixel value (float32, 3) that preprocesses to 0: the 'mean' baseline."""
         value = np.asarray(self.mean, np.float64) / self.scale

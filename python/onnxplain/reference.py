@@ -6,8 +6,11 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _core
+from ._core import PreparedInput
+from .batches import Batches
 from .errors import OnnxplainError
-from .explainer import Baseline, Explainer, Target, describe_baseline, make_baseline, positive_int
+from .explainer import Explainer, Target, describe_baseline, positive_int
+from .masking import Baseline, Features, as_features
 from .model import Model
 from .result import Explanation
 
@@ -24,13 +27,19 @@ def window_geometry(model: Model, window: int | None, stride: int | None) -> tup
     return window, stride, total
 
 
-def sliding_window_map(model: Model, image: np.ndarray, baseline: np.ndarray, window: int, stride: int,
+def sliding_window_map(batches: Batches, prepared: PreparedInput, window: int, stride: int,
                        score: Callable[[np.ndarray], np.ndarray], kind: str = "probabilities",
-                       description: str = "occlusion") -> np.ndarray:
-    """Pastes `baseline` into each window of `image`; score(scores (B, classes)) -> (B, T) values
-    of each pasted image. Returns (T, H, W) float64: per pixel, the mean over the windows covering it."""
-    h, w = model.input_size
-    total = window_geometry(model, window, stride)[2]
+                       features: Features | None = None) -> np.ndarray:
+    """Replaces each window of the prepared input (or each feature, given `features`) by the
+    replacement; score(scores (B, classes)) -> (B, T) values of each perturbed input. Returns
+    (T, H, W) float64: per pixel, the mean over the windows covering it (its feature's value)."""
+    h, w = prepared.mask_shape
+    threads = batches.model.threads
+    if features is None:
+        total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
+        make_masks = lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, threads)  # noqa: E731
+    else:
+        total, make_masks = features.count, lambda first, count: features.occlusion_masks(first, count, threads)  # noqa: E731
     sums, counts = None, np.zeros((h, w))
 
     def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
@@ -38,12 +47,9 @@ def sliding_window_map(model: Model, image: np.ndarray, baseline: np.ndarray, wi
         values = np.ascontiguousarray(score(batch_scores), np.float32)
         if sums is None:
             sums = np.zeros((values.shape[1], h, w))
-        _core.accumulate(values, masks, sums, counts, True, model.threads)
+        _core.accumulate(values, masks, sums, counts, True, threads)
 
-    model.evaluate_masks(
-        image, baseline, total,
-        lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, model.threads),
-        consume, kind, description)
+    batches.masks(prepared, total, make_masks, consume, kind)
     return sums / counts
 
 
@@ -57,21 +63,24 @@ def check_rise(model: Model, n_masks: int, grid: int, p_keep: float) -> tuple[in
     return n_masks, grid, float(p_keep)
 
 
-def rise_map(model: Model, image: np.ndarray, baseline: np.ndarray, columns: list[int], n_masks: int, grid: int,
-             p_keep: float, seed: int, kind: str = "probabilities", description: str = "rise") -> np.ndarray:
-    """RISE over masks m blending m * image + (1 - m) * baseline: (len(columns), H, W) float64,
-    sum_i score_i[c] * m_i / (n_masks * p_keep) for each class c in `columns`."""
-    h, w = model.input_size
-    n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
+def rise_map(batches: Batches, prepared: PreparedInput, columns: list[int], n_masks: int, grid: int, p_keep: float,
+             seed: int, kind: str = "probabilities", features: Features | None = None) -> np.ndarray:
+    """RISE over masks m blending m * input + (1 - m) * replacement: (len(columns), H, W) float64,
+    sum_i score_i[c] * m_i / (n_masks * p_keep) for each class c in `columns`. Masks are smooth
+    grid masks, or, given `features`, each feature kept with probability p_keep."""
+    h, w = prepared.mask_shape
+    threads = batches.model.threads
     sums, counts = np.zeros((len(columns), h, w)), np.zeros((h, w))
+    if features is None:
+        make_masks = lambda first, count: _core.rise_masks(seed, first, count, h, w, grid, p_keep, threads)  # noqa: E731
+    else:
+        make_masks = lambda first, count: features.masks(  # noqa: E731
+            _core.bernoulli_keep(seed, first, count, features.count, p_keep, threads), threads)
 
     def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
-        _core.accumulate(np.ascontiguousarray(batch_scores[:, columns]), masks, sums, counts, False, model.threads)
+        _core.accumulate(np.ascontiguousarray(batch_scores[:, columns]), masks, sums, counts, False, threads)
 
-    model.evaluate_masks(
-        image, baseline, n_masks,
-        lambda first, count: _core.rise_masks(int(seed), first, count, h, w, grid, p_keep, model.threads),
-        consume, kind, description)
+    batches.masks(prepared, n_masks, make_masks, consume, kind)
     return sums / (n_masks * p_keep)
 
 
@@ -80,23 +89,31 @@ class Occlusion(Explainer):
 
     Each window is replaced by the baseline; a pixel's attribution for class t is the mean,
     over the windows covering it, of p(t | image) - p(t | image with the window occluded).
-    window: side in pixels (default H // 8); stride: default window // 2.
+    window: side in pixels (default H // 8); stride: default window // 2. With `features` (an
+    H x W integer map: superpixels, patches), each feature is occluded in turn instead of windows
+    and its pixels get its score drop.
     """
 
     method = "occlusion"
 
     def attribute(self, image: np.ndarray, target: Target = None, *, window: int | None = None,
                   stride: int | None = None, baseline: Baseline = "mean", scores: str = "probabilities",
-                  seed: int = 0) -> Explanation:
+                  features: Features | np.ndarray | None = None, seed: int = 0) -> Explanation:
         """Maps (H x W float32, one per target) in units of `scores` (probability by default)."""
-        image, probabilities, clean, targets, evals, start = self._begin(image, target, scores)
-        window, stride, total = window_geometry(self.model, window, stride)
-        drops = sliding_window_map(self.model, image, make_baseline(image, baseline, self.model), window, stride,
-                                   lambda s: clean[targets] - s[:, targets], scores)
-        maps = {t: drops[i].astype(np.float32) for i, t in enumerate(targets)}
-        params = {"window": window, "stride": stride, "baseline": describe_baseline(baseline), "scores": scores,
-                  "perturbations": total}
-        return self._finish(image, probabilities, maps, params, seed, evals, start)
+        with self.run(image, target, scores) as run:
+            groups = as_features(features, self.model.masker.mask_shape)
+            prepared = run.prepare(baseline)
+            targets, clean = run.targets, run.clean
+            if groups is None:
+                window, stride, total = window_geometry(self.model, window, stride)
+                params = {"window": window, "stride": stride}
+            else:
+                total, params = groups.count, groups.record()
+            drops = sliding_window_map(run.batches, prepared, window, stride, lambda s: clean[targets] - s[:, targets],
+                                       scores, groups)
+            maps = {t: drops[i].astype(np.float32) for i, t in enumerate(targets)}
+            params.update(baseline=describe_baseline(baseline), scores=scores, perturbations=total)
+            return run.finish(maps, params, seed)
 
 
 class RISE(Explainer):
@@ -104,20 +121,22 @@ class RISE(Explainer):
 
     saliency_t = sum_i p(t | masked_i) * mask_i / (n_masks * p_keep), masks from a grid x grid
     random binary grid, bilinearly upsampled with a random shift (the core's shared generator
-    keyed by (seed, mask index)).
+    keyed by (seed, mask index)). With `features` (an H x W integer map), each feature is kept
+    with probability p_keep instead (draw f of mask i decides feature f).
     """
 
     method = "rise"
 
     def attribute(self, image: np.ndarray, target: Target = None, *, n_masks: int = 2000, grid: int = 7,
                   p_keep: float = 0.5, baseline: Baseline = "mean", scores: str = "probabilities",
-                  seed: int = 0) -> Explanation:
+                  features: Features | np.ndarray | None = None, seed: int = 0) -> Explanation:
         """Maps (H x W float32, one per target): expected score when the pixel is shown."""
-        image, probabilities, _, targets, evals, start = self._begin(image, target, scores)
-        n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
-        saliency = rise_map(self.model, image, make_baseline(image, baseline, self.model), targets, n_masks, grid,
-                            p_keep, int(seed), scores)
-        maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(targets)}
-        params = {"n_masks": n_masks, "grid": grid, "p_keep": p_keep, "baseline": describe_baseline(baseline),
-                  "scores": scores}
-        return self._finish(image, probabilities, maps, params, int(seed), evals, start)
+        with self.run(image, target, scores) as run:
+            groups = as_features(features, self.model.masker.mask_shape)
+            n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
+            saliency = rise_map(run.batches, run.prepare(baseline), run.targets, n_masks, grid, p_keep, int(seed),
+                                scores, groups)
+            maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(run.targets)}
+            params = {"n_masks": n_masks, "p_keep": p_keep, "baseline": describe_baseline(baseline), "scores": scores,
+                      **({"grid": grid} if groups is None else groups.record())}
+            return run.finish(maps, params, int(seed))

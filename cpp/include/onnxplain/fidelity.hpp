@@ -17,11 +17,15 @@ constexpr uint64_t kRandomMapStream = ~uint64_t{0} - 2;  // `random_map`
 /// column of patches may be smaller): ceil(height / patch) * ceil(width / patch).
 int64_t feature_count(int64_t height, int64_t width, int64_t patch);
 
-/// Ranks features by importance: a feature's score is the mean of `map` over its patch;
-/// rank 0 is the highest score. Equal scores are ordered by a tie-break key
-/// uniform01(seed, kTieStream, feature index) (smaller first), so ranking is a deterministic,
-/// seeded permutation. Writes rank[pixel] = rank of the pixel's feature (height x width, int32).
-/// `map` must be finite.
+/// Ranks features by importance: a feature's score is the mean of `map` over its positions
+/// (labels[p] = feature of position p, in 0..features-1, every feature present); rank 0 is the
+/// highest score. Equal scores are ordered by a tie-break key uniform01(seed, kTieStream,
+/// feature index) (smaller first), so ranking is a deterministic, seeded permutation. Writes
+/// rank[p] = rank of position p's feature (int32). `map` must be finite.
+void rank_labels(const float* map, const int32_t* labels, int64_t positions, int64_t features, uint64_t seed,
+                 int32_t* rank);
+
+/// `rank_labels` with the features of `feature_count`: patch x patch squares numbered row-major.
 void rank_features(const float* map, int64_t height, int64_t width, int64_t patch, uint64_t seed,
                    int32_t* rank);
 

@@ -27,17 +27,6 @@ void occlusion_masks(int64_t height, int64_t width, int64_t window, int64_t stri
 void rise_masks(uint64_t seed, int64_t first, int64_t count, int64_t height, int64_t width,
                 int64_t grid, float p_keep, float* out, int threads);
 
-// ---- batched perturbation with preprocessing ---------------------------------------
-
-/// out[b] = masks[b] * P(image) + (1 - masks[b]) * P(baseline) for b < batch, which equals
-/// P(masks[b] * image + (1 - masks[b]) * baseline) as P is affine (up to float rounding;
-/// exact at mask values 0 and 1). image, baseline: height x width x 3 (RGB, 0..255); masks:
-/// batch x height x width. P(v)[c] = v[src(c)] * gain[c] + bias[c], src(c) = 2 - c when bgr;
-/// out is batch x 3 x height x width when nchw, else batch x height x width x 3.
-void perturb(const float* image, const float* baseline, const float* masks, int64_t batch,
-             int64_t height, int64_t width, const float gain[3], const float bias[3], bool bgr,
-             bool nchw, float* out, int threads);
-
 // ---- score accumulation -------------------------------------------------------------
 
 /// For each target t and pixel p: sums[t][p] += sum_b scores[b][t] * w_b[p] and

@@ -72,12 +72,4 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
                          const uint64_t* streams, int64_t count, uint64_t seed, float* out,
                          int threads);
 
-/// Model inputs with one patch replaced: out[b] = P(image with samples[b] pasted at
-/// (ys[b], xs[b])), P(v)[c] = v[src(c)] * gain[c] + bias[c], src(c) = 2 - c when bgr; out
-/// is count x 3 x height x width when nchw, else count x height x width x 3.
-void paste_patches(const float* image, int64_t height, int64_t width, const float* samples,
-                   int64_t patch, const int64_t* ys, const int64_t* xs, int64_t count,
-                   const float gain[3], const float bias[3], bool bgr, bool nchw, float* out,
-                   int threads);
-
 }  // namespace onnxplain

@@ -1,0 +1,141 @@
+"""Batches: the stage between the masker and the model.
+
+`Batches` streams model inputs through the model in batches of `model.batch_size`: the next
+batch is filled (in one builder thread; core calls release the GIL) while the model runs the
+current one, in two alternating buffers, so memory is bounded by two batches. One `Batches`
+serves every stream of an explanation (the causal search makes hundreds of small ones): its
+buffers, builder thread and progress bar are made once. A stream of one batch runs inline.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from . import _core
+    from .model import Model
+
+MaskMaker = Callable[[int, int], np.ndarray]  # (first, count) -> masks (count, *mask_shape) float32
+PROGRESS_MIN_BATCHES = 4  # with progress=None, a bar appears once a run has this many batches of work
+
+
+class Batches:
+    """A reusable batch pipeline over one model; a context manager (closing joins its thread).
+
+    description: the progress bar's label; progress: True/False, or None to follow the model's
+    `progress` setting (None there: show once the streamed work reaches PROGRESS_MIN_BATCHES batches).
+    """
+
+    def __init__(self, model: Model, description: str = "evaluating", progress: bool | None = None) -> None:
+        self.model = model
+        self.description = description
+        self.progress = model.progress if progress is None else progress
+        self._buffers: np.ndarray | None = None
+        self._builder: ThreadPoolExecutor | None = None
+        self._bar: tqdm | None = None
+        self._streamed = 0  # perturbations streamed so far
+
+    def __enter__(self) -> Batches:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Joins the builder thread and closes the progress bar."""
+        if self._builder is not None:
+            self._builder.shutdown(wait=True)
+            self._builder = None
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    # ---- streams -----------------------------------------------------------------------------
+    def stream(self, total: int, fill: Callable[[int, int, np.ndarray], Any], consume: Callable[[Any, np.ndarray], None],
+               kind: str = "probabilities") -> None:
+        """Streams `total` model inputs through the model.
+
+        fill(first, count, out) writes inputs first..first+count-1, already preprocessed, into
+        out[:count] (out: batch_size x model input shape, float32) and returns a context;
+        consume(context, scores) receives each batch in order with its scores (count, classes) of
+        the requested kind ("probabilities", "logits" or "raw").
+        """
+        if total <= 0:
+            return
+        size = self.model.batch_size
+        buffers = self._buffers_for_use()
+        starts = list(range(0, total, size))
+        self._advance_total(total)
+
+        def prepare(index: int) -> tuple[int, Any]:
+            first = starts[index]
+            count = min(size, total - first)
+            return count, fill(first, count, buffers[index % 2])
+
+        if len(starts) == 1:  # one batch: nothing to overlap, run inline
+            count, context = prepare(0)
+            self._consume(consume, context, buffers[0, :count], kind)
+            return
+        if self._builder is None:
+            self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxplain-batches")
+        pending = self._builder.submit(prepare, 0)
+        try:
+            for index in range(len(starts)):
+                count, context = pending.result()
+                if index + 1 < len(starts):
+                    pending = self._builder.submit(prepare, index + 1)
+                self._consume(consume, context, buffers[index % 2, :count], kind)
+        except BaseException:
+            wait([pending])  # the builder must be done with its buffer before anything reuses it
+            raise
+
+    def masks(self, prepared: _core.PreparedInput, total: int, make_masks: MaskMaker,
+              consume: Callable[[np.ndarray, np.ndarray], None], kind: str = "probabilities") -> None:
+        """Streams `total` perturbations masks * input + (1 - masks) * replacement of a prepared input.
+
+        make_masks(first, count) gives masks (count, *mask_shape) float32 in [0, 1]; consume(masks,
+        scores) receives each batch in order with its scores (count, classes) of the requested kind.
+        """
+        def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
+            masks = make_masks(first, count)
+            prepared.blend(masks, out)
+            return masks
+
+        self.stream(total, fill, consume, kind)
+
+    def scores(self, prepared: _core.PreparedInput, total: int, make_masks: MaskMaker,
+               kind: str = "probabilities") -> np.ndarray:
+        """Scores (total, classes) float32, in order, of the perturbations of `masks` (for callers
+        that need every score rather than a running sum)."""
+        parts: list[np.ndarray] = []
+        self.masks(prepared, total, make_masks, lambda _masks, scores: parts.append(scores), kind)
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0), np.float32)
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _buffers_for_use(self) -> np.ndarray:
+        shape = (2, self.model.batch_size) + self.model.input_shape
+        if self._buffers is None or self._buffers.shape != shape:
+            self._buffers = np.empty(shape, np.float32)
+        return self._buffers
+
+    def _consume(self, consume, context, batch: np.ndarray, kind: str) -> None:
+        consume(context, self.model.convert(self.model.run(batch), kind))
+        if self._bar is not None:
+            self._bar.update(len(batch))
+
+    def _advance_total(self, total: int) -> None:
+        self._streamed += total
+        show = self.progress if self.progress is not None else \
+            self._streamed >= PROGRESS_MIN_BATCHES * self.model.batch_size
+        if not show:
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=self._streamed, initial=self._streamed - total, desc=self.description, unit="img",
+                             leave=False)
+        else:
+            self._bar.total = self._streamed
+            self._bar.refresh()
