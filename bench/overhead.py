@@ -5,7 +5,7 @@
 1. Engine overhead: wall time of Occlusion / RISE `attribute` vs. pure `session.run` over the
    IDENTICAL preprocessed batches (same session, same batch boundaries, clean image included),
    interleaved rep by rep; overhead = engine wall - pure inference (medians). Target <= 2 %.
-2. Perturbation kernel bandwidth (`_core.perturb`, NCHW, gain/bias, B=64 at 224x224) vs. a plain
+2. Perturbation kernel bandwidth (`PreparedInput.blend`, NCHW, gain/bias, B=64 at 224x224) vs. a plain
    `np.copyto` of the output-sized buffer. Target >= 50 % of the copy's GB/s.
 3. Per-batch times of `_core.accumulate`, `_core.rise_masks`, `_core.occlusion_masks`.
 
@@ -70,18 +70,14 @@ class Recorder:
 
 
 def rebuild_batches(model, image, method, params):
-    """Independent rebuild of the engine's batches from _core masks + _core.perturb (clean image first)."""
+    """Independent rebuild of the engine's batches from _core masks + PreparedInput.blend (clean image first)."""
     from onnxplain import _core
-    from onnxplain.explainer import make_baseline
 
     h, w = model.input_size
-    pp = model.preprocess
-    bgr = pp.channel_order == "BGR"
-    ones = np.ones((1, h, w), np.float32)
     clean = np.empty((1,) + model.input_shape, np.float32)
-    _core.perturb(image, image, ones, clean, pp.gain, pp.bias, bgr, model.layout, model.threads)
+    model.preprocessor.apply(image[None], clean)
     batches = [clean]
-    baseline = make_baseline(image, "mean", model)
+    prepared = model.prepare(image, "mean")
     if method == "occlusion":
         win, stride = params["window"], params["stride"]
         total = len(_core.window_positions(h, win, stride)) * len(_core.window_positions(w, win, stride))
@@ -92,7 +88,7 @@ def rebuild_batches(model, image, method, params):
     for first in range(0, total, model.batch_size):
         count = min(model.batch_size, total - first)
         out = np.empty((count,) + model.input_shape, np.float32)
-        _core.perturb(image, baseline, make(first, count), out, pp.gain, pp.bias, bgr, model.layout, model.threads)
+        prepared.blend(make(first, count), out)
         batches.append(out)
     return batches, total
 
@@ -165,9 +161,11 @@ def instrumented_run(model, call) -> dict:
     """Times every _core call and the model's inference during one engine run (wrappers add ~us)."""
     from onnxplain import _core
 
-    names = ("perturb", "rise_masks", "occlusion_masks", "accumulate")
+    owners = {"PreparedInput.blend": (_core.PreparedInput, "blend"), "rise_masks": (_core, "rise_masks"),
+              "occlusion_masks": (_core, "occlusion_masks"), "accumulate": (_core, "accumulate")}
+    names = tuple(owners)
     spent = {n: 0.0 for n in names}
-    originals = {n: getattr(_core, n) for n in names}
+    originals = {n: getattr(*owners[n]) for n in names}
 
     def timed(n):
         def wrapper(*a, **k):
@@ -181,13 +179,13 @@ def instrumented_run(model, call) -> dict:
     inf0 = model.inference_seconds
     try:
         for n in names:
-            setattr(_core, n, timed(n))
+            setattr(*owners[n], timed(n))
         t0 = time.perf_counter()
         call()
         wall = time.perf_counter() - t0
     finally:
         for n, f in originals.items():
-            setattr(_core, n, f)
+            setattr(*owners[n], f)
     inference = model.inference_seconds - inf0
     known = sum(spent.values())
     return {"wall": wall, "inference": inference, **{f"_core.{n}": v for n, v in spent.items() if v},
@@ -207,14 +205,13 @@ def best_of(fn, reps: int) -> float:
 
 def bench_kernels(model, image, reps):
     from onnxplain import _core
-    from onnxplain.explainer import make_baseline
 
     b, (h, w) = KERNEL_BATCH, KERNEL_HW
     if (h, w) != tuple(model.input_size):
         image = np.ascontiguousarray(np.random.default_rng(1).uniform(0, 255, (h, w, 3)), np.float32)
     pp = model.preprocess
     baseline = np.ascontiguousarray(np.broadcast_to(pp.neutral, image.shape), np.float32) if (h, w) != tuple(
-        model.input_size) else make_baseline(image, "mean", model)
+        model.input_size) else model.masker.replacement(image, "mean")
     masks = _core.rise_masks(0, 0, b, h, w, 7, 0.5, 0)
     out = np.empty((b, 3, h, w), np.float32)
     out.fill(0)  # touch pages once
@@ -228,8 +225,10 @@ def bench_kernels(model, image, reps):
            "perturb_bytes": perturb_bytes, "copy_bytes": copy_bytes, "default_threads": os.cpu_count()}
     t_copy = best_of(lambda: np.copyto(dst, src), reps)
     res["memcpy"] = {"seconds": t_copy, "gb_s": copy_bytes / t_copy / 1e9}
+    prepared = {threads: _core.Preprocessor((h, w, 3), pp.gain, pp.bias, pp.source_channels, True, threads).prepare(
+        image, baseline) for threads in (0, 1)}
     for threads in (0, 1):
-        t = best_of(lambda: _core.perturb(image, baseline, masks, out, pp.gain, pp.bias, False, "NCHW", threads), reps)
+        t = best_of(lambda: prepared[threads].blend(masks, out), reps)
         gbs = perturb_bytes / t / 1e9
         res[f"perturb_threads{threads}"] = {"seconds": t, "gb_s": gbs, "ratio_to_memcpy": gbs / res["memcpy"]["gb_s"],
                                             "meets_target": gbs / res["memcpy"]["gb_s"] >= 0.5}
@@ -238,7 +237,7 @@ def bench_kernels(model, image, reps):
     for _ in range(reps):
         fresh = np.empty_like(out)
         t0 = time.perf_counter()
-        _core.perturb(image, baseline, masks, fresh, pp.gain, pp.bias, False, "NCHW", 0)
+        prepared[0].blend(masks, fresh)
         cold.append(time.perf_counter() - t0)
         del fresh
     res["perturb_cold_buffer_threads0"] = {"seconds_median": statistics.median(cold), "seconds_all": cold}
@@ -301,7 +300,7 @@ def print_report(meta, engine, kern) -> None:
           f"{mc['gb_s']:>9.2f}{100.0:>10.1f}%{'':>7}")
     for threads in (0, 1):
         p = kern[f"perturb_threads{threads}"]
-        label = f"_core.perturb threads={threads}"
+        label = f"PreparedInput.blend thr={threads}"
         print(f"{label:<28}{kern['perturb_bytes'] / 1e6:>10.1f}{p['seconds'] * 1e3:>10.2f}{p['gb_s']:>9.2f}"
               f"{100 * p['ratio_to_memcpy']:>10.1f}%{'yes' if p['meets_target'] else 'NO':>7}")
     print()

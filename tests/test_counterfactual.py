@@ -106,7 +106,7 @@ def test_full_swap_delta(model, pair, swaps):
     assert np.all(flat.sizes == 0) and flat.evaluations == 1
     assert flat.score == pytest.approx(expected / 2, abs=1e-6)
     scores = []
-    model.evaluate_masks(pair.counterfactual, pair.real, 1, lambda f, c: np.ones((c, SIZE, SIZE), np.float32),
+    model.evaluate_masks(model.prepare(pair.counterfactual, pair.real), 1, lambda f, c: np.ones((c, SIZE, SIZE), np.float32),
                          lambda m, s: scores.append(s[0, 1]), "probabilities")
     assert scores[0] - pair.p_b_real == pytest.approx(expected, abs=1e-6)
 

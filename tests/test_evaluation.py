@@ -15,6 +15,7 @@ import pytest
 import onnxplain as ox
 from onnxplain import demo
 from onnxplain import evaluation as ev
+from onnxplain import registry
 
 DEMO_ARGS = ["--preset", "unit", "--methods", "occlusion,rise,random", "--metrics", "mif-lif,deletion,insertion",
              "--masks", "400", "--window", "8", "--stride", "4", "--quiet"]
@@ -138,7 +139,7 @@ def test_python_run_registry_cache_and_summary(tmp_path):
                         method_options={"planted": {"blur": 3.0}}, metric_options={"mif-lif": {"patch": 2}},
                         progress=False)
     finally:
-        del ev.METHODS["planted"]
+        registry.unregister_method("planted")
 
 
 def test_read_records_tolerates_only_a_torn_last_line(tmp_path):

@@ -5,7 +5,7 @@
     image = ox.load_image("cat.jpg", model.input_size)
     result = ox.RISE(model).attribute(image, target="top")
 """
-from . import counterfactual, evaluation, fidelity
+from . import counterfactual, evaluation, fidelity, registry
 from .causal import Causal, CausalExplanation, SufficientSet
 from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
@@ -17,6 +17,7 @@ from .information import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, in
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
 from .reference import RISE, Occlusion
+from .registry import MethodSpec, get_method, method_names
 from .result import Explanation
 
 __version__ = "0.1.0"
@@ -24,5 +25,6 @@ __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion
            "Preprocess", "RISE", "load_image", "softmax",
            "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
            "fidelity", "evaluation", "evaluate", "register_method", "RandomMap",
+           "registry", "MethodSpec", "get_method", "method_names",
            "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps",
            "Causal", "CausalExplanation", "SufficientSet"]

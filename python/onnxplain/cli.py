@@ -13,12 +13,11 @@ from . import demo
 from .causal import Causal
 from .errors import OnnxplainError
 from .image import load_image
-from .information import IG, MODES, PMI, SAMPLERS, OnnxSampler
+from .information import IG, MODES, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion
-
-METHODS = {"occlusion": Occlusion, "rise": RISE, "ig": IG, "pmi": PMI, "multi": Causal}
+from .registry import accepted, get_method, method_names
 
 
 def _parse_target(text: str):
@@ -30,7 +29,10 @@ def _parse_target(text: str):
         raise OnnxplainError(f"--target must be 'top', 'topK' or class ids like 3 or 3,7; got {text!r}") from None
 
 
-def _method_options(args: argparse.Namespace) -> dict:
+def _method_options(args: argparse.Namespace, explainer=None) -> dict:
+    """The explain command's options for args.method from its flags; a method without flags of
+    its own (one registered by a user, random) gets seed and --baseline if its `attribute`
+    takes them, over its registered defaults."""
     options = {"seed": args.seed, "baseline": args.baseline if args.baseline in ("mean", "blur") else float(args.baseline)}
     if args.method == "multi":
         options["mask_value"] = options.pop("baseline")
@@ -48,6 +50,10 @@ def _method_options(args: argparse.Namespace) -> dict:
         options.update(patch=args.patch, stride=args.stride or 1, samples=args.samples, mode=args.mode,
                        budget=args.budget, budget_samples=args.budget_samples, sampler=sampler,
                        frame=args.frame, references=args.reference, noise=args.noise)
+    else:
+        options = {**get_method(args.method, "input").defaults, **options}
+        if explainer is not None:
+            options = accepted(options, explainer.attribute)
     return options
 
 
@@ -75,7 +81,8 @@ def explain(args: argparse.Namespace) -> int:
                   progress=not args.quiet)
     image = load_image(args.image, model.input_size)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
-    result = METHODS[args.method](model).attribute(image, target=target, **_method_options(args))
+    explainer = get_method(args.method, "input").factory(model)
+    result = explainer.attribute(image, target=target, **_method_options(args, explainer))
     written = result.save(args.out)
     _print_top(result.top_classes, _class_names(args.labels))
     print(f"{args.method}: targets {result.targets}, {result.evaluations} model evaluations, "
@@ -118,7 +125,7 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     pair = cf.make_pair(model, args.real, args.counterfactual, generator=args.generator, references=args.reference,
                         class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
                         generator_range=args.generator_range)
-    methods = args.method or list(cf.METHODS)
+    methods = args.method or cf.METHODS
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = cf.explain_pair(model, pair, methods, n_thresholds=args.thresholds, seed=args.seed,
@@ -187,6 +194,9 @@ def _evaluate_options(args: argparse.Namespace) -> tuple[dict, dict]:
 def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
+    methods = _csv(args.methods)
+    for name in methods:  # before loading anything
+        get_method(name, "input")
     model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size, progress=False)
     labels = None
     if args.labels:
@@ -197,7 +207,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     method_options, metric_options = _evaluate_options(args)
     metrics = _csv(args.metrics)
     try:
-        report = evaluate(model, args.images, _csv(args.methods), metrics, args.out,
+        report = evaluate(model, args.images, methods, metrics, args.out,
                           method_options=method_options,
                           metric_options={k: v for k, v in metric_options.items() if k in metrics},
                           labels=labels, seed=args.seed, progress=not args.quiet)
@@ -207,6 +217,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(report.table())
     print(f"{report.images} images; records, maps, summary.json and curves_<metric>.png in {report.out}")
     return 0
+
+
+def _describe(explains: str) -> str:
+    """The registered methods of one kind with their one-line descriptions, for --help."""
+    return "; ".join(f"{name}: {get_method(name, explains).description}".rstrip(": ")
+                     for name in method_names(explains)).replace("%", "%%")
 
 
 def _default(explainer: type, option: str):
@@ -221,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="explain one image")
     ex.add_argument("model", help="path to an .onnx classifier")
     ex.add_argument("image", help="path to an image file")
-    ex.add_argument("--method", choices=sorted(METHODS), default="occlusion")
+    ex.add_argument("--method", choices=method_names("input"), default="occlusion",
+                    help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
     ex.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
     ex.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto",
@@ -264,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="fidelity of attribution methods over a directory of images (resumable)")
     ev.add_argument("model", help="path to an .onnx classifier")
     ev.add_argument("images", help="directory of images")
-    ev.add_argument("--methods", default="occlusion,rise,random", help="comma-separated registered methods")
+    ev.add_argument("--methods", default="occlusion,rise,random",
+                    help="comma-separated, of: " + ", ".join(method_names("input")) + " (default occlusion,rise,random)")
     ev.add_argument("--metrics", default="mif-lif", help="comma-separated: mif-lif, deletion, insertion, road")
     ev.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
     ev.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto")
@@ -277,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--masks", type=int, help="RISE masks (default 2000)")
     ev.add_argument("--grid", type=int, help="RISE grid size (default 7)")
     ev.add_argument("--p-keep", type=float, help="RISE keep probability (default 0.5)")
-    ev.add_argument("--option", action="append", help="METHOD.KEY=VALUE (JSON value), any registered method; repeatable")
+    ev.add_argument("--option", action="append",
+                    help="METHOD.KEY=VALUE (JSON value), any registered method, e.g. multi.iterations=4; repeatable")
     ev.add_argument("--fractions", help="mif-lif/road fractions, comma-separated (default 0,0.05,...,0.95)")
     ev.add_argument("--patch", type=int, help="rank patch x patch squares instead of pixels (default 1)")
     ev.add_argument("--perturbation", choices=["mean", "blur", "noise"], help="mif-lif replacement (default mean)")
@@ -287,7 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(handler=run_evaluate)
 
     from .counterfactual import GENERATOR_RANGES
-    from .counterfactual import METHODS as CF_METHODS
     cf = sub.add_parser("counterfactual", help="which regions make REAL class B (of a counterfactual) rather than A")
     cf.add_argument("model", help="path to an .onnx classifier")
     cf.add_argument("real", help="the real image x_r")
@@ -295,8 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--generator", help="image-to-image .onnx generator run on REAL (NCHW float32, see --generator-range)")
     cf.add_argument("--generator-range", choices=sorted(GENERATOR_RANGES), default="0..255")
     cf.add_argument("--reference", help="directory of images: the nearest one classified as B is x_c")
-    cf.add_argument("--method", action="append", choices=list(CF_METHODS),
-                    help="repeat for several (default: all)")
+    cf.add_argument("--method", action="append", choices=method_names("pair"),
+                    help=_describe("pair") + "; repeat for several (default: all)")
     cf.add_argument("--class-a", type=int, help="default: top-1 class of REAL")
     cf.add_argument("--class-b", type=int, help="default: top-1 class of the counterfactual")
     cf.add_argument("--min-confidence", type=float, default=0.8,

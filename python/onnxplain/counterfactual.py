@@ -6,7 +6,7 @@ rather than class A, and how well a map answers that (the mask-swap score).
     swap = mask_swap(model, pair, result[pair.class_b])      # curve, DAC score, best mask/hybrid
 
 Conventions (see docs/CONVENTIONS.md): images are float32 RGB 0..255, H x W x 3 at the model's
-resolution; every model evaluation goes through ``Model.evaluate_masks`` (batches built by the
+resolution; every model evaluation goes through ``Batches`` (batches built by the
 C++ core) or ``Model.predict``.
 
 Counterfactual sources:
@@ -61,6 +61,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from . import registry
+from .batches import Batches
 from .errors import OnnxplainError
 from .explainer import positive_int
 from .image import image_files, load_image
@@ -70,11 +72,19 @@ from .reference import RISE, Occlusion, check_rise, rise_map, sliding_window_map
 from .result import Explanation
 from .visualize import Series, line_chart
 
-METHODS = ("residual", "d-occlusion", "d-rise", "d-pmi", "occlusion", "rise", "random")
+# The maps discriminative_map computes, each registered as a pair method in registry.py; the
+# front ends (explain_pair, `onnxplain counterfactual`) read the registry: `METHODS` below.
+MAPS = ("residual", "d-occlusion", "d-rise", "d-pmi", "occlusion", "rise", "random")
 D_METHODS = ("d-occlusion", "d-rise", "d-pmi")
 GENERATOR_RANGES = {"0..255": (0.0, 255.0), "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}
 RETRIEVAL_SIDE = 32
 CURVE_POINTS = 101
+
+
+def __getattr__(name: str):
+    if name == "METHODS":  # a live view of the registry: the pair methods, in registration order
+        return tuple(registry.method_names("pair"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- pairs -------------------------------------------------------------------------------
@@ -260,8 +270,8 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
     """One map (H x W float32) for class B (key pair.class_b) of the given method; see the module
     docstring. window/stride: D-occlusion, D-PMI and vanilla occlusion (default H // 8 and window // 2);
     n_masks/grid/p_keep: D-RISE and vanilla RISE; baseline: vanilla methods only."""
-    if method not in METHODS:
-        raise OnnxplainError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if method not in MAPS:
+        raise OnnxplainError(f"method must be one of {list(MAPS)}, got {method!r}")
     h, w = model.input_size
     x_r, x_c, b = pair.real, pair.counterfactual, pair.class_b
     if method in ("occlusion", "rise"):
@@ -285,8 +295,9 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
     elif method == "d-occlusion":
         window, stride, total = window_geometry(model, window, stride)
         # occlusion masks are 0 in the window: masks * x_r + (1 - masks) * x_c pastes x_c's window
-        attribution = sliding_window_map(model, x_r, x_c, window, stride, lambda s: s[:, b:b + 1] - p_clean,
-                                         "probabilities", method)[0]
+        with Batches(model, method) as batches:
+            attribution = sliding_window_map(batches, model.prepare(x_r, x_c), window, stride,
+                                             lambda s: s[:, b:b + 1] - p_clean)[0]
         params.update(window=window, stride=stride, perturbations=total)
     elif method == "d-pmi":
         # PMI of class B at x_r with the counterfactual as the (one-sample) patch sampler, negated:
@@ -300,7 +311,8 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         params.update(window=window, stride=stride, perturbations=total, epsilon=epsilon)
     else:  # d-rise; image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
         n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
-        attribution = rise_map(model, x_c, x_r, [b], n_masks, grid, p_keep, int(seed), "probabilities", method)[0] - p_clean
+        with Batches(model, method) as batches:
+            attribution = rise_map(batches, model.prepare(x_c, x_r), [b], n_masks, grid, p_keep, int(seed))[0] - p_clean
         params.update(n_masks=n_masks, grid=grid, p_keep=p_keep)
     top = np.argsort(-pair.probabilities_real, kind="stable")[:5]
     return Explanation(method=method, maps={b: np.asarray(attribution, np.float32)}, params=params, seed=int(seed),
@@ -406,7 +418,7 @@ def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str 
     for i in range(len(thresholds) - 1, -1, -1):
         first_of[index[i]] = i
     soft = np.stack([cv2.GaussianBlur(closed[i].astype(np.float32), (blur, blur), 0) for i in first_of])
-    probabilities = model.masked_scores(pair.counterfactual, pair.real, len(keys),
+    probabilities = model.masked_scores(model.prepare(pair.counterfactual, pair.real), len(keys),
                                         lambda first, count: np.ascontiguousarray(soft[first:first + count]),
                                         "probabilities", "mask swap")
     b = pair.class_b
@@ -433,14 +445,22 @@ def dataset_score(swaps: list[MaskSwap] | list[np.ndarray]) -> float:
     return area(np.linspace(0.0, 1.0, len(mean)), mean)
 
 
-def explain_pair(model: Model, pair: Pair, methods=METHODS, *, n_thresholds: int = 200, seed: int = 0,
+def explain_pair(model: Model, pair: Pair, methods=None, *, n_thresholds: int = 200, seed: int = 0,
                  **options) -> dict[str, tuple[Explanation, MaskSwap]]:
-    """Every requested method's map and its mask swap: {method: (Explanation, MaskSwap)}.
-    options go to discriminative_map (window, stride, n_masks, grid, p_keep, epsilon, baseline)."""
+    """Every requested registered pair method's map and its mask swap: {method: (Explanation,
+    MaskSwap)}; methods: names (default: every registered pair method). options go over each
+    method's registered defaults to its factory, those it accepts (the built-ins: all of
+    discriminative_map's: window, stride, n_masks, grid, p_keep, epsilon, baseline)."""
+    names = list(registry.method_names("pair") if methods is None else methods)
+    specs = [registry.get_method(name, "pair") for name in names]  # unknown names fail before any work
     out = {}
-    for method in methods:
-        result = discriminative_map(model, pair, method, seed=seed, **options)
-        out[method] = (result, mask_swap(model, pair, result[pair.class_b], method=method, n_thresholds=n_thresholds))
+    for spec in specs:
+        result = spec.factory(model, pair, seed=seed, **registry.accepted({**spec.defaults, **options}, spec.factory))
+        if not isinstance(result, Explanation) or pair.class_b not in result.maps:
+            raise OnnxplainError(f"pair method {spec.name!r} must return an Explanation with a map for class "
+                                 f"B={pair.class_b}")
+        out[spec.name] = (result, mask_swap(model, pair, result[pair.class_b], method=spec.name,
+                                            n_thresholds=n_thresholds))
     return out
 
 

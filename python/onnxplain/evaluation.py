@@ -13,46 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import OnnxplainError
-from .fidelity import METRICS, Curves, RandomMap, interval, paired_difference
+from .fidelity import METRICS, Curves, interval, paired_difference
 from .image import image_files, load_image
-from .information import IG, PMI
 from .model import Model
-from .reference import RISE, Occlusion
+from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
 from .result import Explanation
 from .visualize import Series, line_chart, save_png
-
-@dataclass
-class MethodSpec:
-    """An attribution method for dataset runs: factory(model) returns an object whose
-    `attribute(image, target=..., seed=..., **options)` gives an `Explanation`."""
-
-    factory: Callable[[Model], Any]
-    defaults: dict
-
-
-METHODS: dict[str, MethodSpec] = {}
-
-
-def register_method(name: str, factory: Callable[[Model], Any], **defaults) -> None:
-    """Makes a method available to `evaluate` and `onnxplain evaluate --methods` by name;
-    defaults are its options unless the run overrides them."""
-    METHODS[name] = MethodSpec(factory, defaults)
-
-
-register_method("occlusion", Occlusion)
-register_method("rise", RISE)
-register_method("ig", IG)
-register_method("pmi", PMI)
-register_method("random", RandomMap)
 
 
 @dataclass
@@ -85,16 +59,16 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
              metrics: Sequence[str] = ("mif-lif",), out: str | Path = "onnxplain-eval", *,
              method_options: dict[str, dict] | None = None, metric_options: dict[str, dict] | None = None,
              labels: dict[str, int] | None = None, seed: int = 0, progress: bool = True) -> Report:
-    """Explains every image with every method (target: the clean top-1) and scores each map with
-    every metric (`fidelity.METRICS`), resuming a run already in `out`.
+    """Explains every image with every method (registered input methods, `registry.py`; target:
+    the clean top-1) and scores each map with every metric (`fidelity.METRICS`), resuming a run
+    already in `out`. A method's map is its explanation's map of the target (multi: the causal
+    responsibility map).
 
     method_options / metric_options: name -> keyword options (over the registered defaults);
     labels: image file name -> class, for top-1 agreement (default: the clean prediction).
     """
     methods, metrics = list(methods), list(metrics)
-    for name in methods:
-        if name not in METHODS:
-            raise OnnxplainError(f"unknown method {name!r}; available: {', '.join(sorted(METHODS))}")
+    specs = {name: get_method(name, "input") for name in methods}
     for name in metrics:
         if name not in METRICS:
             raise OnnxplainError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
@@ -104,7 +78,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     labels = labels or {}
     out = Path(out)
     (out / "maps").mkdir(parents=True, exist_ok=True)
-    m_opts = {name: {**METHODS[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
+    m_opts = {name: {**specs[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
     if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
         model.predict(load_image(paths[0], model.input_size))
@@ -113,7 +87,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     records = read_records(out / "records.jsonl")
     done = {(r["image"], r["method"], r["metric"]) for r in records}
     todo = [p for p in paths if any((p.name, a, k) not in done for a in methods for k in metrics)]
-    explainers = {name: METHODS[name].factory(model) for name in methods}
+    explainers = {name: specs[name].factory(model) for name in methods}
     with open(out / "records.jsonl", "ab") as sink, \
             tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", desc="evaluate",
                  disable=not progress) as bar:

@@ -78,7 +78,7 @@ def rise_masks(seed: int, first: int, grid: int, p_keep: float, out) -> None:
 def perturb(image, baseline, masks, out, gain: Sequence[float], bias: Sequence[float], bgr: bool = False,
             layout: str = "NCHW") -> None:
     """out[b] = (masks[b] * image + (1 - masks[b]) * baseline) * gain + bias for every mask, as
-    ``_core.perturb``: image, baseline (H, W, 3); masks (B, H, W); out (B, 3, H, W) or (B, H, W, 3)."""
+    ``PreparedInput.blend`` on the CPU: image, baseline (H, W, 3); masks (B, H, W); out (B, 3, H, W) or (B, H, W, 3)."""
     require_cuda()
     if layout not in ("NCHW", "NHWC"):
         raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
