@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,12 +28,13 @@ def window_geometry(model: Model, window: int | None, stride: int | None) -> tup
     return window, stride, total
 
 
-def sliding_window_map(batches: Batches, prepared: PreparedInput, window: int, stride: int,
+def sliding_window_map(batches: Batches, prepared: PreparedInput, window: int | None, stride: int | None,
                        score: Callable[[np.ndarray], np.ndarray], kind: str = "probabilities",
                        features: Features | None = None) -> np.ndarray:
     """Replaces each window of the prepared input (or each feature, given `features`) by the
     replacement; score(scores (B, classes)) -> (B, T) values of each perturbed input. Returns
-    (T, H, W) float64: per pixel, the mean over the windows covering it (its feature's value)."""
+    (T, H, W) float64: per pixel, the mean over the windows covering it (its feature's value).
+    window, stride: validated sizes (`window_geometry`); unused with `features`."""
     h, w = prepared.mask_shape
     threads = batches.model.threads
     if features is None:
@@ -104,6 +106,7 @@ class Occlusion(Explainer):
             groups = as_features(features, self.model.masker.mask_shape)
             prepared = run.prepare(baseline)
             targets, clean = run.targets, run.clean
+            params: dict[str, Any]
             if groups is None:
                 window, stride, total = window_geometry(self.model, window, stride)
                 params = {"window": window, "stride": stride}
