@@ -1,7 +1,7 @@
 """The C++ core (`onnxplain._core`) against independent pure-NumPy/Python references.
 
 Every kernel is compared with a reference written here from the documented contract
-(cpp/include/onnxplain/kernels.hpp, rng.hpp, cpp/bindings.cpp), never by calling the core,
+(cpp/include/onnxplain/kernels.hpp, masking.hpp, rng.hpp, cpp/bindings/), never by calling the core,
 except that the RISE reference takes its random draws from `_core.uniform`: the generator is
 checked on its own (known-answer vectors and a pure-Python Philox) further up.
 
@@ -329,23 +329,40 @@ def test_rise_masks_are_smooth():
 
 
 # ---------------------------------------------------------------------------------------
-# perturb
+# perturb: Preprocessor((h, w, 3), ...).prepare(image, baseline).blend(masks, out)
 # ---------------------------------------------------------------------------------------
+
+RGB, BGR = [0, 1, 2], [2, 1, 0]
+
+
+def perturb(image, baseline, masks, out, gain, bias, bgr=False, layout="NCHW", threads=0, shape=None):
+    """The former `_core.perturb(image, baseline, masks, out, gain, bias, bgr, layout, threads)` on the
+    masking core: an (h, w, 3) Preprocessor, image and baseline prepared once, the masks blended.
+    `shape` defaults to image.shape (the bad-shape tests pass it apart from a wrong image)."""
+    shape = np.shape(image) if shape is None else shape
+    pre = core.Preprocessor(shape, gain, bias, BGR if bgr else RGB, layout == "NCHW", threads=threads)
+    return pre.prepare(image, baseline).blend(masks, out)
+
+
+def preprocess_ref(v, gain, bias, bgr):
+    """float32 P(v) = v[..., source] * gain + bias, channels last."""
+    r = v[..., BGR if bgr else RGB] * np.asarray(gain, F32) + np.asarray(bias, F32)
+    assert r.dtype == F32
+    return r
 
 
 def perturb_ref(image, baseline, masks, gain, bias, bgr, layout):
-    """float32, the kernel's documented formula in the kernel's operation order."""
-    src = [2, 1, 0] if bgr else [0, 1, 2]
-    x, z = image[..., src], baseline[..., src]
+    """float32, the documented formula in the core's operation order: m * P(x) + (1 - m) * P(z)."""
+    x, z = preprocess_ref(image, gain, bias, bgr), preprocess_ref(baseline, gain, bias, bgr)
     wgt = masks[..., None]
-    v = (z + wgt * (x - z)) * np.asarray(gain, F32) + np.asarray(bias, F32)
+    v = wgt * x + (F32(1) - wgt) * z
     assert v.dtype == F32
     return v.transpose(0, 3, 1, 2) if layout == "NCHW" else v
 
 
 def perturb_ref64(image, baseline, masks, gain, bias, bgr, layout):
-    """float64, the formula as the docstring states it: masks * image + (1 - masks) * baseline."""
-    src = [2, 1, 0] if bgr else [0, 1, 2]
+    """float64, P(masks * image + (1 - masks) * baseline): equal to the blend of P(x) and P(z) as P is affine."""
+    src = BGR if bgr else RGB
     x, z = image[..., src].astype(np.float64), baseline[..., src].astype(np.float64)
     m = masks[..., None].astype(np.float64)
     v = (m * x + (1 - m) * z) * np.asarray(gain, F32).astype(np.float64) + np.asarray(bias, F32).astype(np.float64)
@@ -354,6 +371,14 @@ def perturb_ref64(image, baseline, masks, gain, bias, bgr, layout):
 
 def _out_shape(rows, h, w, layout):
     return (rows, 3, h, w) if layout == "NCHW" else (rows, h, w, 3)
+
+
+def assert_near32(got, ref, scale, ulps=4):
+    """|got - ref| <= ulps float32 epsilons of `scale` (the magnitude of the terms summed), elementwise."""
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    tol = ulps * float(np.finfo(F32).eps) * np.asarray(scale, np.float64)
+    bad = ~(np.abs(got - ref) <= tol)
+    assert not bad.any(), f"{int(bad.sum())} of {bad.size} differ, e.g. got {got[bad][:3]} want {ref[bad][:3]}"
 
 
 SENTINEL = F32(-12345.5)
@@ -373,14 +398,23 @@ def test_perturb_matches_reference(batch, h, w, extra, bgr, layout, gain, bias, 
     masks = rng.uniform(0, 1, (batch, h, w)).astype(F32)
     if batch:
         masks[0] = rng.integers(0, 2, (h, w))  # a hard mask too
+    image_copy, baseline_copy, masks_copy = image.copy(), baseline.copy(), masks.copy()
     out = np.full(_out_shape(batch + extra, h, w, layout), SENTINEL, F32)
-    assert core.perturb(image, baseline, masks, out, gain, bias, bgr=bgr, layout=layout) is None
+    assert perturb(image, baseline, masks, out, gain, bias, bgr=bgr, layout=layout) is None
     ref = perturb_ref(image, baseline, masks, gain, bias, bgr, layout)
-    np.testing.assert_allclose(out[:batch], ref, rtol=2e-6, atol=1e-4)
+    # each term within a few ulps of its own magnitude (the compiler may contract a*b+c into an FMA)
+    px = np.abs(preprocess_ref(image, gain, bias, bgr)) + np.abs(np.asarray(bias, F32))
+    pz = np.abs(preprocess_ref(baseline, gain, bias, bgr)) + np.abs(np.asarray(bias, F32))
+    m = masks[..., None]
+    scale = m * px + (1 - m) * pz
+    scale = scale.transpose(0, 3, 1, 2) if layout == "NCHW" else scale
+    assert_near32(out[:batch], ref, scale)
     np.testing.assert_allclose(out[:batch], perturb_ref64(image, baseline, masks, gain, bias, bgr, layout), rtol=1e-5, atol=2e-3)
     assert np.all(out[batch:] == SENTINEL)  # rows past the batch are left alone
     # inputs are not modified
-    assert masks.dtype == F32 and image.dtype == F32
+    np.testing.assert_array_equal(image, image_copy)
+    np.testing.assert_array_equal(baseline, baseline_copy)
+    np.testing.assert_array_equal(masks, masks_copy)
 
 
 def test_perturb_hard_masks_pick_image_or_baseline():
@@ -391,11 +425,11 @@ def test_perturb_hard_masks_pick_image_or_baseline():
     baseline = rng.integers(0, 256, (h, w, 3)).astype(F32)
     masks = np.stack([np.ones((h, w), F32), np.zeros((h, w), F32)])
     out = np.empty((2, h, w, 3), F32)
-    core.perturb(image, baseline, masks, out, [1, 1, 1], [0, 0, 0], layout="NHWC")
+    perturb(image, baseline, masks, out, [1, 1, 1], [0, 0, 0], layout="NHWC")
     np.testing.assert_array_equal(out[0], image)
     np.testing.assert_array_equal(out[1], baseline)
     out_bgr = np.empty((2, 3, h, w), F32)
-    core.perturb(image, baseline, masks, out_bgr, [1, 1, 1], [0, 0, 0], bgr=True)  # NCHW default
+    perturb(image, baseline, masks, out_bgr, [1, 1, 1], [0, 0, 0], bgr=True)  # NCHW default
     np.testing.assert_array_equal(out_bgr[0], image[..., ::-1].transpose(2, 0, 1))
     np.testing.assert_array_equal(out_bgr[1], baseline[..., ::-1].transpose(2, 0, 1))
 
@@ -407,30 +441,47 @@ def test_perturb_hard_masks_exact_for_non_integer_pixels():
     baseline = rng.uniform(0, 255, (h, w, 3)).astype(F32)
     masks = np.stack([np.ones((h, w), F32), np.zeros((h, w), F32)])
     out = np.empty((2, h, w, 3), F32)
-    core.perturb(image, baseline, masks, out, [1, 1, 1], [0, 0, 0], layout="NHWC")
+    perturb(image, baseline, masks, out, [1, 1, 1], [0, 0, 0], layout="NHWC")
     np.testing.assert_allclose(out[0], image, rtol=0, atol=3e-5)  # within an ulp of 255
     np.testing.assert_array_equal(out[1], baseline)
     np.testing.assert_array_equal(out[0], image)
+    # with a real gain and bias a hard mask gives P(image) or P(baseline) exactly: 1 * a + 0 * b == a
+    gain, bias = [1 / 58.4, 1 / 57.1, 1 / 57.4], [-2.1, -2.0, -1.8]
+    for layout in ("NCHW", "NHWC"):
+        out = np.empty(_out_shape(2, h, w, layout), F32)
+        perturb(image, baseline, masks, out, gain, bias, bgr=True, layout=layout)
+        pre = core.Preprocessor((h, w, 3), gain, bias, BGR, layout == "NCHW")
+        alone = np.empty_like(out)
+        pre.apply(np.stack([image, baseline]), alone)
+        np.testing.assert_array_equal(out, alone)
 
 
+@pytest.mark.parametrize("h,w", [(19, 23), (71, 67)])  # 71 x 67 > 4096 positions: blocks within an image
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("bgr", [False, True])
-def test_perturb_thread_independent(layout, bgr):
+def test_perturb_thread_independent(layout, bgr, h, w):
     rng = np.random.default_rng(7)
-    b, h, w = 5, 19, 23
+    b = 5
     image = rng.uniform(0, 255, (h, w, 3)).astype(F32)
     baseline = rng.uniform(0, 255, (h, w, 3)).astype(F32)
     masks = rng.uniform(0, 1, (b, h, w)).astype(F32)
     gain, bias = [1 / 58.4, 1 / 57.1, 1 / 57.4], [-2.1, -2.0, -1.8]
     results = []
-    for threads in (0,) + THREADS:
+    for threads in (0, 1, 2, 3, 8):
         out = np.full(_out_shape(b + 2, h, w, layout), SENTINEL, F32)
-        core.perturb(image, baseline, masks, out, gain, bias, bgr=bgr, layout=layout, threads=threads)
+        perturb(image, baseline, masks, out, gain, bias, bgr=bgr, layout=layout, threads=threads)
         results.append(out)
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+    assert np.all(results[0][b:] == SENTINEL)
     np.testing.assert_allclose(results[0][:b], perturb_ref(image, baseline, masks, gain, bias, bgr, layout), rtol=2e-6, atol=1e-5)
-
+    # one prepared input, blended batch by batch, gives the batch's rows
+    pre = core.Preprocessor((h, w, 3), gain, bias, BGR if bgr else RGB, layout == "NCHW", threads=3)
+    prepared = pre.prepare(image, baseline)
+    for lo, hi in [(0, 2), (2, 3), (3, b)]:
+        out = np.full(_out_shape(hi - lo, h, w, layout), SENTINEL, F32)
+        prepared.blend(masks[lo:hi], out)
+        np.testing.assert_array_equal(out, results[0][lo:hi])
 
 # ---------------------------------------------------------------------------------------
 # accumulate
@@ -514,6 +565,7 @@ def _perturb_args(b=2, h=4, w=5, layout="NCHW"):
         gain=[1.0, 1.0, 1.0],
         bias=[0.0, 0.0, 0.0],
         layout=layout,
+        shape=(h, w, 3),
     )
 
 
@@ -526,10 +578,15 @@ def _accumulate_args(b=2, t=3, h=4, w=5):
     )
 
 
+# the prepare/blend argument names of perturb's image and baseline
+ARG_NAME = {"image": "input", "baseline": "replacement", "masks": "masks", "out": "out"}
+
+
 def test_valid_calls_pass():
-    core.perturb(**_perturb_args())
-    core.perturb(**_perturb_args(layout="NHWC"))
-    core.perturb(**_perturb_args(b=0))
+    perturb(**_perturb_args())
+    perturb(**_perturb_args(layout="NHWC"))
+    perturb(**_perturb_args(b=0))
+    perturb(**_perturb_args(h=1, w=1))
     core.accumulate(**_accumulate_args())
     core.accumulate(**_accumulate_args(b=0))
     core.accumulate(**_accumulate_args(t=0))
@@ -550,8 +607,8 @@ def test_valid_calls_pass():
 def test_perturb_wrong_dtype(name, value):
     args = _perturb_args()
     args[name] = value
-    with pytest.raises(TypeError, match=name):
-        core.perturb(**args)
+    with pytest.raises(TypeError, match=ARG_NAME[name]):
+        perturb(**args)
 
 
 @pytest.mark.parametrize(
@@ -576,8 +633,8 @@ def test_perturb_non_contiguous(name):
     arr = args[name]
     args[name] = np.asfortranarray(arr) if name != "masks" else np.ones((2, 6, 12), F32)[:, :, ::2]
     assert not args[name].flags.c_contiguous
-    with pytest.raises(ValueError, match="C-contiguous"):
-        core.perturb(**args)
+    with pytest.raises(ValueError, match=f"{ARG_NAME[name]} must be C-contiguous"):
+        perturb(**args)
 
 
 @pytest.mark.parametrize("name", ["scores", "masks", "sums", "counts"])
@@ -594,45 +651,93 @@ def test_transposed_view_rejected_not_misread():
     args = _perturb_args(h=5, w=5)
     args["masks"] = np.ones((5, 5, 2), F32).transpose(2, 0, 1)
     with pytest.raises(ValueError, match="C-contiguous"):
-        core.perturb(**args)
+        perturb(**args)
+    args = _perturb_args(h=5, w=5)
+    args["image"] = np.zeros((3, 5, 5), F32).transpose(1, 2, 0)  # an HWC view of a CHW image
+    with pytest.raises(ValueError, match="input must be C-contiguous"):
+        perturb(**args)
 
 
 @pytest.mark.parametrize(
     "name,value,match",
     [
-        ("image", np.zeros((4, 5), F32), "image.*dimensions"),
+        ("image", np.zeros((4, 5), F32), "input.*dimensions"),
         ("masks", np.ones((4, 5), F32), "masks.*dimensions"),
         ("out", np.zeros((2, 3, 20), F32), "out.*dimensions"),
-        ("image", np.zeros((4, 5, 4), F32), "image"),
-        ("baseline", np.zeros((4, 6, 3), F32), "baseline"),
-        ("baseline", np.zeros((4, 5, 1), F32), "baseline"),
+        ("image", np.zeros((4, 5, 4), F32), "input"),
+        ("baseline", np.zeros((4, 6, 3), F32), "replacement"),
+        ("baseline", np.zeros((4, 5, 1), F32), "replacement"),
         ("masks", np.ones((2, 5, 4), F32), "masks"),
-        ("out", np.zeros((1, 3, 4, 5), F32), "out"),  # too small for the batch
+        ("out", np.zeros((1, 3, 4, 5), F32), "out must have at least 2 rows"),  # too small for the batch
         ("out", np.zeros((2, 4, 5, 3), F32), "out"),  # NHWC buffer for an NCHW call
         ("out", np.zeros((2, 3, 5, 4), F32), "out"),
-        ("layout", "NHCW", "layout"),
-        ("layout", "nchw", "layout"),
     ],
 )
 def test_perturb_bad_shapes(name, value, match):
     args = _perturb_args()
     args[name] = value
     with pytest.raises(ValueError, match=match):
-        core.perturb(**args)
+        perturb(**args)
+
+
+def test_perturb_nchw_buffer_for_an_nhwc_call():
+    args = _perturb_args(layout="NHWC")
+    args["out"] = np.zeros((2, 3, 4, 5), F32)
+    with pytest.raises(ValueError, match="out"):
+        perturb(**args)
 
 
 def test_perturb_read_only_out():
     args = _perturb_args()
     args["out"].setflags(write=False)
     with pytest.raises(ValueError, match="writeable"):
-        core.perturb(**args)
+        perturb(**args)
 
 
-def test_perturb_bad_gain_length():
+@pytest.mark.parametrize("name,value", [("gain", [1.0, 1.0]), ("gain", [1.0] * 4), ("bias", [0.0, 0.0]), ("bias", [])])
+def test_perturb_bad_gain_length(name, value):
     args = _perturb_args()
-    args["gain"] = [1.0, 1.0]
+    args[name] = value
+    with pytest.raises(ValueError, match="one value per channel"):
+        perturb(**args)
+
+
+def _preprocessor_args(**kwargs):
+    args = dict(shape=(4, 5, 3), gain=[1.0, 1.0, 1.0], bias=[0.0, 0.0, 0.0], source=[0, 1, 2], channels_first=True)
+    args.update(kwargs)
+    return args
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(source=[0, 1, 3]), "source"),
+        (dict(source=[-1, 1, 2]), "source"),
+        (dict(source=[2, 1, 0, 0]), "one value per channel"),
+        (dict(source=[0, 1]), "one value per channel"),
+        (dict(gain=[1.0, 1.0]), "one value per channel"),
+        (dict(bias=[0.0] * 4), "one value per channel"),
+        (dict(shape=(4, 5, 1)), "one value per channel"),  # C = 1 with three values
+        (dict(shape=(0, 5, 3)), ">= 1"),
+        (dict(shape=(4, 0, 3)), ">= 1"),
+        (dict(shape=(4, 5, 0)), ">= 1"),
+        (dict(shape=(4, -5, 3)), ">= 1"),
+        (dict(shape=(3,)), "shape"),
+        (dict(shape=()), "shape"),
+    ],
+)
+def test_preprocessor_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        core.Preprocessor(**_preprocessor_args(**kwargs))
+
+
+def test_preprocessor_bad_argument_types():
     with pytest.raises(TypeError):
-        core.perturb(**args)
+        core.Preprocessor(**_preprocessor_args(gain=["a", "b", "c"]))
+    with pytest.raises(TypeError):
+        core.Preprocessor(**_preprocessor_args(source=[0.0, 1.0, 2.0]))
+    with pytest.raises(TypeError):
+        core.Preprocessor(**_preprocessor_args(shape=4))
 
 
 @pytest.mark.parametrize(

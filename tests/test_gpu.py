@@ -84,7 +84,8 @@ def test_perturb_matches_cpu(layout, bgr):
     gain, bias = [1 / 58.4, 1 / 57.1, 1 / 57.4], [-2.1, -2.0, -1.8]
     shape = (b, 3, h, w) if layout == "NCHW" else (b, h, w, 3)
     expected = np.empty(shape, np.float32)
-    _core.perturb(image, baseline, masks, expected, gain, bias, bgr, layout)
+    pre = _core.Preprocessor((h, w, 3), gain, bias, [2, 1, 0] if bgr else [0, 1, 2], layout == "NCHW")
+    pre.prepare(image, baseline).blend(masks, expected)
     out = to_device(np.zeros(shape, np.float32))
     gpu.perturb(to_device(image), to_device(baseline), to_device(masks), out, gain, bias, bgr, layout)
     np.testing.assert_array_equal(to_host(out), expected)

@@ -34,7 +34,7 @@ void register_fidelity(py::module_& m) {
         auto labels = checked<int32_t>(labels_obj, "labels", 2);
         const int64_t h = map.shape(0), w = map.shape(1);
         require(labels.shape(0) == h && labels.shape(1) == w, "labels must match the map " + shape_of(map) + ", got " + shape_of(labels));
-        require(features >= 1, "features must be >= 1");
+        require(features >= 1 && features <= h * w, "features must be in 1..H*W (each needs a position)");
         const float* mp = map.data();
         const int32_t* lp = labels.data();
         require(std::all_of(mp, mp + h * w, [](float v) { return std::isfinite(v); }), "map contains NaN or infinite values");

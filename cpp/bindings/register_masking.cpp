@@ -185,6 +185,7 @@ void register_masking(py::module_& m) {
     m.def("bernoulli_keep", [](uint64_t seed, int64_t first, int64_t count, int64_t features, float p_keep,
                                int threads) {
         require(first >= 0 && count >= 0 && features >= 1, "first, count >= 0 and features >= 1");
+        require(count <= INT64_MAX - first, "first + count must fit in int64");
         require(p_keep > 0.0f && p_keep <= 1.0f, "p_keep must be in (0, 1]");
         Array<float> out({count, features});
         float* op = out.mutable_data();
