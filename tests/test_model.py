@@ -356,7 +356,7 @@ def test_callable_layout_from_preset():
     pre = ox.Preprocess(1 / 255, layout="NHWC")
     shapes = []
     model = ox.Model(lambda b: (shapes.append(b.shape), np.zeros((b.shape[0], 2), np.float32))[1],
-                     input_size=(H, W), preset=pre)
+                     input_size=(H, W), preset=pre, output="logits")
     model.predict(random_images(2))
     assert model.layout == "NHWC" and shapes == [(2, H, W, 3)]
     with pytest.raises(OnnxplainError, match="needs input_size"):
@@ -421,20 +421,27 @@ def test_missing_and_corrupt_model_files(tmp_path):
 
 def test_two_inputs_need_input_name():
     data = classifier(extra_input=True)
-    with pytest.raises(OnnxplainError, match=r"model has 2 inputs .*input_name="):
+    with pytest.raises(OnnxplainError, match=r"inputs \['offset'\] are not fed; give their values with constants="):
         ox.Model(data)
-    model = ox.Model(data, input_name="image")
-    assert model.input_name == "image" and model.input_size == (H, W)
+    offset = np.arange(K, dtype=np.float32)
+    images = random_images(2, seed=14)
+    for given in (offset, offset[None]):  # without or with the batch axis: repeated per batch
+        model = ox.Model(data, constants={"offset": given}, output="logits")
+        assert model.input_name == "image" and model.input_size == (H, W)
+        np.testing.assert_allclose(model.predict(images, kind="logits"),
+                                   np_logits(images, ox.PRESETS["imagenet"]) + offset, rtol=1e-4, atol=1e-4)
+    with pytest.raises(OnnxplainError, match=r"constants name \['offst'\]"):
+        ox.Model(data, constants={"offst": offset})
     with pytest.raises(OnnxplainError, match="no input named 'offset2'"):
         ox.Model(data, input_name="offset2")
     # Choosing the (N, K) input: not an image.
     with pytest.raises(OnnxplainError, match="4 dims"):
-        ox.Model(data, input_name="offset")
+        ox.Model(data, input_name="offset", constants={"image": np.zeros((3, H, W), np.float32)})
 
 
 def test_two_outputs_need_output_name():
     data = classifier(extra_output=True)
-    with pytest.raises(OnnxplainError, match=r"model has 2 outputs .*output_name="):
+    with pytest.raises(OnnxplainError, match=r"several shaped like class scores.*output_name="):
         ox.Model(data)
     images = random_images(2, seed=13)
     logits = np_logits(images, ox.PRESETS["imagenet"])
@@ -453,18 +460,24 @@ def test_image_to_image_model_rejected(layout):
         ox.Model(image_to_image(layout))
 
 
-def test_one_class_output_rejected():
-    with pytest.raises(OnnxplainError, match="classes >= 2"):
-        ox.Model(classifier(weights=np.ones((3, 1), np.float32), bias=np.zeros(1, np.float32)))
+def test_one_output_column_is_a_binary_logit():
+    model = ox.Model(classifier(weights=np.ones((3, 1), np.float32), bias=np.zeros(1, np.float32)), preset="unit")
+    images = random_images(2, seed=4)
+    logit = np_logits(images, ox.PRESETS["unit"], np.ones((3, 1), np.float32), np.zeros(1, np.float32))[:, 0]
+    p = 1 / (1 + np.exp(-logit.astype(np.float64)))
+    np.testing.assert_allclose(model.predict(images), np.stack([1 - p, p], axis=1), rtol=1e-5, atol=1e-6)
+    assert model.binary == "logit" and model.num_classes == 2 and model.output_kind == "probabilities"
 
 
-def test_wrong_channels_and_type_rejected():
+def test_grey_model_and_wrong_type():
     grey = classifier(channels=1, weights=WEIGHTS[:1])
-    with pytest.raises(OnnxplainError, match="cannot tell the layout"):
+    with pytest.raises(OnnxplainError, match=r"3 mean/std values but the model has 1 channel; pass preset=onnxplain"):
         ox.Model(grey)
-    with pytest.raises(OnnxplainError, match="has 1 channels"):
-        ox.Model(grey, layout="NCHW")
-    with pytest.raises(OnnxplainError, match=r"tensor\(int64\).*needs tensor\(float\)"):
+    model = ox.Model(grey, preset="unit")
+    assert model.channels == 1 and model.layout == "NCHW" and model.input_shape == (1, H, W)
+    with pytest.raises(OnnxplainError, match=r"channels=3 contradicts"):
+        ox.Model(grey, preset="unit", channels=3)
+    with pytest.raises(OnnxplainError, match=r"tensor\(int64\); onnxplain feeds tensor\(float\)"):
         ox.Model(classifier(input_type=TensorProto.INT64))
 
 
@@ -498,9 +511,9 @@ def test_callable_returning_bad_scores():
     wrong = ox.Model(lambda b: np.zeros((b.shape[0] + 1, K), np.float32), input_size=(H, W), preset="unit")
     with pytest.raises(OnnxplainError, match="model returned shape"):
         wrong.predict(images)
-    flat = ox.Model(lambda b: np.zeros((b.shape[0],), np.float32), input_size=(H, W), preset="unit")
+    cube = ox.Model(lambda b: np.zeros((b.shape[0], K, 2), np.float32), input_size=(H, W), preset="unit")
     with pytest.raises(OnnxplainError, match="model returned shape"):
-        flat.predict(images)
+        cube.predict(images)
     nan = ox.Model(lambda b: np.full((b.shape[0], K), np.nan, np.float32), input_size=(H, W), preset="unit")
     with pytest.raises(OnnxplainError, match="NaN or infinite scores"):
         nan.predict(images)

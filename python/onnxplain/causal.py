@@ -25,7 +25,7 @@ from .batches import Batches
 from .explainer import Explainer, Target, describe_baseline
 from .masking import Baseline
 from .result import Explanation
-from .visualize import DISPLAY_MIN_SIDE, overlay, save_png
+from .visualize import DISPLAY_MIN_SIDE, display_rgb, overlay, save_png
 
 CRITERIA = ("top1", "confidence")
 _SPOTLIGHT_STREAM = 1 << 40  # spotlight draws use streams from here (box trees use 0..iterations-1)
@@ -112,16 +112,17 @@ def _display(rgb: np.ndarray, interpolation: int = cv2.INTER_NEAREST) -> np.ndar
 
 
 def greyed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image (H x W x 3, 0..255) with the pixels outside mask faded to light grey, uint8 RGB
+    """The image (H x W x C, 0..255) with the pixels outside mask faded to light grey, uint8 RGB
     upsampled for display like `overlay`."""
-    luminance = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    image = display_rgb(image)
+    luminance = image @ np.array([0.299, 0.587, 0.114])
     faded = np.repeat((0.3 * luminance + 0.7 * 200.0)[..., None], 3, axis=2)
     return _display(np.clip(np.where(mask[..., None], image, faded), 0, 255).round().astype(np.uint8))
 
 
 def outlines(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
     """The image with the outline of each mask in its own colour (uint8 RGB, upsampled for display)."""
-    canvas = np.ascontiguousarray(_display(np.clip(image, 0, 255).round().astype(np.uint8)))
+    canvas = np.ascontiguousarray(_display(np.clip(display_rgb(image), 0, 255).round().astype(np.uint8)))
     for i, mask in enumerate(masks):
         big = _display(mask.astype(np.uint8) * 255)
         contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -175,8 +176,11 @@ class _Search:
         self.h, self.w = prepared.mask_shape
 
     def passes(self, probabilities: np.ndarray) -> np.ndarray:
-        """The criterion on (N, classes) probabilities: bool (N,)."""
+        """The criterion on (N, classes) probabilities: bool (N,). "top1" on a multi-label model
+        (independent p_c): p(target) >= 0.5."""
         if self.criterion == "top1":
+            if self.model.output_kind == "sigmoid":
+                return probabilities[:, self.target] >= 0.5
             return np.argmax(probabilities, axis=1) == self.target
         return probabilities[:, self.target] >= self.fraction * self.clean
 
@@ -386,10 +390,11 @@ class Causal(Explainer):
             part_size = int(part_size if part_size is not None else max(2, side // 16))
             if min_area < 4 or radius <= 0 or part_size < 1:
                 raise OnnxplainError("min_area must be >= 4 pixels, radius > 0 and part_size >= 1")
-            if criterion == "top1" and int(np.argmax(probabilities)) != t:
-                raise OnnxplainError(f"class {t} is not the top class of the whole image, so nothing is sufficient for it "
-                                     f"under criterion 'top1'; use criterion='confidence'")
             search = _Search(run.batches, run.prepare(mask_value), t, criterion, fraction, float(probabilities[t]))
+            if criterion == "top1" and not search.passes(probabilities[None])[0]:
+                what = "has p < 0.5" if self.model.output_kind == "sigmoid" else "is not the top class"
+                raise OnnxplainError(f"class {t} {what} on the whole image, so nothing is sufficient for it under "
+                                     f"criterion 'top1'; use criterion='confidence'")
             seed = int(seed)
             responsibility = search.responsibility(seed, int(iterations), int(refinements), min_area, int(max_depth))
             map_evaluations = run.evaluations - 1

@@ -14,7 +14,7 @@ from .causal import Causal
 from .errors import OnnxplainError
 from .image import load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
-from .model import DEFAULT_BATCH_SIZE, Model
+from .model import DEFAULT_BATCH_SIZE, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion
 from .registry import accepted, get_method, method_names
@@ -77,9 +77,8 @@ def _print_top(top: list[tuple[int, float]], names: list[str] | None) -> None:
 
 
 def explain(args: argparse.Namespace) -> int:
-    model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size,
-                  progress=not args.quiet)
-    image = load_image(args.image, model.input_size)
+    model = open_model(args, progress=not args.quiet)
+    image = load_image(args.image, model.input_size, model.channels)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     explainer = get_method(args.method, "input").factory(model)
     result = explainer.attribute(image, target=target, **_method_options(args, explainer))
@@ -99,7 +98,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"demo model: {demo.demo_model_path().name}, classes {demo.DEMO_CLASSES}, input {model.input_size}")
     for entry in info["images"]:
-        image = load_image(demo.demo_model_path().parent / entry["file"], model.input_size)
+        image = load_image(demo.demo_model_path().parent / entry["file"], model.input_size, model.channels)
         y0, x0, y1, x1 = entry["box"]
         box_area = (y1 - y0) * (x1 - x0) / (model.input_size[0] * model.input_size[1])
         stem = Path(entry["file"]).stem
@@ -119,8 +118,7 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     from . import counterfactual as cf
     from .visualize import overlay, save_png
 
-    model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size,
-                  progress=not args.quiet)
+    model = open_model(args, progress=not args.quiet)
     confidence = None if args.min_confidence < 0 else args.min_confidence
     pair = cf.make_pair(model, args.real, args.counterfactual, generator=args.generator, references=args.reference,
                         class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
@@ -154,6 +152,47 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     (out / "result.json").write_text(json.dumps(record, indent=2))
     print(f"wrote maps, masks, hybrids, curves and result.json to {out}")
     return 0
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that describe the model, shared by explain, counterfactual and evaluate."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--preset", choices=sorted(PRESETS), default="imagenet", help="preprocessing (default imagenet)")
+    group.add_argument("--output", choices=list(OUTPUT_KINDS), default="auto",
+                       help="what the model emits: logits, probabilities (softmax), sigmoid (independent per-class "
+                            "probabilities, or p of class 1 for one output column); default: detect")
+    group.add_argument("--input-size", type=_pair, metavar="H,W", help="resolution, for models with a dynamic one")
+    group.add_argument("--layout", choices=["NCHW", "NHWC"], help="input layout (default: read from the model)")
+    group.add_argument("--channels", type=int, help="input channels, for models with a dynamic count")
+    group.add_argument("--input-name", help="the image input, when the model has several")
+    group.add_argument("--output-name", help="the class-score output, when the model has several")
+    group.add_argument("--constant", action="append", metavar="NAME=FILE.npy",
+                       help="value of another model input, from a .npy file; repeatable")
+    group.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
+
+def open_model(args: argparse.Namespace, progress: bool) -> Model:
+    """The Model the model flags describe."""
+    constants = {}
+    for item in args.constant or []:
+        name, eq, path = item.partition("=")
+        if not (name and eq and path):
+            raise OnnxplainError(f"--constant must look like NAME=FILE.npy, got {item!r}")
+        try:
+            constants[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise OnnxplainError(f"--constant {name}: cannot read {path}: {exc}") from None
+    return Model(args.model, preset=args.preset, output=args.output, input_size=args.input_size, layout=args.layout,
+                 channels=args.channels, input_name=args.input_name, output_name=args.output_name,
+                 constants=constants, batch_size=args.batch_size, progress=progress)
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected H,W like 224,224, got {text!r}") from None
+    return h, w
 
 
 def _csv(text: str) -> list[str]:
@@ -197,7 +236,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     methods = _csv(args.methods)
     for name in methods:  # before loading anything
         get_method(name, "input")
-    model = Model(args.model, preset=args.preset, output=args.output, batch_size=args.batch_size, progress=False)
+    model = open_model(args, progress=False)
     labels = None
     if args.labels:
         try:
@@ -240,13 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--method", choices=method_names("input"), default="occlusion",
                     help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
-    ex.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
-    ex.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto",
-                    help="what the model emits (default: detect)")
     ex.add_argument("--out", default="onnxplain-out")
     ex.add_argument("--labels", help="JSON list of class names, for printing")
     ex.add_argument("--seed", type=int, default=0)
-    ex.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    add_model_flags(ex)
     ex.add_argument("--baseline", default="mean", help="'mean', 'blur' or a pixel value 0..255")
     ex.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ex.add_argument("--stride", type=int, help="occlusion stride (default window // 2); ig/pmi patch grid stride (default 1)")
@@ -284,12 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--methods", default="occlusion,rise,random",
                     help="comma-separated, of: " + ", ".join(method_names("input")) + " (default occlusion,rise,random)")
     ev.add_argument("--metrics", default="mif-lif", help="comma-separated: mif-lif, deletion, insertion, road")
-    ev.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
-    ev.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto")
     ev.add_argument("--out", default="onnxplain-eval", help="run directory (an existing run resumes)")
     ev.add_argument("--labels", help="JSON object image file name -> class id (top-1 agreement)")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    add_model_flags(ev)
     ev.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ev.add_argument("--stride", type=int, help="occlusion stride (default window // 2)")
     ev.add_argument("--masks", type=int, help="RISE masks (default 2000)")
@@ -323,11 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--window", type=int, help="occlusion / D-occlusion / D-PMI window (default H // 8)")
     cf.add_argument("--stride", type=int, help="default window // 2")
     cf.add_argument("--masks", type=int, default=2000, help="RISE / D-RISE masks")
-    cf.add_argument("--preset", choices=sorted(PRESETS), default="imagenet")
-    cf.add_argument("--output", choices=["auto", "logits", "probabilities"], default="auto")
     cf.add_argument("--out", default="onnxplain-counterfactual")
     cf.add_argument("--seed", type=int, default=0)
-    cf.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    add_model_flags(cf)
     cf.add_argument("--quiet", action="store_true", help="no progress bar")
     cf.set_defaults(handler=run_counterfactual)
     return parser

@@ -153,7 +153,7 @@ def make_pair(model: Model, real, counterfactual=None, *, generator=None, refere
     if sum(given) != 1:
         raise OnnxplainError("give exactly one counterfactual source: an image, generator= or references=")
     thresholds = _confidences(min_confidence)
-    real = load_image(real, model.input_size) if isinstance(real, (str, Path)) else model.check_image(real)
+    real = load_image(real, model.input_size, model.channels) if isinstance(real, (str, Path)) else model.check_image(real)
     p_real = model.predict(real)
     classes = p_real.shape[0]
     class_a = _class(class_a, classes, "class_a")
@@ -165,7 +165,7 @@ def make_pair(model: Model, real, counterfactual=None, *, generator=None, refere
             f"the real image is not confidently class A={class_a}: p(A|x_r) = {p_real[class_a]:.3f} <= "
             f"{thresholds[0]} (lower min_confidence, or pass min_confidence=None to keep the pair)")
     if counterfactual is not None:
-        x_c = load_image(counterfactual, model.input_size) if isinstance(counterfactual, (str, Path)) \
+        x_c = load_image(counterfactual, model.input_size, model.channels) if isinstance(counterfactual, (str, Path)) \
             else model.check_image(counterfactual)
         source = {"kind": "given"}
     elif generator is not None:
@@ -243,7 +243,7 @@ def _small(image: np.ndarray) -> np.ndarray:
 
 def _retrieve(model, real, references, class_a, class_b, thresholds):
     items = _reference_list(references)
-    images = np.stack([load_image(src, model.input_size) for _, src in items])
+    images = np.stack([load_image(src, model.input_size, model.channels) for _, src in items])
     probabilities = np.concatenate([model.predict(images[i:i + model.batch_size])
                                     for i in range(0, len(images), model.batch_size)])
     threshold = thresholds[1] if thresholds is not None else 0.0

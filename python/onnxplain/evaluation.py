@@ -81,7 +81,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     m_opts = {name: {**specs[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
     if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
-        model.predict(load_image(paths[0], model.input_size))
+        model.predict(load_image(paths[0], model.input_size, model.channels))
     _check_config(out / "config.json", {"model": model.describe(), "seed": int(seed), "labels": labels,
                                          "methods": m_opts, "metrics": k_opts})
     records = read_records(out / "records.jsonl")
@@ -92,7 +92,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
             tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", desc="evaluate",
                  disable=not progress) as bar:
         for path in todo:
-            image = load_image(path, model.input_size)
+            image = load_image(path, model.input_size, model.channels)
             for name in methods:
                 missing = [k for k in metrics if (path.name, name, k) not in done]
                 if not missing:

@@ -24,8 +24,8 @@ Baseline = str | float | np.ndarray
 
 
 class ImageMasker:
-    """The image modality: an input is H x W x 3 float32 RGB in 0..255 at the model's resolution,
-    a mask covers its H x W pixels."""
+    """The image modality: an input is H x W x C float32 in 0..255 at the model's resolution
+    (C = the model's channels), a mask covers its H x W pixels."""
 
     modality = "image"
 
@@ -38,8 +38,8 @@ class ImageMasker:
         return self.model.input_size
 
     def check(self, image: np.ndarray) -> np.ndarray:
-        """One image as float32 H x W x 3 at the model's resolution, or an error saying how to load it."""
-        image = as_image(image)
+        """One image as float32 H x W x C at the model's resolution, or an error saying how to load it."""
+        image = as_image(image, self.model.channels)
         if image.shape[:2] != self.model.input_size:
             h, w = self.model.input_size
             raise OnnxplainError(
@@ -48,7 +48,7 @@ class ImageMasker:
         return image
 
     def replacement(self, image: np.ndarray, baseline: Baseline, blur_sigma: float | None = None) -> np.ndarray:
-        """The H x W x 3 image that replaces removed pixels.
+        """The H x W x C image that replaces removed pixels.
 
         "mean": the value the preprocessing maps to 0; "blur": a Gaussian-blurred copy (sigma
         default H / 16); a number: that constant pixel value; an array: any image of the same size.
@@ -58,14 +58,14 @@ class ImageMasker:
                 return np.ascontiguousarray(np.broadcast_to(self.model.preprocess.neutral, image.shape), np.float32)
             if baseline == "blur":
                 sigma = blur_sigma or image.shape[0] / 16
-                return np.ascontiguousarray(cv2.GaussianBlur(image, (0, 0), sigmaX=sigma), np.float32)
+                return np.ascontiguousarray(cv2.GaussianBlur(image, (0, 0), sigmaX=sigma), np.float32).reshape(image.shape)
             raise OnnxplainError(f"baseline must be 'mean', 'blur', a pixel value or an image, got {baseline!r}")
         if isinstance(baseline, (int, float, np.floating, np.integer)) and not isinstance(baseline, bool):
             if not 0 <= baseline <= 255:
                 raise OnnxplainError(f"a constant baseline is a pixel value in 0..255, got {baseline}")
             return np.full(image.shape, baseline, np.float32)
         if isinstance(baseline, np.ndarray):
-            baseline = as_image(baseline)
+            baseline = as_image(baseline, image.shape[2])
             if baseline.shape != image.shape:
                 raise OnnxplainError(f"baseline image has shape {baseline.shape}, the image {image.shape}")
             return baseline

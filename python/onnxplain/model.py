@@ -15,7 +15,9 @@ from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
 
 DEFAULT_BATCH_SIZE = 64
-OUTPUT_KINDS = ("auto", "logits", "probabilities")
+OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
+INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+                "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -27,8 +29,19 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return z.astype(np.float32)
 
 
-def _looks_like_probabilities(scores: np.ndarray) -> bool:
-    return bool(scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3))
+def _detect_kind(scores: np.ndarray, graph_read: bool) -> str:
+    """What a model emits, from its first batch (N, classes) when its graph shows no final Softmax
+    or Sigmoid: logits, or probabilities when rows are non-negative and sum to 1. Without a graph
+    to read, rows in 0..1 that do not sum to 1 are refused (they may be multi-label sigmoids)."""
+    if scores.min() < 0 or scores.max() > 1:
+        return "logits"
+    if np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        return "probabilities"
+    if graph_read:
+        return "logits"
+    raise OnnxplainError("the model's scores lie in 0..1 but do not sum to 1 over the classes: if they are "
+                         "independent per-class probabilities (multi-label), pass output='sigmoid' (CLI: --output "
+                         "sigmoid); if they are logits, output='logits'")
 
 
 class Model:
@@ -37,9 +50,13 @@ class Model:
     source: path to an .onnx file, its bytes, an ``onnxruntime.InferenceSession``, or a callable
     taking a preprocessed float32 batch (model layout) and returning (N, classes) scores.
     preset: preprocessing, a name from ``onnxplain.PRESETS`` or a ``Preprocess``.
-    output: what the model emits, "logits", "probabilities" or "auto" (detected on the first batch).
-    input_size, layout: (H, W) and "NCHW"/"NHWC"; read from the ONNX graph, required for callables.
-    input_name, output_name: which graph input/output to use when there are several.
+    output: what the model emits: "logits", "probabilities" (softmax over classes), "sigmoid"
+    (independent per-class probabilities, multi-label; with one output column, p of class 1), or
+    "auto" (a final Softmax/Sigmoid node in the graph, else the first batch's values).
+    input_size, layout, channels: (H, W), "NCHW"/"NHWC" and C; read from the ONNX graph, required
+    for callables (channels default 3).
+    input_name, output_name: which graph input/output to use when it cannot be told.
+    constants: values for the graph's other inputs, {name: array} (with or without the batch axis).
     """
 
     def __init__(
@@ -50,8 +67,10 @@ class Model:
         *,
         input_size: tuple[int, int] | None = None,
         layout: str | None = None,
+        channels: int | None = None,
         input_name: str | None = None,
         output_name: str | None = None,
+        constants: dict[str, np.ndarray] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         providers: Sequence[str] | None = None,
         threads: int = 0,
@@ -59,82 +78,164 @@ class Model:
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise OnnxplainError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OnnxplainError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.preprocess = get_preset(preset)
+        if layout not in (None, "NCHW", "NHWC"):
+            raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
+        preprocess = get_preset(preset)
         self.output_kind = None if output == "auto" else output
+        self.binary: str | None = None  # one output column: "probability" (p of class 1) or "logit"
         self.threads = threads
         self.progress = progress
         self.evaluations = 0  # images evaluated by the model so far
         self.inference_seconds = 0.0  # wall time spent inside the model itself
         self.fixed_batch: int | None = None
         self.num_classes: int | None = None
+        self.input_dtype = np.dtype(np.float32)
         self.session = None
+        self._constants: dict[str, np.ndarray] = {}
+        self._feeds: dict[int, dict[str, np.ndarray]] = {}  # batch size -> constant feeds
+        self._graph_read = False  # whether the ONNX graph could be read (its final activation)
+        layout = layout or preprocess.layout
         if callable(source) and not _is_session(source):
             if input_size is None:
                 raise OnnxplainError("a callable model needs input_size=(H, W)")
+            if constants:
+                raise OnnxplainError("constants= feeds extra graph inputs; a callable model has none")
             self._fn = source
             self.input_name = self.output_name = None
-            self.layout = layout or self.preprocess.layout or "NCHW"
-            self.input_size = (int(input_size[0]), int(input_size[1]))
+            self.layout = layout or "NCHW"
+            self.input_size = _size(input_size)
+            self.channels = _positive("channels", 3 if channels is None else channels)
         else:
             self.session = _open_session(source, providers)
-            self._inspect(input_name, output_name, input_size, layout)
+            self._inspect_input(input_name, input_size, layout, channels, constants or {})
+            self._inspect_output(self._choose_output(output_name), source)
             self._fn = self._run_session
-            if self.output_kind is None and _ends_in_softmax(source, self.output_name):
-                self.output_kind = "probabilities"
-        if self.layout not in ("NCHW", "NHWC"):
-            raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {self.layout!r}")
+        self.preprocess = preprocess.for_channels(self.channels)
+        if self.input_dtype.kind in "iu":
+            gain, bias = self.preprocess.gain, self.preprocess.bias
+            if not (np.all(gain == 1) and np.all(bias == np.round(bias))):
+                raise OnnxplainError(
+                    f"model input {self.input_name!r} takes {self.input_dtype} values, so the preprocessing must keep "
+                    "whole numbers (scale 1, std 1, integer mean); use preset='raw' (CLI: --preset raw) when the "
+                    "graph normalises inside")
         self.batch_size = self.fixed_batch or batch_size
         self.preprocessor = _core.Preprocessor(
-            self.input_size + (3,), self.preprocess.gain, self.preprocess.bias, self.preprocess.source_channels,
-            self.layout == "NCHW", threads)
+            self.input_size + (self.channels,), self.preprocess.gain, self.preprocess.bias,
+            self.preprocess.source_channels, self.layout == "NCHW", threads)
         self.masker = ImageMasker(self)
 
     # ---- discovery -------------------------------------------------------------------
-    def _inspect(self, input_name, output_name, input_size, layout) -> None:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        self.input_name = _pick(inputs, input_name, "input")
-        self.output_name = _pick(outputs, output_name, "output")
-        node = next(i for i in inputs if i.name == self.input_name)
-        if node.type != "tensor(float)":
-            raise OnnxplainError(f"model input {node.name!r} has type {node.type}; onnxplain needs tensor(float)")
+    def _inspect_input(self, input_name, input_size, layout, channels, constants) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        unknown = sorted(set(constants) - set(inputs))
+        if unknown:
+            raise OnnxplainError(f"constants name {unknown}, which the model does not take; its inputs are "
+                                 f"{list(inputs)}")
+        if input_name is not None and input_name not in inputs:
+            raise OnnxplainError(f"model has no input named {input_name!r}; its inputs are {list(inputs)} "
+                                 "(input_name= / --input-name)")
+        free = [n for n in inputs if n not in constants]
+        images = [n for n in free if len(inputs[n].shape) == 4]
+        if input_name is None:
+            if len(images) != 1:
+                raise OnnxplainError(
+                    f"model has inputs {[(n, inputs[n].shape) for n in free]}; name the image input with input_name= "
+                    "(CLI: --input-name) and give the others with constants= (CLI: --constant NAME=FILE.npy)")
+            input_name = images[0]
+        node = inputs[input_name]
+        self.input_name = input_name
+        if node.type not in INPUT_DTYPES:
+            raise OnnxplainError(f"model input {node.name!r} has type {node.type}; onnxplain feeds "
+                                 f"{', '.join(INPUT_DTYPES)}")
+        self.input_dtype = np.dtype(INPUT_DTYPES[node.type])
         shape = list(node.shape)
         if len(shape) != 4:
-            raise OnnxplainError(
-                f"model input {node.name!r} has shape {shape}; an image classifier needs 4 dims (N, C, H, W) or (N, H, W, C)")
-        layout = layout or self.preprocess.layout
+            raise OnnxplainError(f"model input {node.name!r} has shape {shape}; an image classifier needs 4 dims "
+                                 "(N, C, H, W) or (N, H, W, C)")
+        layout = layout or _detect_layout(shape)
         if layout is None:
-            if shape[1] == 3:
-                layout = "NCHW"
-            elif shape[3] == 3:
-                layout = "NHWC"
-            else:
-                raise OnnxplainError(f"cannot tell the layout of input shape {shape}; pass layout='NCHW' or 'NHWC'")
+            raise OnnxplainError(f"cannot tell the layout of input shape {shape}; pass layout='NCHW' or 'NHWC' "
+                                 "(CLI: --layout)")
         self.layout = layout
-        channels, spatial = (shape[1], shape[2:4]) if layout == "NCHW" else (shape[3], shape[1:3])
-        if isinstance(channels, int) and channels != 3:
-            raise OnnxplainError(f"model input {node.name!r} has {channels} channels; onnxplain explains RGB models (3)")
+        given, spatial = (shape[1], shape[2:4]) if layout == "NCHW" else (shape[3], shape[1:3])
+        if isinstance(given, int) and given > 0:
+            if channels is not None and channels != given:
+                raise OnnxplainError(f"channels={channels} contradicts the model's input shape {shape}")
+            self.channels = given
+        elif channels is None:
+            raise OnnxplainError(f"model input shape {shape} has a dynamic channel count; pass channels=C")
+        else:
+            self.channels = _positive("channels", channels)
         fixed = [d if isinstance(d, int) and d > 0 else None for d in spatial]
         if input_size is not None:
-            input_size = (int(input_size[0]), int(input_size[1]))
+            input_size = _size(input_size)
             if any(f is not None and f != s for f, s in zip(fixed, input_size)):
                 raise OnnxplainError(f"input_size {input_size} contradicts the model's input shape {shape}")
         elif None in fixed:
-            raise OnnxplainError(f"model input shape {shape} has a dynamic resolution; pass input_size=(H, W)")
+            raise OnnxplainError(f"model input shape {shape} has a dynamic resolution; pass input_size=(H, W) "
+                                 "(CLI: --input-size H,W)")
         self.input_size = input_size or (fixed[0], fixed[1])
         batch = shape[0]
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
-        out = next(o for o in outputs if o.name == self.output_name)
-        out_shape = list(out.shape)
-        if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] < 2):
-            raise OnnxplainError(
-                f"model output {out.name!r} has shape {out_shape}; a classifier must output (N, classes) with classes >= 2")
-        if isinstance(out_shape[1], int):
-            self.num_classes = out_shape[1]
+        missing = [n for n in free if n != input_name]
+        if missing:
+            raise OnnxplainError(f"model inputs {missing} are not fed; give their values with constants={{name: array}} "
+                                 "(CLI: --constant NAME=FILE.npy)")
+        for name, value in constants.items():
+            self._constants[name] = _constant(inputs[name], value)
+
+    def _choose_output(self, output_name: str | None) -> str:
+        """Chooses the output: the named one, or the only one shaped like class scores."""
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if output_name is not None:
+            if output_name not in outputs:
+                raise OnnxplainError(f"model has no output named {output_name!r}; its outputs are {list(outputs)} "
+                                     "(output_name= / --output-name)")
+        elif len(outputs) == 1:
+            output_name = next(iter(outputs))
+        else:
+            scores = [n for n, o in outputs.items() if _scores_like(o)]
+            if len(scores) != 1:
+                raise OnnxplainError(
+                    f"model has outputs {[(n, o.shape) for n, o in outputs.items()]} and "
+                    f"{'several' if scores else 'none'} shaped like class scores (N, classes); name the one to use with "
+                    "output_name= (CLI: --output-name)")
+            output_name = scores[0]
+        self.output_name = output_name
+        return output_name
+
+    def _inspect_output(self, output_name: str, source: Any) -> None:
+        self._graph_read, activation = _final_activation(source, output_name)
+        out = next(o for o in self.session.get_outputs() if o.name == output_name)
+        if not _scores_like(out):
+            raise OnnxplainError(f"model output {out.name!r} has shape {list(out.shape)}; a classifier must output "
+                                 "(N, classes) or (N, classes, 1, 1)")
+        classes = out.shape[1]
+        if isinstance(classes, int) and classes == 1:
+            self._set_binary(activation == "Sigmoid")
+        elif isinstance(classes, int):
+            self.num_classes = classes
+        if self.output_kind is None and self.binary is None:
+            self.output_kind = {"Softmax": "probabilities", "Sigmoid": "sigmoid"}.get(activation)
+
+    def _set_binary(self, sigmoid_node: bool) -> None:
+        """One output column: p of class 1 (a Sigmoid node, output "sigmoid" or "probabilities") or a
+        logit; scores become the two classes [1 - p, p]."""
+        self.binary = "probability" if sigmoid_node or self.output_kind in ("sigmoid", "probabilities") else "logit"
+        self.output_kind, self.num_classes = "probabilities", 2
 
     def _run_session(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+        if self.input_dtype.kind in "iu":
+            info = np.iinfo(self.input_dtype)
+            batch = np.clip(np.rint(batch), info.min, info.max).astype(self.input_dtype)
+        elif self.input_dtype != np.float32:
+            batch = batch.astype(self.input_dtype)
+        n = batch.shape[0]
+        if n not in self._feeds:
+            self._feeds[n] = {name: _batched(value, n) for name, value in self._constants.items()}
+        return self.session.run([self.output_name], {self.input_name: batch, **self._feeds[n]})[0]
 
     # ---- raw evaluation --------------------------------------------------------------
     @property
@@ -143,7 +244,8 @@ class Model:
         return tuple(self.preprocessor.model_shape)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Raw model outputs (N, classes) float32 for a preprocessed batch (N, *input_shape)."""
+        """Class scores (N, classes) float32 for a preprocessed batch (N, *input_shape): the model's
+        output, (N, classes, 1, 1) squeezed, one column expanded to the two classes [1 - p, p]."""
         n = batch.shape[0]
         step = self.fixed_batch or n
         outputs = []
@@ -155,7 +257,11 @@ class Model:
             t0 = time.perf_counter()
             out = np.asarray(self._fn(chunk))
             self.inference_seconds += time.perf_counter() - t0
-            if out.ndim != 2 or out.shape[0] != chunk.shape[0] or out.shape[1] < 2:
+            if out.ndim == 4 and out.shape[2:] == (1, 1):
+                out = out[:, :, 0, 0]
+            elif out.ndim == 1:
+                out = out[:, None]
+            if out.ndim != 2 or out.shape[0] != chunk.shape[0]:
                 raise OnnxplainError(
                     f"model returned shape {out.shape} for a batch of {chunk.shape[0]}; a classifier must return (N, classes)")
             outputs.append(out[: min(step, n - start)])
@@ -163,26 +269,40 @@ class Model:
         scores = np.concatenate(outputs).astype(np.float32, copy=False)
         if not np.all(np.isfinite(scores)):
             raise OnnxplainError("model returned NaN or infinite scores")
+        if scores.shape[1] == 1:
+            if self.binary is None:
+                self._set_binary(False)
+            p = scores[:, 0].astype(np.float64)
+            if self.binary == "logit":
+                p = 1.0 / (1.0 + np.exp(-p))
+            elif p.min() < 0 or p.max() > 1:
+                raise OnnxplainError(f"the model's one output column should be a probability but holds values in "
+                                     f"{p.min():.4g}..{p.max():.4g}; pass output='logits' (CLI: --output logits)")
+            scores = np.stack([1.0 - p, p], axis=1).astype(np.float32)
         if self.num_classes is None:
             self.num_classes = scores.shape[1]
         if self.output_kind is None:
-            self.output_kind = "probabilities" if _looks_like_probabilities(scores) else "logits"
+            self.output_kind = _detect_kind(scores, self._graph_read)
         return scores
 
     def convert(self, scores: np.ndarray, kind: str) -> np.ndarray:
-        """Raw outputs as "probabilities", "logits" (log-probabilities for probability models) or
-        "raw" (unchanged)."""
+        """Class scores as "probabilities" (softmax of logits; a multi-label model's own p_c),
+        "logits" (log-probabilities for probability models, log(p / (1 - p)) for multi-label ones)
+        or "raw" (unchanged)."""
         if kind == "raw":
             return scores
         if kind == "probabilities":
-            return scores if self.output_kind == "probabilities" else softmax(scores)
+            return scores if self.output_kind in ("probabilities", "sigmoid") else softmax(scores)
         if kind == "logits":
-            return scores if self.output_kind == "logits" else np.log(np.maximum(scores, 1e-12)).astype(np.float32)
+            if self.output_kind == "logits":
+                return scores
+            p = np.clip(scores.astype(np.float64), 1e-12, 1 - 1e-12 if self.output_kind == "sigmoid" else 1.0)
+            return (np.log(p) - (np.log1p(-p) if self.output_kind == "sigmoid" else 0.0)).astype(np.float32)
         raise OnnxplainError(f"score kind must be 'probabilities' or 'logits', got {kind!r}")
 
     # ---- inputs ----------------------------------------------------------------------
     def check_image(self, image: np.ndarray) -> np.ndarray:
-        """Validates one image (H x W x 3, 0..255) at the model's resolution."""
+        """Validates one image (H x W x C, 0..255) at the model's resolution, converting its channels."""
         return self.masker.check(image)
 
     def prepare(self, image: np.ndarray, replacement: Baseline) -> _core.PreparedInput:
@@ -191,9 +311,10 @@ class Model:
         return self.masker.prepare(image, replacement)
 
     def predict(self, images: np.ndarray, kind: str = "probabilities") -> np.ndarray:
-        """Scores (N, classes) for images N x H x W x 3 (or one H x W x 3, or grey H x W) in 0..255."""
+        """Scores (N, classes) for images N x H x W x C (or N x H x W grey), or one image H x W x C
+        (or H x W), in 0..255."""
         images = np.asarray(images)
-        single = images.ndim <= 3  # one image: H x W x 3, or a grey H x W
+        single = images.ndim == 2 or (images.ndim == 3 and images.shape[1:] != self.input_size)
         batch = np.stack([self.check_image(im) for im in (images[None] if single else images)])
         out = np.empty((len(batch),) + self.input_shape, np.float32)
         self.preprocessor.apply(batch, out)
@@ -259,34 +380,83 @@ def _open_session(source: Any, providers: Sequence[str] | None):
         raise OnnxplainError(f"cannot load ONNX model {name}: {str(exc).splitlines()[0][:300]}") from None
 
 
-def _ends_in_softmax(source: Any, output_name: str) -> bool:
-    """Whether the graph output comes from a Softmax node (through shape-only ops). Needs the
-    optional `onnx` package and the graph (a path or bytes, not a session); False otherwise."""
+def _final_activation(source: Any, output_name: str) -> tuple[bool, str | None]:
+    """(whether the graph could be read, "Softmax" or "Sigmoid" when the graph output comes from
+    that node through shape-only ops, over the classes, else None). A session or a callable has
+    no graph to read; reading needs the `onnx` package."""
     if not isinstance(source, (str, Path, bytes, bytearray)):
-        return False
+        return False, None
     try:
         import onnx
 
         proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
                  else onnx.load(str(source), load_external_data=False))
     except Exception:  # onnx missing or unable to parse what onnxruntime could: fall back to the data
-        return False
+        return False, None
     producers = {out: node for node in proto.graph.node for out in node.output}
     node = producers.get(output_name)
-    while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze") and node.input:
+    while node is not None and node.op_type in ("Identity", "Reshape", "Flatten", "Squeeze", "Cast") and node.input:
         node = producers.get(node.input[0])
-    if node is None or node.op_type != "Softmax":
-        return False
-    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
-    return axis in (-1, 1)  # over the classes, not the batch
+    if node is None or node.op_type not in ("Softmax", "Sigmoid"):
+        return True, None
+    if node.op_type == "Softmax" and next((a.i for a in node.attribute if a.name == "axis"), -1) not in (-1, 1):
+        return True, None  # a softmax over something else than the classes
+    return True, node.op_type
 
 
-def _pick(nodes, name: str | None, what: str) -> str:
-    names = [n.name for n in nodes]
-    if name is not None:
-        if name not in names:
-            raise OnnxplainError(f"model has no {what} named {name!r}; its {what}s are {names}")
-        return name
-    if len(names) != 1:
-        raise OnnxplainError(f"model has {len(names)} {what}s {names}; name the one to use with {what}_name=")
-    return names[0]
+def _scores_like(output) -> bool:
+    """Whether a graph output is shaped like class scores: (N, K) or (N, K, 1, 1)."""
+    shape = list(output.shape)
+    return output.type.startswith("tensor(") and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == [1, 1]))
+
+
+def _detect_layout(shape: list) -> str | None:
+    """NCHW or NHWC from an input shape (N, a, b, c), or None when it cannot be told: the channel
+    axis is the one of at most 4, else the odd one out of three fixed sizes, else the only fixed one."""
+    a, b, c = shape[1:4]
+    small = [isinstance(d, int) and 0 < d <= 4 for d in (a, c)]
+    if small[0] != small[1]:
+        return "NCHW" if small[0] else "NHWC"
+    if all(isinstance(d, int) for d in (a, b, c)):
+        if b == c != a:
+            return "NCHW"
+        if a == b != c:
+            return "NHWC"
+    elif isinstance(a, int) != isinstance(c, int):
+        return "NCHW" if isinstance(a, int) else "NHWC"
+    return None
+
+
+def _constant(node, value) -> np.ndarray:
+    """A user's value for an extra graph input, in the input's dtype; an error naming constants=."""
+    dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+             **INPUT_DTYPES}.get(node.type)
+    if dtype is None:
+        raise OnnxplainError(f"model input {node.name!r} has type {node.type}, which constants= cannot feed")
+    array = np.asarray(value)
+    rank = len(node.shape)
+    if array.ndim not in (rank, rank - 1):
+        raise OnnxplainError(f"constants[{node.name!r}] has shape {array.shape}; the input takes {list(node.shape)} "
+                             "(with or without the batch axis)")
+    return np.ascontiguousarray(array.astype(dtype) if array.ndim == rank else array[None].astype(dtype))
+
+
+def _batched(value: np.ndarray, n: int) -> np.ndarray:
+    """A constant's feed for a batch of n: repeated along the batch axis when given for one input."""
+    return np.repeat(value, n, axis=0) if value.shape[0] == 1 and n != 1 else value
+
+
+def _size(size) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise OnnxplainError(f"input_size must be (H, W), got {size!r}") from None
+    if h < 1 or w < 1:
+        raise OnnxplainError(f"input_size must be positive, got {size!r}")
+    return h, w
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

@@ -27,10 +27,24 @@ def colorize(attribution: np.ndarray, signed: bool | None = None) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(t, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
 
 
+def display_rgb(image: np.ndarray) -> np.ndarray:
+    """An H x W x C image (0..255) as H x W x 3 float64 for display: C = 1 as grey, C = 4
+    without its alpha (fourth channel), C = 2 or C > 4 as the channel mean in grey."""
+    image = np.asarray(image, np.float64)
+    if image.ndim == 2:
+        image = image[..., None]
+    channels = image.shape[2]
+    if channels == 3:
+        return image
+    if channels == 4:
+        return image[..., :3]
+    return np.repeat(image.mean(axis=2, keepdims=True), 3, axis=2)
+
+
 def overlay(image: np.ndarray, attribution: np.ndarray, alpha: float = 0.5, signed: bool | None = None) -> np.ndarray:
-    """The image (H x W x 3, 0..255) blended with the coloured map, uint8 RGB, upsampled so the
-    short side is at least DISPLAY_MIN_SIDE pixels."""
-    blend = (1 - alpha) * image.astype(np.float64) + alpha * colorize(attribution, signed).astype(np.float64)
+    """The image (H x W x C, 0..255; see `display_rgb`) blended with the coloured map, uint8 RGB,
+    upsampled so the short side is at least DISPLAY_MIN_SIDE pixels."""
+    blend = (1 - alpha) * display_rgb(image) + alpha * colorize(attribution, signed).astype(np.float64)
     blend = np.clip(blend, 0, 255).astype(np.uint8)
     factor = int(np.ceil(DISPLAY_MIN_SIDE / min(blend.shape[:2])))
     if factor > 1:
@@ -39,7 +53,9 @@ def overlay(image: np.ndarray, attribution: np.ndarray, alpha: float = 0.5, sign
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:
-    """Writes a uint8 RGB array as PNG."""
+    """Writes a uint8 RGB array (or any H x W x C image, shown as `display_rgb` says) as PNG."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        rgb = np.clip(display_rgb(rgb), 0, 255).round().astype(np.uint8)
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"cannot write {path}")
 
