@@ -5,16 +5,16 @@ rather than class A, and how well a map answers that (the mask-swap score).
     result = discriminative_map(model, pair, "d-occlusion")  # an Explanation, map for class B
     swap = mask_swap(model, pair, result[pair.class_b])      # curve, DAC score, best mask/hybrid
 
-Conventions (see docs/CONVENTIONS.md): images are float32 RGB 0..255, H x W x 3 at the model's
-resolution; every model evaluation goes through ``Batches`` (batches built by the
+Conventions (see docs/CONVENTIONS.md): images are float32 0..255, H x W x C (the model's channels)
+at the model's resolution; every model evaluation goes through ``Batches`` (batches built by the
 C++ core) or ``Model.predict``.
 
 Counterfactual sources:
 - given by the user (an image file or array);
-- an image-to-image ONNX generator run on x_r. Contract: one input, NCHW float32 (N, 3, H, W)
-  RGB at the classifier's resolution, in the value range ``generator_range`` ("0..255" default,
+- an image-to-image ONNX generator run on x_r. Contract: one input, NCHW float32 (N, C, H, W)
+  at the classifier's resolution and channels, in the value range ``generator_range`` ("0..255" default,
   "0..1" or "-1..1", the usual CycleGAN range); one output of the same shape and range. An NHWC
-  generator (last dimension 3) is accepted too. The output is clipped to the range.
+  generator (last dimension C) is accepted too. The output is clipped to the range.
 - retrieval: the reference image nearest to x_r (mean squared difference of 32 x 32 area-
   downscaled copies) among those the model classifies as B with p(B) > min_confidence
   (B = any class other than A when not given: each reference's own top-1).
@@ -90,7 +90,7 @@ def __getattr__(name: str):
 # ---- pairs -------------------------------------------------------------------------------
 @dataclass
 class Pair:
-    """A real image x_r (class A) and its counterfactual x_c (class B), both H x W x 3 float32.
+    """A real image x_r (class A) and its counterfactual x_c (class B), both H x W x C float32.
 
     probabilities_real / probabilities_counterfactual: the model's class probabilities.
     source: how x_c was obtained ("given", "generator", "retrieval") with details.
@@ -205,7 +205,8 @@ def run_generator(generator, image: np.ndarray, value_range: str = "0..255") -> 
         if len(inputs) != 1:
             raise OnnxplainError(f"the generator must have one input, it has {[i.name for i in inputs]}")
         shape = list(inputs[0].shape)
-        nhwc = len(shape) == 4 and shape[3] == 3 and shape[1] != 3
+        channels = image.shape[2]
+        nhwc = len(shape) == 4 and shape[3] == channels and shape[1] != channels
         name, out_name = inputs[0].name, outputs[0].name
 
         def run(batch):
@@ -221,7 +222,7 @@ def run_generator(generator, image: np.ndarray, value_range: str = "0..255") -> 
     if y.shape != x.shape:
         raise OnnxplainError(
             f"the generator returned shape {list(y.shape)} for input {list(x.shape)}; it must return an image of "
-            f"the same shape (N, 3, H, W)")
+            f"the same shape (N, C, H, W)")
     if not np.all(np.isfinite(y)):
         raise OnnxplainError("the generator returned NaN or infinite values")
     y = (np.clip(y[0], low, high) - low) / (high - low) * 255.0
@@ -352,7 +353,7 @@ class MaskSwap:
 
     thresholds, sizes (m), deltas, probabilities_b: per threshold; grid, curve: the 101-point
     curve; score: its area; full_delta: p(B|x_c) - p(B|x_r); best: the threshold point nearest
-    (0, 1), with best_mask (closed binary H x W bool), best_hybrid (H x W x 3 float32) and
+    (0, 1), with best_mask (closed binary H x W bool), best_hybrid (H x W x C float32) and
     best_probabilities (all classes).
     """
 
