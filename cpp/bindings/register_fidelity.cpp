@@ -103,25 +103,26 @@ void register_fidelity(py::module_& m) {
     m.def("imputation_system", [](const py::object& mask_obj, const py::object& image_obj) {
         auto mask = checked<float>(mask_obj, "mask", 2);
         auto image = checked<float>(image_obj, "image", 3);
-        const int64_t h = mask.shape(0), w = mask.shape(1);
-        require(image.shape(0) == h && image.shape(1) == w && image.shape(2) == 3,
-                "image must be H x W x 3 matching the mask " + shape_of(mask) + ", got " + shape_of(image));
+        const int64_t h = mask.shape(0), w = mask.shape(1), c = image.shape(2);
+        require(image.shape(0) == h && image.shape(1) == w && c >= 1,
+                "image must be H x W x C (C >= 1) matching the mask " + shape_of(mask) + ", got " + shape_of(image));
         const float* mp = mask.data();
         const float* ip = image.data();
         const int64_t n = removed_count(mp, h * w);
         Array<int64_t> variable({h, w}), rows(9 * n), cols(9 * n);
-        Array<double> values(9 * n), rhs({n, int64_t{3}});
+        Array<double> values(9 * n), rhs({n, c});
         int64_t nnz = 0;
         {
             py::gil_scoped_release release;
-            nnz = imputation_system(mp, ip, h, w, variable.mutable_data(), rows.mutable_data(), cols.mutable_data(),
+            nnz = imputation_system(mp, ip, h, w, c, variable.mutable_data(), rows.mutable_data(), cols.mutable_data(),
                                     values.mutable_data(), rhs.mutable_data());
         }
         return py::make_tuple(variable, rows[py::slice(0, nnz, 1)], cols[py::slice(0, nnz, 1)],
                               values[py::slice(0, nnz, 1)], rhs);
     }, py::arg("mask"), py::arg("image"),
        "ROAD's imputation system for the pixels with mask < 0.5: (variable (H, W) int64, -1 where kept; "
-       "rows, cols int64 and values float64 triplets of the (n, n) matrix; rhs (n, 3) float64).");
+       "rows, cols int64 and values float64 triplets of the (n, n) matrix; rhs (n, C) float64, one column per "
+       "channel of the image (H, W, C)).");
 
 }
 

@@ -43,13 +43,17 @@ void register_sampling(py::module_& m) {
             auto window_mean = checked<float>(window_mean_obj, "window_mean", 1);
             auto regress = checked<float>(regress_obj, "regress", 3);
             auto chol = checked<float>(chol_obj, "chol", 3);
-            const int64_t h = image.shape(0), w = image.shape(1), n = ys.shape(0);
-            require(image.shape(2) == 3, "image must be H x W x 3, got " + shape_of(image));
+            const int64_t h = image.shape(0), w = image.shape(1), c = image.shape(2), n = ys.shape(0);
+            require(c >= 1, "image must be H x W x C with C >= 1 channels, got " + shape_of(image));
             check_positions(ys, xs, streams, h, w, patch);
             require(frame >= 0, "frame must be >= 0");
-            const int64_t p = 3 * patch * patch, d = 3 * (patch + 2 * frame) * (patch + 2 * frame);
-            require(patch_mean.shape(0) == p, "patch_mean must have 3 K^2 = " + std::to_string(p) + " entries");
-            require(window_mean.shape(0) == d, "window_mean must have 3 (K + 2F)^2 = " + std::to_string(d) + " entries");
+            const int64_t p = c * patch * patch, d = c * (patch + 2 * frame) * (patch + 2 * frame);
+            const std::string cs = std::to_string(c);
+            require(patch_mean.shape(0) == p, "patch_mean must have C K^2 = " + cs + " x " + std::to_string(patch) + "^2 = " +
+                                                  std::to_string(p) + " entries, got " + shape_of(patch_mean));
+            require(window_mean.shape(0) == d, "window_mean must have C (K + 2F)^2 = " + cs + " x " +
+                                                   std::to_string(patch + 2 * frame) + "^2 = " + std::to_string(d) +
+                                                   " entries, got " + shape_of(window_mean));
             require(regress.shape(1) == d && regress.shape(2) == p,
                     "regress must be configs x " + std::to_string(d) + " x " + std::to_string(p) + ", got " + shape_of(regress));
             require(chol.shape(0) == regress.shape(0) && chol.shape(1) == p && chol.shape(2) == p,
@@ -57,11 +61,11 @@ void register_sampling(py::module_& m) {
             require(configs.shape(0) == n, "configs must have one entry per patch");
             for (py::ssize_t b = 0; b < n; ++b)
                 require(configs.data()[b] >= 0 && configs.data()[b] < regress.shape(0), "configs entry out of range");
-            Array<float> out({n, patch, patch, int64_t{3}});
+            Array<float> out({n, patch, patch, c});
             float* op = out.mutable_data();
             {
                 py::gil_scoped_release release;
-                gaussian_patch_samples(image.data(), h, w, patch, frame, ys.data(), xs.data(), configs.data(),
+                gaussian_patch_samples(image.data(), h, w, c, patch, frame, ys.data(), xs.data(), configs.data(),
                                        streams.data(), n, seed, patch_mean.data(), window_mean.data(), regress.data(),
                                        chol.data(), reference_spread, op, threads);
             }
@@ -69,9 +73,10 @@ void register_sampling(py::module_& m) {
         }, py::arg("image"), py::arg("ys"), py::arg("xs"), py::arg("configs"), py::arg("streams"), py::arg("seed"),
            py::arg("patch"), py::arg("frame"), py::arg("patch_mean"), py::arg("window_mean"), py::arg("regress"),
            py::arg("chol"), py::arg("reference_spread") = 0.0f, py::arg("threads") = 0,
-           "Conditional-Gaussian patch samples (count, K, K, 3) float32: clip(patch_mean + A_c (window - "
-           "window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), chol = L^T "
-           "(configs, P, P), s the frame's local contrast relative to reference_spread (1 when <= 0); see sampling.hpp.");
+           "Conditional-Gaussian patch samples (count, K, K, C) float32 of an image (H, W, C): clip(patch_mean + "
+           "A_c (window - window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), "
+           "chol = L^T (configs, P, P), D = C (K + 2F)^2, P = C K^2, s the frame's local contrast relative to "
+           "reference_spread (1 when <= 0); see sampling.hpp.");
 
         m.def("gaussian_conditionals", [](const py::object& cov_obj, const py::object& patch_index_obj,
                                           const py::object& observed_obj, int threads) {
@@ -114,39 +119,41 @@ void register_sampling(py::module_& m) {
             auto ys = checked<int64_t>(ys_obj, "ys", 1);
             auto xs = checked<int64_t>(xs_obj, "xs", 1);
             auto streams = checked<uint64_t>(streams_obj, "streams", 1);
-            const int64_t r = bank.shape(0), h = bank.shape(1), w = bank.shape(2), n = ys.shape(0);
-            require(r >= 1 && bank.shape(3) == 3, "bank must be R x H x W x 3 with R >= 1, got " + shape_of(bank));
+            const int64_t r = bank.shape(0), h = bank.shape(1), w = bank.shape(2), c = bank.shape(3), n = ys.shape(0);
+            require(r >= 1 && c >= 1, "bank must be R x H x W x C with R >= 1 images and C >= 1 channels, got " +
+                                          shape_of(bank));
             require(sigma >= 0.0f, "sigma must be >= 0");
             check_positions(ys, xs, streams, h, w, patch);
-            Array<float> out({n, patch, patch, int64_t{3}});
+            Array<float> out({n, patch, patch, c});
             float* op = out.mutable_data();
             {
                 py::gil_scoped_release release;
-                bank_patch_samples(bank.data(), r, h, w, patch, ys.data(), xs.data(), streams.data(), n, seed, sigma,
+                bank_patch_samples(bank.data(), r, h, w, c, patch, ys.data(), xs.data(), streams.data(), n, seed, sigma,
                                    op, threads);
             }
             return out;
         }, py::arg("bank"), py::arg("ys"), py::arg("xs"), py::arg("streams"), py::arg("seed"), py::arg("patch"),
            py::arg("sigma") = 0.0f, py::arg("threads") = 0,
-           "Patches (count, K, K, 3) float32 copied from a random bank image (R, H, W, 3) at their own position, "
+           "Patches (count, K, K, C) float32 copied from a random bank image (R, H, W, C) at their own position, "
            "plus N(0, sigma^2) noise, clipped to 0..255.");
 
         m.def("noisy_patches", [](const py::object& patches_obj, const py::object& streams_obj, uint64_t seed,
                                   float sigma, int threads) {
             auto patches = checked<float>(patches_obj, "patches", 4);
             auto streams = checked<uint64_t>(streams_obj, "streams", 1);
-            require(patches.shape(1) == patches.shape(2) && patches.shape(3) == 3,
-                    "patches must be count x K x K x 3, got " + shape_of(patches));
+            require(patches.shape(1) == patches.shape(2) && patches.shape(1) >= 1 && patches.shape(3) >= 1,
+                    "patches must be count x K x K x C with K, C >= 1, got " + shape_of(patches));
             require(streams.shape(0) == patches.shape(0), "streams must have one entry per patch");
             require(sigma >= 0.0f, "sigma must be >= 0");
             require(patches.writeable(), "patches must be writeable");
             float* pp = patches.mutable_data();
             {
                 py::gil_scoped_release release;
-                noisy_patches(pp, patches.shape(1), streams.data(), patches.shape(0), seed, sigma, threads);
+                noisy_patches(pp, patches.shape(1), patches.shape(3), streams.data(), patches.shape(0), seed, sigma,
+                              threads);
             }
         }, py::arg("patches"), py::arg("streams"), py::arg("seed"), py::arg("sigma"), py::arg("threads") = 0,
-           "Adds N(0, sigma^2) noise to patches (count, K, K, 3) float32 in place, clipped to 0..255.");
+           "Adds N(0, sigma^2) noise to patches (count, K, K, C) float32 in place, clipped to 0..255.");
 
         m.def("categorical_patches", [](const py::object& probabilities_obj, const py::object& rows_obj,
                                         const py::object& streams_obj, uint64_t seed, int threads) {

@@ -88,7 +88,7 @@ int64_t removed_count(const float* mask, int64_t pixels) {
 }
 
 int64_t imputation_system(const float* mask, const float* image, int64_t height, int64_t width,
-                          int64_t* variable, int64_t* rows, int64_t* cols, double* values, double* rhs) {
+                          int64_t channels, int64_t* variable, int64_t* rows, int64_t* cols, double* values, double* rhs) {
     constexpr int offsets[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
     constexpr double direct = 1.0 / 6.0, diagonal = 1.0 / 12.0;
     const int64_t pixels = height * width;
@@ -100,8 +100,8 @@ int64_t imputation_system(const float* mask, const float* image, int64_t height,
         if (k < 0) continue;
         const int64_t y = p / width, x = p % width;
         double present = 0.0;
-        double* b = rhs + 3 * k;
-        b[0] = b[1] = b[2] = 0.0;
+        double* b = rhs + channels * k;
+        std::fill(b, b + channels, 0.0);
         for (const auto& o : offsets) {
             const int64_t ny = y + o[0], nx = x + o[1];
             if (ny < 0 || ny >= height || nx < 0 || nx >= width) continue;
@@ -113,7 +113,7 @@ int64_t imputation_system(const float* mask, const float* image, int64_t height,
                 cols[nnz] = variable[q];
                 values[nnz++] = w;
             } else {
-                for (int c = 0; c < 3; ++c) b[c] -= w * static_cast<double>(image[3 * q + c]);
+                for (int64_t c = 0; c < channels; ++c) b[c] -= w * static_cast<double>(image[channels * q + c]);
             }
         }
         rows[nnz] = k;

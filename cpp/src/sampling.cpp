@@ -25,22 +25,24 @@ inline float clip255(float v) { return std::min(255.0f, std::max(0.0f, v)); }
 
 }  // namespace
 
-void gaussian_patch_samples(const float* image, int64_t height, int64_t width, int64_t patch,
-                            int64_t frame, const int64_t* ys, const int64_t* xs,
+void gaussian_patch_samples(const float* image, int64_t height, int64_t width, int64_t channels,
+                            int64_t patch, int64_t frame, const int64_t* ys, const int64_t* xs,
                             const int64_t* configs, const uint64_t* streams, int64_t count,
                             uint64_t seed, const float* patch_mean, const float* window_mean,
                             const float* regress, const float* chol, float reference_spread,
                             float* out, int threads) {
-    const int64_t side = patch + 2 * frame, dims = 3 * side * side, p = 3 * patch * patch;
+    const int64_t side = patch + 2 * frame, dims = channels * side * side, p = channels * patch * patch;
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         std::vector<float> centred(static_cast<size_t>(dims)), mean(static_cast<size_t>(p)),
             noise(static_cast<size_t>(p)), z(static_cast<size_t>(p));
+        std::vector<double> sum(static_cast<size_t>(channels)), sum2(static_cast<size_t>(channels));
         double scale = 1.0;
         for (int64_t b = begin; b < end; ++b) {
             const bool same = b > begin && ys[b] == ys[b - 1] && xs[b] == xs[b - 1] && configs[b] == configs[b - 1];
             if (!same) {  // conditional mean and noise scale of this position
                 const int64_t y0 = ys[b] - frame, x0 = xs[b] - frame;
-                double sum[3] = {0, 0, 0}, sum2[3] = {0, 0, 0};
+                std::fill(sum.begin(), sum.end(), 0.0);
+                std::fill(sum2.begin(), sum2.end(), 0.0);
                 int64_t seen = 0;
                 for (int64_t wy = 0; wy < side; ++wy)
                     for (int64_t wx = 0; wx < side; ++wx) {
@@ -48,22 +50,22 @@ void gaussian_patch_samples(const float* image, int64_t height, int64_t width, i
                         const bool inside = y >= 0 && y < height && x >= 0 && x < width;
                         const bool in_patch = wy >= frame && wy < frame + patch && wx >= frame && wx < frame + patch;
                         if (inside && !in_patch) ++seen;
-                        for (int64_t c = 0; c < 3; ++c) {
-                            const int64_t d = (wy * side + wx) * 3 + c;
-                            const float v = inside ? image[(y * width + x) * 3 + c] : 0.0f;
+                        for (int64_t c = 0; c < channels; ++c) {
+                            const int64_t d = (wy * side + wx) * channels + c;
+                            const float v = inside ? image[(y * width + x) * channels + c] : 0.0f;
                             centred[static_cast<size_t>(d)] = inside ? v - window_mean[d] : 0.0f;
                             if (inside && !in_patch) {
-                                sum[c] += v;
-                                sum2[c] += static_cast<double>(v) * v;
+                                sum[static_cast<size_t>(c)] += v;
+                                sum2[static_cast<size_t>(c)] += static_cast<double>(v) * v;
                             }
                         }
                     }
                 scale = 1.0;
                 if (reference_spread > 0.0f && seen > 0) {
                     double spread = 0.0;
-                    for (int c = 0; c < 3; ++c) {
+                    for (size_t c = 0; c < sum.size(); ++c) {
                         const double m = sum[c] / static_cast<double>(seen);
-                        spread += std::max(0.0, sum2[c] / static_cast<double>(seen) - m * m) / 3.0;
+                        spread += std::max(0.0, sum2[c] / static_cast<double>(seen) - m * m) / static_cast<double>(channels);
                     }
                     scale = std::sqrt(spread / reference_spread);
                 }
@@ -196,26 +198,26 @@ bool gaussian_conditionals(const double* cov, int64_t dims, const int64_t* patch
 }
 
 void bank_patch_samples(const float* bank, int64_t images, int64_t height, int64_t width,
-                        int64_t patch, const int64_t* ys, const int64_t* xs,
+                        int64_t channels, int64_t patch, const int64_t* ys, const int64_t* xs,
                         const uint64_t* streams, int64_t count, uint64_t seed, float sigma,
                         float* out, int threads) {
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
             int64_t r = static_cast<int64_t>(uniform01(seed, streams[b], 0) * static_cast<float>(images));
             r = std::min(r, images - 1);
-            const float* src = bank + r * height * width * 3;
-            float* o = out + b * patch * patch * 3;
+            const float* src = bank + r * height * width * channels;
+            float* o = out + b * patch * patch * channels;
             for (int64_t y = 0; y < patch; ++y)
-                std::memcpy(o + y * patch * 3, src + ((ys[b] + y) * width + xs[b]) * 3,
-                            static_cast<size_t>(patch * 3) * sizeof(float));
+                std::memcpy(o + y * patch * channels, src + ((ys[b] + y) * width + xs[b]) * channels,
+                            static_cast<size_t>(patch * channels) * sizeof(float));
         }
     });
-    if (sigma > 0.0f) noisy_patches(out, patch, streams, count, seed, sigma, threads);
+    if (sigma > 0.0f) noisy_patches(out, patch, channels, streams, count, seed, sigma, threads);
 }
 
-void noisy_patches(float* patches, int64_t patch, const uint64_t* streams, int64_t count,
-                   uint64_t seed, float sigma, int threads) {
-    const int64_t p = 3 * patch * patch;
+void noisy_patches(float* patches, int64_t patch, int64_t channels, const uint64_t* streams,
+                   int64_t count, uint64_t seed, float sigma, int threads) {
+    const int64_t p = channels * patch * patch;
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         for (int64_t b = begin; b < end; ++b) {
             float* o = patches + b * p;

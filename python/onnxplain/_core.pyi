@@ -82,7 +82,7 @@ def accumulate(scores: numpy.ndarray, masks: numpy.ndarray, sums: numpy.ndarray,
     """
 def bank_patch_samples(bank: numpy.ndarray, ys: numpy.ndarray, xs: numpy.ndarray, streams: numpy.ndarray, seed: int, patch: int, sigma: float = 0.0, threads: int = 0) -> numpy.typing.NDArray[numpy.float32]:
     """
-    Patches (count, K, K, 3) float32 copied from a random bank image (R, H, W, 3) at their own position, plus N(0, sigma^2) noise, clipped to 0..255.
+    Patches (count, K, K, C) float32 copied from a random bank image (R, H, W, C) at their own position, plus N(0, sigma^2) noise, clipped to 0..255.
     """
 def bernoulli_keep(seed: int, first: int, count: int, features: int, p_keep: float, threads: int = 0) -> numpy.typing.NDArray[numpy.float32]:
     """
@@ -168,15 +168,15 @@ def gaussian_conditionals(cov: numpy.ndarray, patch_index: numpy.ndarray, observ
     """
 def gaussian_patch_samples(image: numpy.ndarray, ys: numpy.ndarray, xs: numpy.ndarray, configs: numpy.ndarray, streams: numpy.ndarray, seed: int, patch: int, frame: int, patch_mean: numpy.ndarray, window_mean: numpy.ndarray, regress: numpy.ndarray, chol: numpy.ndarray, reference_spread: float = 0.0, threads: int = 0) -> numpy.typing.NDArray[numpy.float32]:
     """
-    Conditional-Gaussian patch samples (count, K, K, 3) float32: clip(patch_mean + A_c (window - window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), chol = L^T (configs, P, P), s the frame's local contrast relative to reference_spread (1 when <= 0); see sampling.hpp.
+    Conditional-Gaussian patch samples (count, K, K, C) float32 of an image (H, W, C): clip(patch_mean + A_c (window - window_mean) + s L_c z, 0, 255), c = configs[b], regress = A^T per config (configs, D, P), chol = L^T (configs, P, P), D = C (K + 2F)^2, P = C K^2, s the frame's local contrast relative to reference_spread (1 when <= 0); see sampling.hpp.
     """
 def imputation_system(mask: numpy.ndarray, image: numpy.ndarray) -> tuple[numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
-    ROAD's imputation system for the pixels with mask < 0.5: (variable (H, W) int64, -1 where kept; rows, cols int64 and values float64 triplets of the (n, n) matrix; rhs (n, 3) float64).
+    ROAD's imputation system for the pixels with mask < 0.5: (variable (H, W) int64, -1 where kept; rows, cols int64 and values float64 triplets of the (n, n) matrix; rhs (n, C) float64, one column per channel of the image (H, W, C)).
     """
 def noisy_patches(patches: numpy.ndarray, streams: numpy.ndarray, seed: int, sigma: float, threads: int = 0) -> None:
     """
-    Adds N(0, sigma^2) noise to patches (count, K, K, 3) float32 in place, clipped to 0..255.
+    Adds N(0, sigma^2) noise to patches (count, K, K, C) float32 in place, clipped to 0..255.
     """
 def normal(seed: int, stream: int, index: int) -> float:
     """

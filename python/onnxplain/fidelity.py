@@ -36,7 +36,7 @@ class Curves:
 
     x: fraction of features perturbed (S,); curves: name ("mif"/"lif", "deletion", "insertion")
     -> score per step (S,); agree: name -> whether the top-1 class equals the reference (the
-    clean top-1, or the label) per step (S,) bool. evaluations: model evaluations (images);
+    clean top-1, or the label; multi-label models: whether p(reference) >= 0.5) per step (S,) bool. evaluations: model evaluations (images);
     seconds: wall time.
     """
 
@@ -118,41 +118,50 @@ def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0, features: Featu
 
 def impute(image: np.ndarray, mask: np.ndarray, noise: float = ROAD_NOISE, seed: int = 0,
            stream: int = 0) -> np.ndarray:
-    """ROAD's noisy linear imputation: pixels with mask < 0.5 of an H x W x 3 image (0..255) are
-    replaced by the solution of the sparse system "each equals the weighted mean of its in-image 8
-    neighbours (1/6 direct, 1/12 diagonal)", plus N(0, noise^2) on the [0, 1] scale (the shared
-    generator, perturbation `stream`). Returns float32 H x W x 3, clipped to 0..255."""
+    """ROAD's noisy linear imputation: pixels with mask < 0.5 of an H x W x C image (0..255, any
+    C) are replaced by the solution of the sparse system "each equals the weighted mean of its
+    in-image 8 neighbours (1/6 direct, 1/12 diagonal)", one right-hand side per channel, plus
+    N(0, noise^2) on the [0, 1] scale (the shared generator, perturbation `stream`: draw
+    (k * C + channel) for the k-th removed pixel). Returns float32 H x W x C, clipped to 0..255."""
     from scipy.sparse import csc_matrix
     from scipy.sparse.linalg import spsolve
 
     image = np.ascontiguousarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[:, :, None]
     mask = np.ascontiguousarray(mask, np.float32)
     variable, rows, cols, values, rhs = _core.imputation_system(mask, image)
-    n = rhs.shape[0]
+    n, c = rhs.shape
     out = image.copy()
     if n == 0:
         return out
     if n == mask.size:
         raise OnnxplainError("noisy linear imputation needs at least one kept pixel; use fractions below 1")
-    solution = spsolve(csc_matrix((values, (rows, cols)), shape=(n, n)), rhs).reshape(n, 3)
+    solution = spsolve(csc_matrix((values, (rows, cols)), shape=(n, n)), rhs).reshape(n, c)
     if noise:
-        solution = solution + 255.0 * noise * _core.gaussian(seed, stream, 3 * n).reshape(n, 3)
+        solution = solution + 255.0 * noise * _core.gaussian(seed, stream, c * n).reshape(n, c)
     out[variable >= 0] = np.clip(solution, 0, 255)
     return out
 
 
 def perturbation_image(image: np.ndarray, perturbation: str, model: Model, seed: int = 0,
                        noise_sigma: float = NOISE_SIGMA) -> np.ndarray:
-    """The H x W x 3 replacement values for "mean" (maps to 0 after preprocessing), "blur"
-    (Gaussian, kernel 11, sigma 5) or "noise" (mean colour + N(0, noise_sigma^2) on [0, 1],
-    clipped)."""
+    """The H x W x C replacement values (any C) for "mean" (maps to 0 after preprocessing),
+    "blur" (Gaussian, kernel 11, sigma 5, each channel alike) or "noise" (the mean value of each
+    channel + N(0, noise_sigma^2) on [0, 1], clipped; draw (pixel * C + channel))."""
     if perturbation == "mean":
         return model.masker.replacement(image, "mean")
     if perturbation == "blur":
-        return np.ascontiguousarray(cv2.GaussianBlur(image, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA), np.float32)
+        if image.shape[2] <= 4:  # OpenCV's multi-channel blur (grey comes back H x W)
+            blurred = cv2.GaussianBlur(image, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
+        else:
+            blurred = np.stack([cv2.GaussianBlur(np.ascontiguousarray(image[:, :, c]), (BLUR_KERNEL, BLUR_KERNEL),
+                                                 BLUR_SIGMA) for c in range(image.shape[2])], axis=2)
+        return np.ascontiguousarray(blurred, np.float32).reshape(image.shape)
     if perturbation == "noise":
         z = _core.gaussian(seed, _core.NOISE_STREAM, image.size).reshape(image.shape)
-        return np.clip(model.preprocess.neutral + 255.0 * noise_sigma * z, 0, 255).astype(np.float32)
+        neutral = np.asarray(model.preprocess.neutral, np.float32).reshape(-1)  # C values (or one for all)
+        return np.clip(neutral + 255.0 * noise_sigma * z, 0, 255).astype(np.float32)
     raise OnnxplainError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
 
 
@@ -288,7 +297,9 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
     baseline = None if perturbation == "road" else perturbation_image(image, perturbation, model, seed, noise_sigma)
     prepared = None if baseline is None else model.preprocessor.prepare(image, baseline)
     values = np.empty(steps * len(names))
-    tops = np.empty(steps * len(names), np.int64)
+    agrees = np.empty(steps * len(names), bool)
+    multilabel = model.output_kind == "sigmoid"  # agreement: the reference class still present
+    present = 0.5 if kind == "probabilities" else 0.0  # p >= 0.5, or its logit >= 0
 
     def fill(first: int, count: int, out: np.ndarray) -> int:
         i = first
@@ -308,7 +319,8 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
 
     def consume(first: int, scores: np.ndarray) -> None:
         values[first:first + len(scores)] = scores[:, target]
-        tops[first:first + len(scores)] = np.argmax(scores, axis=1)
+        agrees[first:first + len(scores)] = (scores[:, reference] >= present if multilabel
+                                             else np.argmax(scores, axis=1) == reference)
 
     model.evaluate_batches(steps * len(names), fill, consume, kind, metric)
     if score == "ratio":
@@ -316,7 +328,7 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
             raise OnnxplainError(f"p(class {target} | clean image) is 0; use score='probability' or 'logit'")
         values /= clean
     curves = {name: values[k * steps:(k + 1) * steps].copy() for k, name in enumerate(names)}
-    agree = {name: tops[k * steps:(k + 1) * steps] == reference for k, name in enumerate(names)}
+    agree = {name: agrees[k * steps:(k + 1) * steps] for k, name in enumerate(names)}
     x = fractions if metric in ("mif-lif", "road") else removed / n_features
     return Curves(metric=metric, target=target, x=np.asarray(x, np.float64), curves=curves, agree=agree,
                   params=params, evaluations=model.evaluations - evals, seconds=time.perf_counter() - start,

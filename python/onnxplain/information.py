@@ -27,15 +27,17 @@ Modes:
 
 Samplers (sampling runs in the C++ core, ``sampling.hpp``; draws keyed by (seed, stream),
 stream = (y * W + x) * 2^20 + n):
+Images have the model's C channels (H x W x C, 0..255: 1 grey, 3 RGB, any C); patches are
+K x K x C.
 - ``gaussian`` (default): a conditional multivariate Gaussian of the patch given the frame of F
   pixels around it, fitted on (K + 2F)^2 windows of the reference images (the image itself when
-  none are given), jointly over channels or per channel, with shrinkage towards a scaled
-  identity. Border patches condition on the part of the frame inside the image only (the
+  none are given; D = C (K + 2F)^2 values per window), jointly over channels or per channel, with
+  shrinkage towards a scaled identity. Border patches condition on the part of the frame inside the image only (the
   Gaussian marginal over the absent entries, never padding). The regression matrix and the
   Cholesky factor of the conditional covariance are computed once per frame configuration.
 - ``marginal``: the patch of a reference image at the same location (needs references).
 - ``inpaint``: OpenCV inpainting (Telea) of the patch from a window of 3K x 3K around it, plus
-  optional Gaussian noise.
+  optional Gaussian noise (OpenCV inpaints 1- or 3-channel images only).
 - ``constant`` (the "mean" baseline or a pixel value) and ``blur`` (a Gaussian-blurred copy of
   the image): deterministic, for comparison with occlusion.
 - ``OnnxSampler(model)``: a learned sampler as an ONNX model (contract in its doc), e.g. a network
@@ -67,23 +69,24 @@ REFINE_FLOOR = 1e-3  # budgeted mode: new positions below this priority are inte
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
 
 
-def _load_references(references, size: tuple[int, int]) -> list[np.ndarray]:
-    """Reference images (paths, a directory, arrays) as float32 H x W x 3 at the model size."""
+def _load_references(references, size: tuple[int, int], channels: int = 3) -> list[np.ndarray]:
+    """Reference images (paths, a directory, arrays) as float32 H x W x C at the model size, C =
+    `channels` (the model's; converted as `load_image` does)."""
     if references is None:
         return []
     if isinstance(references, (str, Path)) and Path(references).is_dir():
         references = image_files(references)
     elif isinstance(references, (str, Path, np.ndarray)):
         references = [references]
-    return [load_image(r, size) for r in references]
+    return [load_image(r, size, channels) for r in references]
 
 
 # ---- samplers --------------------------------------------------------------------------
 
 class PatchSampler:
-    """Draws replacements of K x K patches. `prepare` binds the sampler to one image; `sample`
-    returns (count, K, K, 3) float32 in 0..255 for patches at (ys, xs) (int64) with draws keyed
-    by (seed, streams) (uint64)."""
+    """Draws replacements of K x K patches. `prepare` binds the sampler to one image (H x W x C,
+    the model's C channels); `sample` returns (count, K, K, C) float32 in 0..255 for patches at
+    (ys, xs) (int64) with draws keyed by (seed, streams) (uint64)."""
 
     name = ""
 
@@ -101,13 +104,14 @@ class GaussianSampler(PatchSampler):
     """Conditional Gaussian of the patch given a frame of `frame` pixels (see the module doc).
 
     references: images (or a directory) to fit on; None fits on the explained image.
-    per_channel: fit the three channels independently (block-diagonal covariance) instead of
+    per_channel: fit the C channels independently (block-diagonal covariance) instead of
     jointly. shrinkage: weight of the identity (scaled to the mean variance) in the covariance.
     local_scale: scale the conditional noise by the frame's local contrast relative to the fitted
     windows' average (a Gaussian scale mixture, so flat context gives quiet samples; the plain
     homoscedastic Gaussian pastes texture-level noise into flat regions); needs frame >= 1.
     max_windows: windows used for the fit (taken on a regular stride), at most MAX_FIT_VALUES
-    values in all (10^7: 23,000 windows at K = 8, F = 2; 8,300 at K = 16).
+    values in all (10^7: 23,000 windows at K = 8, F = 2 for RGB; 8,300 at K = 16). The window has
+    D = C (K + 2F)^2 values, so the tables grow as C^2.
     """
 
     name = "gaussian"
@@ -127,27 +131,34 @@ class GaussianSampler(PatchSampler):
         self.cov: np.ndarray | None = None   # fitted window covariance (D, D), float64
 
     @classmethod
-    def from_moments(cls, patch: int, frame: int, mean: np.ndarray, cov: np.ndarray) -> GaussianSampler:
-        """A sampler with a given window mean (D,) and covariance (D x D), D = 3 (K + 2F)^2 in the
-        window's row-major, channel-last order; nothing is fitted."""
+    def from_moments(cls, patch: int, frame: int, mean: np.ndarray, cov: np.ndarray,
+                     channels: int = 3) -> GaussianSampler:
+        """A sampler with a given window mean (D,) and covariance (D x D), D = C (K + 2F)^2 in the
+        window's row-major, channel-last order, C = `channels` (the model's); nothing is fitted."""
         sampler = cls(frame=frame, shrinkage=0.0, local_scale=False)
-        d = 3 * (patch + 2 * frame) ** 2
+        channels = positive_int("channels", channels)
+        d = channels * (patch + 2 * frame) ** 2
         mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
         if mean.shape != (d,) or cov.shape != (d, d):
-            raise OnnxplainError(f"mean and cov must be ({d},) and ({d}, {d}) for patch {patch}, frame {frame}")
+            raise OnnxplainError(f"mean and cov must be ({d},) and ({d}, {d}) for patch {patch}, frame {frame}, "
+                                 f"{channels} channel{'s' * (channels != 1)}; got {mean.shape} and {cov.shape}")
         sampler.mean, sampler.cov, sampler._fixed_patch = mean, cov, patch
         return sampler
 
     def fit(self, images: Sequence[np.ndarray], patch: int) -> None:
-        """Window mean and shrunk covariance from all (K + 2F)^2 windows of `images` (on a stride
-        that keeps at most max_windows of them)."""
+        """Window mean and shrunk covariance from all (K + 2F)^2 windows of `images` (H x W x C, one
+        C for all; on a stride that keeps at most max_windows of them)."""
         side = patch + 2 * self.frame
+        channels = {im.shape[2] for im in images}
+        if len(channels) != 1:
+            raise OnnxplainError(f"the Gaussian sampler's images must share one channel count, got {sorted(channels)}")
+        c = channels.pop()
         counts = [(im.shape[0] - side + 1) * (im.shape[1] - side + 1) for im in images]
         if min(counts) < 1:
             raise OnnxplainError(f"reference images must be at least {side} x {side} for patch {patch}, frame {self.frame}")
-        limit = min(self.max_windows, max(2, MAX_FIT_VALUES // (3 * side * side)))
+        limit = min(self.max_windows, max(2, MAX_FIT_VALUES // (c * side * side)))
         step = max(1, int(np.ceil(np.sqrt(sum(counts) / limit))))
-        rows = [np.lib.stride_tricks.sliding_window_view(im, (side, side, 3))[::step, ::step].reshape(-1, 3 * side * side)
+        rows = [np.lib.stride_tricks.sliding_window_view(im, (side, side, c))[::step, ::step].reshape(-1, c * side * side)
                 for im in images]
         data = np.concatenate(rows).astype(np.float64)
         if data.shape[0] < 2:
@@ -156,11 +167,11 @@ class GaussianSampler(PatchSampler):
         if self.local_scale:
             ring = np.ones((side, side), bool)
             ring[self.frame:self.frame + patch, self.frame:self.frame + patch] = False
-            frames = data.reshape(-1, side, side, 3)[:, ring]  # (windows, frame pixels, 3)
+            frames = data.reshape(-1, side, side, c)[:, ring]  # (windows, frame pixels, C)
             self.spread = float(frames.var(axis=1).mean())
         cov = np.cov(data, rowvar=False)
         if self.per_channel:
-            channel = np.arange(cov.shape[0]) % 3
+            channel = np.arange(cov.shape[0]) % c
             cov = np.where(channel[:, None] == channel[None, :], cov, 0.0)
         self.cov = cov
 
@@ -170,13 +181,16 @@ class GaussianSampler(PatchSampler):
             if self._fixed_patch != patch:
                 raise OnnxplainError(f"this Gaussian sampler was built for patch {self._fixed_patch}, not {patch}")
         else:
-            refs = _load_references(self.references, model.input_size) or [image]
+            refs = _load_references(self.references, model.input_size, image.shape[2]) or [image]
             self.fit(refs, patch)
         d = self.cov.shape[0]
+        side = patch + 2 * self.frame
+        if d != image.shape[2] * side * side:
+            raise OnnxplainError(f"this Gaussian sampler's moments are for {d // (side * side)} channels; the image has "
+                                 f"{image.shape[2]}")
         level = np.trace(self.cov) / d
         self._cov = (1 - self.shrinkage) * self.cov + self.shrinkage * level * np.eye(d)
-        side = patch + 2 * self.frame
-        index = np.arange(d).reshape(side, side, 3)
+        index = np.arange(d).reshape(side, side, image.shape[2])
         inner = np.zeros((side, side), bool)
         inner[self.frame:self.frame + patch, self.frame:self.frame + patch] = True
         self._patch_index = index[inner].reshape(-1)
@@ -207,13 +221,13 @@ class GaussianSampler(PatchSampler):
         return (max(0, f - y), max(0, y + k + f - h), max(0, f - x), max(0, x + k + f - w))
 
     def conditional(self, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
-        """The conditional mean (K x K x 3) and covariance (P x P, P = 3 K^2) of the patch at (y, x)
+        """The conditional mean (K x K x C) and covariance (P x P, P = C K^2) of the patch at (y, x)
         given the image's frame pixels inside the image, as the sampler uses them (float64; with
         local_scale the samples' covariance is this one times the frame's contrast ratio)."""
         t = self._tables[self._config(y, x)]
         side, f = self.patch + 2 * self.frame, self.frame
-        window = np.zeros((side, side, 3))
-        h, w = self.image.shape[:2]
+        h, w, c = self.image.shape
+        window = np.zeros((side, side, c))
         y0, x0 = y - f, x - f
         sy, sx = slice(max(0, y0), min(h, y0 + side)), slice(max(0, x0), min(w, x0 + side))
         window[sy.start - y0:sy.stop - y0, sx.start - x0:sx.stop - x0] = self.image[sy, sx]
@@ -221,7 +235,7 @@ class GaussianSampler(PatchSampler):
         regress = self._arrays[0][t].astype(np.float64)  # D x P, zero rows where not observed
         mean = self.mean[self._patch_index] + centred @ regress
         upper = self._arrays[1][t].astype(np.float64)
-        return mean.reshape(self.patch, self.patch, 3), upper.T @ upper
+        return mean.reshape(self.patch, self.patch, c), upper.T @ upper
 
     def sample(self, ys, xs, streams, seed):
         configs = np.array([self._tables[self._config(int(y), int(x))] for y, x in zip(ys, xs)], np.int64)
@@ -245,7 +259,9 @@ class _BankSampler(PatchSampler):
 
     def prepare(self, model, image, patch):
         super().prepare(model, image, patch)
-        self._images = np.ascontiguousarray(self._bank(model, image), np.float32)
+        self._images = np.ascontiguousarray(self._bank(model, image), np.float32)  # (R, H, W, C)
+        if self._images.shape[1:] != image.shape:
+            raise OnnxplainError(f"the {self.name} sampler's images are {self._images.shape[1:]}, the image {image.shape}")
 
     def sample(self, ys, xs, streams, seed):
         return _core.bank_patch_samples(self._images, ys, xs, streams, seed, self.patch, self.noise, self.threads)
@@ -262,7 +278,7 @@ class MarginalSampler(_BankSampler):
         self.references, self.noise = references, float(noise)
 
     def _bank(self, model, image):
-        return np.stack(_load_references(self.references, model.input_size))
+        return np.stack(_load_references(self.references, model.input_size, image.shape[2]))
 
     def describe(self):
         return {"name": self.name, "references": len(self._images) if hasattr(self, "_images") else None,
@@ -285,7 +301,8 @@ class ConstantSampler(_BankSampler):
 
 
 class BlurSampler(_BankSampler):
-    """The patch of a Gaussian-blurred copy of the image (sigma default H / 16)."""
+    """The patch of a Gaussian-blurred copy of the image (sigma default H / 16; each channel
+    blurred alike)."""
 
     name = "blur"
 
@@ -293,7 +310,11 @@ class BlurSampler(_BankSampler):
         self.sigma = sigma
 
     def _bank(self, model, image):
-        return model.masker.replacement(image, "blur", self.sigma)[None]
+        if image.shape[2] <= 4:  # OpenCV's multi-channel blur
+            return model.masker.replacement(image, "blur", self.sigma)[None]
+        sigma = self.sigma or image.shape[0] / 16
+        return np.stack([cv2.GaussianBlur(np.ascontiguousarray(image[:, :, c]), (0, 0), sigmaX=sigma)
+                         for c in range(image.shape[2])], axis=2)[None]
 
     def describe(self):
         return {"name": self.name, "sigma": self.sigma}
@@ -301,7 +322,8 @@ class BlurSampler(_BankSampler):
 
 class InpaintSampler(PatchSampler):
     """OpenCV inpainting (Telea, `radius`) of the patch from the 3K x 3K window around it, plus
-    N(0, noise^2) per pixel and channel."""
+    N(0, noise^2) per pixel and channel. OpenCV inpaints 1- or 3-channel images only; other
+    channel counts are refused (use another sampler)."""
 
     name = "inpaint"
 
@@ -311,6 +333,9 @@ class InpaintSampler(PatchSampler):
         self.radius, self.noise = float(radius), float(noise)
 
     def prepare(self, model, image, patch):
+        if image.shape[2] not in (1, 3):
+            raise OnnxplainError(f"sampler='inpaint' (OpenCV inpainting) needs a 1- or 3-channel image, this one has "
+                                 f"{image.shape[2]} channels; use sampler='gaussian', 'marginal', 'blur' or 'constant'")
         super().prepare(model, image, patch)
         self._cache: dict[tuple[int, int], np.ndarray] = {}
         self._uint8 = np.clip(image, 0, 255).round().astype(np.uint8)
@@ -323,6 +348,7 @@ class InpaintSampler(PatchSampler):
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
             mask[y - y0:y - y0 + k, x - x0:x - x0 + k] = 255
             filled = cv2.inpaint(self._uint8[y0:y1, x0:x1], mask, self.radius, cv2.INPAINT_TELEA)
+            filled = filled.reshape(y1 - y0, x1 - x0, self.image.shape[2])  # grey comes back H x W
             self._cache[(y, x)] = filled[y - y0:y - y0 + k, x - x0:x - x0 + k].astype(np.float32)
         return self._cache[(y, x)]
 
@@ -339,13 +365,14 @@ class InpaintSampler(PatchSampler):
 class OnnxSampler(PatchSampler):
     """A learned sampler given as an ONNX model (path, bytes or session).
 
-    Contract. Input: one float32 tensor (N, 4, 3K, 3K), the 3K x 3K window centred on the patch:
-    channels 0..2 the RGB pixels / 255, channel 3 a mask that is 1 where the value is unknown
-    (the K x K centre, and anything outside the image), where channels 0..2 are 0. Output: one
-    float32 tensor, either (N, 3, K, K) pixel values / 255 (used as they are: the sampler is
-    then deterministic), or (N, 3, K, K, 256) logits of a 256-level distribution per pixel and
-    channel, from which the core draws every value independently (inverse CDF over the shared
-    generator). The network runs once per distinct patch position in a batch.
+    Contract, for an image of C channels (the model's; C = 3 for RGB). Input: one float32 tensor
+    (N, C + 1, 3K, 3K), the 3K x 3K window centred on the patch: channels 0..C-1 the pixels / 255
+    (RGB: channels 0..2 R, G, B), channel C a mask that is 1 where the value is unknown (the K x K
+    centre, and anything outside the image), where channels 0..C-1 are 0. Output: one float32
+    tensor, either (N, C, K, K) pixel values / 255 (used as they are: the sampler is then
+    deterministic), or (N, C, K, K, 256) logits of a 256-level distribution per pixel and channel,
+    from which the core draws every value independently (inverse CDF over the shared generator).
+    The network runs once per distinct patch position in a batch.
     """
 
     name = "onnx"
@@ -358,39 +385,48 @@ class OnnxSampler(PatchSampler):
         if len(inputs) != 1 or len(outputs) != 1:
             raise OnnxplainError(f"an ONNX sampler needs one input and one output, got {len(inputs)} and {len(outputs)}")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        shape = inputs[0].shape
+        self._input_channels = shape[1] if len(shape) == 4 and isinstance(shape[1], int) else None
+
+    def prepare(self, model, image, patch):
+        c = image.shape[2]
+        if self._input_channels is not None and self._input_channels != c + 1:
+            raise OnnxplainError(f"the ONNX sampler takes {self._input_channels} input channels; a {c}-channel image "
+                                 f"needs (N, {c + 1}, 3K, 3K): {c} pixel channel{'s' * (c != 1)} and the mask")
+        super().prepare(model, image, patch)
 
     def _windows(self, positions: list[tuple[int, int]]) -> np.ndarray:
-        h, w = self.image.shape[:2]
+        h, w, c = self.image.shape
         k = self.patch
-        batch = np.zeros((len(positions), 4, 3 * k, 3 * k), np.float32)
-        batch[:, 3] = 1.0
+        batch = np.zeros((len(positions), c + 1, 3 * k, 3 * k), np.float32)
+        batch[:, c] = 1.0
         for i, (y, x) in enumerate(positions):
             y0, x0 = y - k, x - k
             sy, sx = slice(max(0, y0), min(h, y0 + 3 * k)), slice(max(0, x0), min(w, x0 + 3 * k))
             wy, wx = slice(sy.start - y0, sy.stop - y0), slice(sx.start - x0, sx.stop - x0)
-            batch[i, :3, wy, wx] = self.image[sy, sx].transpose(2, 0, 1) / 255.0
-            batch[i, 3, wy, wx] = 0.0
-        batch[:, :3, k:2 * k, k:2 * k] = 0.0
-        batch[:, 3, k:2 * k, k:2 * k] = 1.0
+            batch[i, :c, wy, wx] = self.image[sy, sx].transpose(2, 0, 1) / 255.0
+            batch[i, c, wy, wx] = 0.0
+        batch[:, :c, k:2 * k, k:2 * k] = 0.0
+        batch[:, c, k:2 * k, k:2 * k] = 1.0
         return batch
 
     def sample(self, ys, xs, streams, seed):
-        k = self.patch
+        k, c = self.patch, self.image.shape[2]
         positions = list(dict.fromkeys(zip(ys.tolist(), xs.tolist())))
         out = np.asarray(self.session.run([self.output_name], {self.input_name: self._windows(positions)})[0])
         rows = np.array([positions.index(p) for p in zip(ys.tolist(), xs.tolist())], np.int64)
-        if out.shape == (len(positions), 3, k, k):
+        if out.shape == (len(positions), c, k, k):
             values = np.clip(out.transpose(0, 2, 3, 1) * 255.0, 0, 255).astype(np.float32)
             return np.ascontiguousarray(values[rows])
-        if out.shape == (len(positions), 3, k, k, 256):
-            logits = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), 3 * k * k, 256).astype(np.float64)
+        if out.shape == (len(positions), c, k, k, 256):
+            logits = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), c * k * k, 256).astype(np.float64)
             logits -= logits.max(axis=2, keepdims=True)
             probabilities = np.exp(logits)
             probabilities /= probabilities.sum(axis=2, keepdims=True)
             drawn = _core.categorical_patches(probabilities.astype(np.float32), rows, streams, seed, self.threads)
-            return drawn.reshape(len(ys), k, k, 3)
-        raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, 3, {k}, {k}) or "
-                             f"(N, 3, {k}, {k}, 256) for N = {len(positions)} windows")
+            return drawn.reshape(len(ys), k, k, c)
+        raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, {c}, {k}, {k}) or "
+                             f"(N, {c}, {k}, {k}, 256) for N = {len(positions)} windows of a {c}-channel image")
 
 
 def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
@@ -435,17 +471,23 @@ def perturbation_sums(batches: Batches, prepared: PreparedInput, sampler: PatchS
     batches.stream(len(ys), fill, consume, "probabilities")
 
 
-def scores_of(sums: np.ndarray, counts: np.ndarray, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
+def scores_of(sums: np.ndarray, counts: np.ndarray, clean: np.ndarray, targets: list[int], eps: float = EPS,
+              multilabel: bool = False) -> np.ndarray:
     """Scores from probability sums (count, classes) over counts (count,) samples: (count, 1 + T)
-    float64, column 0 IG, columns 1.. PMI of each target."""
+    float64, column 0 IG, columns 1.. PMI of each target. IG is KL(p(Y|x) || p(Y|x without the
+    patch)); for a multi-label model (independent p_c) it is sum_c KL(Bern(p_c(x)) || Bern(q_c))."""
     p = clean.astype(np.float64)
-    log_ratio = np.log(p + eps)[None, :] - np.log(sums / counts[:, None] + eps)
+    q = sums / counts[:, None]
+    log_ratio = np.log(p + eps)[None, :] - np.log(q + eps)
     ig = log_ratio @ p
+    if multilabel:  # the "absent" outcome of each class: (1 - p_c) ln((1 - p_c) / (1 - q_c))
+        ig += (np.log(1 - p + eps)[None, :] - np.log(1 - q + eps)) @ (1 - p)
     return np.concatenate([ig[:, None], log_ratio[:, targets]], axis=1)
 
 
 def patch_scores(batches: Batches, prepared: PreparedInput, sampler: PatchSampler, ys: np.ndarray, xs: np.ndarray,
-                 samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS) -> np.ndarray:
+                 samples: int, seed: int, clean: np.ndarray, targets: list[int], eps: float = EPS,
+                 multilabel: bool = False) -> np.ndarray:
     """Scores of patches at (ys, xs) (int64, already prepared sampler) with samples 0..samples-1
     each: (count, 1 + T) float64 (see `scores_of`). Streams the count * samples perturbations
     (patch-major) through the model; sample sums run in sample order in float64."""
@@ -453,7 +495,7 @@ def patch_scores(batches: Batches, prepared: PreparedInput, sampler: PatchSample
     ns = np.tile(np.arange(samples, dtype=np.int64), len(ys))
     sums = np.zeros((len(ys), clean.shape[0]))
     perturbation_sums(batches, prepared, sampler, ys[rows], xs[rows], ns, rows, sums, seed)
-    return scores_of(sums, np.full(len(ys), float(samples)), clean, targets, eps)
+    return scores_of(sums, np.full(len(ys), float(samples)), clean, targets, eps, multilabel)
 
 
 class PatchEstimates:
@@ -630,6 +672,7 @@ class _Information(Explainer):
                  noise, seed, eps) -> tuple[np.ndarray, dict, int]:
         """(maps (1 + T, H, W) float32: IG then PMI of each target, params, seed) of one run."""
         image, probabilities, targets = run.image, run.probabilities, run.targets
+        multilabel = self.model.output_kind == "sigmoid"
         h, w = self.model.input_size
         patch = positive_int("patch", patch)
         stride = positive_int("stride", stride)
@@ -662,7 +705,7 @@ class _Information(Explainer):
                 params.update(budget=budget, mode="dense (within budget)")
         if mode == "dense":
             field = patch_scores(run.batches, prepared, chosen, yy.astype(np.int64), xx.astype(np.int64), samples, seed,
-                                 probabilities, targets, eps)
+                                 probabilities, targets, eps, multilabel)
             params.update(samples=samples, patches=int(yy.size))
         else:
             def draw(rows, ns, sums):
@@ -670,7 +713,7 @@ class _Information(Explainer):
                                   ns, rows, sums, seed)
 
             estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
-                                       lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps))
+                                       lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps, multilabel))
             field, record = budgeted_scores(estimates, len(gy), len(gx), budget, budget_samples,
                                             max(samples, budget_samples))
             params.update(budget=budget, samples=budget_samples, max_samples=max(samples, budget_samples), **record)

@@ -46,14 +46,15 @@ void gaussian(uint64_t seed, uint64_t stream, int64_t count, float* out, int thr
 /// Number of removed pixels (mask value < 0.5): the unknowns of `imputation_system`.
 int64_t removed_count(const float* mask, int64_t pixels);
 
-/// ROAD's noisy linear imputation system (Rong et al. 2022) for a height x width x 3 image whose
+/// ROAD's noisy linear imputation system (Rong et al. 2022) for a height x width x C image whose
 /// pixels with mask < 0.5 are removed. Unknown k is the k-th removed pixel in row-major order
 /// (variable[p] = k, -1 for kept pixels). Each unknown's equation says it equals the weighted mean
 /// of its in-image 8 neighbours (weight 1/6 direct, 1/12 diagonal, normalised by the weights
 /// present): sum_j w_j x_j - (sum_j w_j) x_i = 0, known neighbours moved to the right side.
 /// Writes the matrix as triplets (rows, cols, values; at most 9 per unknown, the count returned)
-/// and rhs (unknowns x 3, float64).
+/// and rhs (unknowns x C, float64; one right-hand side per channel, the matrix is shared).
 int64_t imputation_system(const float* mask, const float* image, int64_t height, int64_t width,
-                          int64_t* variable, int64_t* rows, int64_t* cols, double* values, double* rhs);
+                          int64_t channels, int64_t* variable, int64_t* rows, int64_t* cols, double* values,
+                          double* rhs);
 
 }  // namespace onnxplain
