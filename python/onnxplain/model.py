@@ -14,7 +14,10 @@ from .errors import OnnxplainError
 from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
 
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = "auto"  # tuned on a run's first batches; an int fixes it
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_REPEATS times
+TUNING_REPEATS = 2
+BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
 OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                 "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
@@ -71,20 +74,23 @@ class Model:
         input_name: str | None = None,
         output_name: str | None = None,
         constants: dict[str, np.ndarray] | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | str = DEFAULT_BATCH_SIZE,
+        batch_memory: int = BATCH_MEMORY,
         providers: Sequence[str] | None = None,
         threads: int = 0,
         progress: bool | None = None,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise OnnxplainError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise OnnxplainError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise OnnxplainError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
         if layout not in (None, "NCHW", "NHWC"):
             raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
         preprocess = get_preset(preset)
-        self.output_kind = None if output == "auto" else output
-        self.binary: str | None = None  # one output column: "probability" (p of class 1) or "logit"
+        self._output_kind = None if output == "auto" else output
+        self._binary: str | None = None  # one output column: "probability" (p of class 1) or "logit"
+        self._graph_source: Any = None  # the graph, read on first need (importing onnx costs ~70 ms)
+        self._one_column = False  # the output has one column (binary)
         self.threads = threads
         self.progress = progress
         self.evaluations = 0  # images evaluated by the model so far
@@ -120,11 +126,20 @@ class Model:
                     f"model input {self.input_name!r} takes {self.input_dtype} values, so the preprocessing must keep "
                     "whole numbers (scale 1, std 1, integer mean); use preset='raw' (CLI: --preset raw) when the "
                     "graph normalises inside")
-        self.batch_size = self.fixed_batch or batch_size
         self.preprocessor = _core.Preprocessor(
             self.input_size + (self.channels,), self.preprocess.gain, self.preprocess.bias,
             self.preprocess.source_channels, self.layout == "NCHW", threads)
         self.masker = ImageMasker(self)
+        # Batches are built between inferences on a CPU (all cores to each in turn), while the model
+        # runs on an accelerator.
+        self.overlap = self.session is not None and self.session.get_providers()[0] != "CPUExecutionProvider"
+        self.batch_setting = self.fixed_batch or batch_size  # "auto" or an int, as given (records, resume)
+        self.batch_tuning: dict | None = None  # "auto": the timings and the choice, once tuned
+        self._timings: dict[int, list[float]] = {}
+        input_bytes = 2 * 4 * int(np.prod(self.input_shape))  # two float32 buffers per batch slot
+        self._candidates = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
+            if self.batch_setting == "auto" else []
+        self.batch_size: int = self._candidates[-1] if self._candidates else int(self.batch_setting)
 
     # ---- discovery -------------------------------------------------------------------
     def _inspect_input(self, input_name, input_size, layout, channels, constants) -> None:
@@ -165,7 +180,7 @@ class Model:
                 raise OnnxplainError(f"channels={channels} contradicts the model's input shape {shape}")
             self.channels = given
         elif channels is None:
-            raise OnnxplainError(f"model input shape {shape} has a dynamic channel count; pass channels=C")
+            raise OnnxplainError(f"model input shape {shape} has a dynamic channel count; pass channels=C (CLI: --channels C)")
         else:
             self.channels = _positive("channels", channels)
         fixed = [d if isinstance(d, int) and d > 0 else None for d in spatial]
@@ -207,24 +222,49 @@ class Model:
         return output_name
 
     def _inspect_output(self, output_name: str, source: Any) -> None:
-        self._graph_read, activation = _final_activation(source, output_name)
         out = next(o for o in self.session.get_outputs() if o.name == output_name)
         if not _scores_like(out):
             raise OnnxplainError(f"model output {out.name!r} has shape {list(out.shape)}; a classifier must output "
                                  "(N, classes) or (N, classes, 1, 1)")
         classes = out.shape[1]
-        if isinstance(classes, int) and classes == 1:
+        self._one_column = classes == 1
+        if isinstance(classes, int):
+            self.num_classes = 2 if classes == 1 else classes  # one column: two classes [1 - p, p]
+        self._graph_source = source
+
+    def _read_graph(self) -> None:
+        """Reads the graph's final activation once, on first need: a Softmax means probabilities, a
+        Sigmoid a multi-label model (or, with one output column, p of class 1)."""
+        if self._graph_source is None:
+            return
+        self._graph_read, activation = _final_activation(self._graph_source, self.output_name)
+        self._graph_source = None
+        if self._one_column and self._binary is None:
             self._set_binary(activation == "Sigmoid")
-        elif isinstance(classes, int):
-            self.num_classes = classes
-        if self.output_kind is None and self.binary is None:
-            self.output_kind = {"Softmax": "probabilities", "Sigmoid": "sigmoid"}.get(activation)
+        elif self._output_kind is None:
+            self._output_kind = {"Softmax": "probabilities", "Sigmoid": "sigmoid"}.get(activation)
+
+    @property
+    def binary(self) -> str | None:
+        """With one output column: "probability" (p of class 1) or "logit"; else None."""
+        self._read_graph()
+        return self._binary
+
+    @property
+    def output_kind(self) -> str | None:
+        """"logits", "probabilities" or "sigmoid" (multi-label); None until detected."""
+        self._read_graph()
+        return self._output_kind
+
+    @output_kind.setter
+    def output_kind(self, kind: str | None) -> None:
+        self._output_kind = kind
 
     def _set_binary(self, sigmoid_node: bool) -> None:
         """One output column: p of class 1 (a Sigmoid node, output "sigmoid" or "probabilities") or a
         logit; scores become the two classes [1 - p, p]."""
-        self.binary = "probability" if sigmoid_node or self.output_kind in ("sigmoid", "probabilities") else "logit"
-        self.output_kind, self.num_classes = "probabilities", 2
+        self._binary = "probability" if sigmoid_node or self._output_kind in ("sigmoid", "probabilities") else "logit"
+        self._output_kind, self.num_classes = "probabilities", 2
 
     def _run_session(self, batch: np.ndarray) -> np.ndarray:
         if self.input_dtype.kind in "iu":
@@ -246,6 +286,7 @@ class Model:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Class scores (N, classes) float32 for a preprocessed batch (N, *input_shape): the model's
         output, (N, classes, 1, 1) squeezed, one column expanded to the two classes [1 - p, p]."""
+        self._read_graph()
         n = batch.shape[0]
         step = self.fixed_batch or n
         outputs = []
@@ -270,10 +311,10 @@ class Model:
         if not np.all(np.isfinite(scores)):
             raise OnnxplainError("model returned NaN or infinite scores")
         if scores.shape[1] == 1:
-            if self.binary is None:
+            if self._binary is None:
                 self._set_binary(False)
             p = scores[:, 0].astype(np.float64)
-            if self.binary == "logit":
+            if self._binary == "logit":
                 p = 1.0 / (1.0 + np.exp(-p))
             elif p.min() < 0 or p.max() > 1:
                 raise OnnxplainError(f"the model's one output column should be a probability but holds values in "
@@ -343,14 +384,36 @@ class Model:
         with Batches(self, description or "evaluating") as batches:
             batches.stream(total, fill, consume, kind)
 
+    # ---- batch size ----------------------------------------------------------------------
+    def tuning_batch(self) -> int | None:
+        """While batch_size="auto" is being tuned: the size of the next batch to time; else None."""
+        return next((c for c in self._candidates if len(self._timings.get(c, ())) < TUNING_REPEATS), None)
+
+    def record_timing(self, size: int, seconds: float) -> None:
+        """Records the inference time of a tuning batch; after the last one, picks the size with the
+        highest throughput (its best time), which every later batch uses."""
+        self._timings.setdefault(size, []).append(seconds)
+        if self._candidates and self.tuning_batch() is None:
+            rates = {c: c / min(times) for c, times in self._timings.items()}
+            self.batch_size = max(rates, key=rates.__getitem__)
+            self.batch_tuning = {"images_per_second": {str(c): round(r, 1) for c, r in rates.items()},
+                                 "chosen": self.batch_size}
+            self._candidates = []
+
     def describe(self) -> dict:
-        """What was discovered about the model, for result records."""
+        """What was discovered about the model, for result records (the same before and after the
+        batch size is tuned: `batch_record` has that)."""
         return {
             "input_name": self.input_name, "output_name": self.output_name, "layout": self.layout,
-            "input_size": list(self.input_size), "fixed_batch": self.fixed_batch,
-            "num_classes": self.num_classes, "output": self.output_kind,
-            "preprocess": self.preprocess.to_dict(),
+            "input_size": list(self.input_size), "channels": self.channels, "input_dtype": str(self.input_dtype),
+            "fixed_batch": self.fixed_batch, "num_classes": self.num_classes, "output": self.output_kind,
+            "binary": self.binary, "batch_size": self.batch_setting, "preprocess": self.preprocess.to_dict(),
         }
+
+    def batch_record(self) -> dict:
+        """The batch size in use and, under "auto", how it was chosen."""
+        return {"size": self.batch_size, "setting": self.batch_setting, "tuning": self.batch_tuning,
+                "overlap": self.overlap}
 
 
 def _is_session(obj: Any) -> bool:
