@@ -111,6 +111,7 @@ def bench_engine(model, image, cfg, reps):
     }
     prepared = {}
     for name, (call, params) in methods.items():
+        call()  # untimed: tunes batch_size="auto" on the first run
         with Recorder(model) as rec:  # untimed warm-up run that records the exact batches
             call()
         rebuilt, total = rebuild_batches(model, image, name, params)

@@ -180,8 +180,8 @@ def test_adaptive_samples_go_where_the_estimate_moves():
     here every score is 1, the bottom half of an 8 x 8 grid draws +-1 noise, the top half none."""
     noisy = np.arange(64) >= 32
 
-    def draw(rows, ns, sums):
-        sums[rows, 0] += 1.0 + noisy[rows] * np.where(ns % 2 == 0, 1.0, -1.0) * (1 + rows % 3)
+    def draw(patches, ns, sums, rows):
+        np.add.at(sums[:, 0], rows, 1.0 + noisy[patches] * np.where(ns % 2 == 0, 1.0, -1.0) * (1 + patches % 3))
 
     estimates = PatchEstimates(64, 1, draw, lambda sums, counts: sums / counts[:, None])
     field, record = budgeted_scores(estimates, 8, 8, 64 + 120, samples=1, max_samples=4)

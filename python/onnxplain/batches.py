@@ -1,13 +1,16 @@
 """Batches: the stage between the masker and the model.
 
-`Batches` streams model inputs through the model in batches of `model.batch_size`: the next
-batch is filled (in one builder thread; core calls release the GIL) while the model runs the
-current one, in two alternating buffers, so memory is bounded by two batches. One `Batches`
-serves every stream of an explanation (the causal search makes hundreds of small ones): its
-buffers, builder thread and progress bar are made once. A stream of one batch runs inline.
+`Batches` streams model inputs through the model in batches of `model.batch_size`. On a CPU the
+core builds each batch while the model is idle, with every core (building never slows
+inference); with the model on an accelerator the next batch is filled in one builder thread
+(core calls release the GIL) while the model runs the current one, in two alternating buffers.
+Memory is bounded by two batches. One `Batches` serves every stream of an explanation (the
+causal search makes hundreds of small ones): its buffers, builder thread and progress bar are
+made once. With batch_size="auto" the model's first batches time the candidate sizes.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
@@ -62,23 +65,48 @@ class Batches:
         fill(first, count, out) writes inputs first..first+count-1, already preprocessed, into
         out[:count] (out: batch_size x model input shape, float32) and returns a context;
         consume(context, scores) receives each batch in order with its scores (count, classes) of
-        the requested kind ("probabilities", "logits" or "raw").
+        the requested kind ("probabilities", "logits" or "raw"). While batch_size="auto" is being
+        tuned, batches run one at a time at the sizes being timed.
         """
         if total <= 0:
             return
+        self._advance_total(total)
+        first = 0
+        while first < total and (size := self.model.tuning_batch()) is not None:
+            count = min(size, total - first)
+            buffer = self._buffers_for_use()[0]
+            context = fill(first, count, buffer)
+            start = time.perf_counter()
+            scores = self.model.run(buffer[:count])
+            if count == size:
+                self.model.record_timing(size, time.perf_counter() - start)
+            self._consume(consume, context, scores, kind)
+            first += count
+        if first < total:
+            (self._overlapped if self.model.overlap else self._in_turn)(first, total, fill, consume, kind)
+
+    def _in_turn(self, first: int, total: int, fill, consume, kind: str) -> None:
+        """Builds each batch while the model is idle (a CPU model: each has every core in turn)."""
+        buffer = self._buffers_for_use()[0]
+        for start in range(first, total, self.model.batch_size):
+            count = min(self.model.batch_size, total - start)
+            context = fill(start, count, buffer)
+            self._consume(consume, context, self.model.run(buffer[:count]), kind)
+
+    def _overlapped(self, first: int, total: int, fill, consume, kind: str) -> None:
+        """Builds the next batch in the builder thread while the model runs the current one (a model
+        on an accelerator), in two alternating buffers."""
         size = self.model.batch_size
         buffers = self._buffers_for_use()
-        starts = list(range(0, total, size))
-        self._advance_total(total)
+        starts = list(range(first, total, size))
 
         def prepare(index: int) -> tuple[int, Any]:
-            first = starts[index]
-            count = min(size, total - first)
-            return count, fill(first, count, buffers[index % 2])
+            count = min(size, total - starts[index])
+            return count, fill(starts[index], count, buffers[index % 2])
 
         if len(starts) == 1:  # one batch: nothing to overlap, run inline
             count, context = prepare(0)
-            self._consume(consume, context, buffers[0, :count], kind)
+            self._consume(consume, context, self.model.run(buffers[0, :count]), kind)
             return
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxplain-batches")
@@ -88,7 +116,7 @@ class Batches:
                 count, context = pending.result()
                 if index + 1 < len(starts):
                     pending = self._builder.submit(prepare, index + 1)
-                self._consume(consume, context, buffers[index % 2, :count], kind)
+                self._consume(consume, context, self.model.run(buffers[index % 2, :count]), kind)
         except BaseException:
             wait([pending])  # the builder must be done with its buffer before anything reuses it
             raise
@@ -122,10 +150,10 @@ class Batches:
             self._buffers = np.empty(shape, np.float32)
         return self._buffers
 
-    def _consume(self, consume, context, batch: np.ndarray, kind: str) -> None:
-        consume(context, self.model.convert(self.model.run(batch), kind))
+    def _consume(self, consume, context, scores: np.ndarray, kind: str) -> None:
+        consume(context, self.model.convert(scores, kind))
         if self._bar is not None:
-            self._bar.update(len(batch))
+            self._bar.update(len(scores))
 
     def _advance_total(self, total: int) -> None:
         self._streamed += total

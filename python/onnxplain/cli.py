@@ -168,7 +168,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output-name", help="the class-score output, when the model has several")
     group.add_argument("--constant", action="append", metavar="NAME=FILE.npy",
                        help="value of another model input, from a .npy file; repeatable")
-    group.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    group.add_argument("--batch-size", type=_batch_size, default=DEFAULT_BATCH_SIZE,
+                       help="images per model call, or 'auto' (default: timed on the first batches)")
 
 
 def open_model(args: argparse.Namespace, progress: bool) -> Model:
@@ -185,6 +186,15 @@ def open_model(args: argparse.Namespace, progress: bool) -> Model:
     return Model(args.model, preset=args.preset, output=args.output, input_size=args.input_size, layout=args.layout,
                  channels=args.channels, input_name=args.input_name, output_name=args.output_name,
                  constants=constants, batch_size=args.batch_size, progress=progress)
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
 def _pair(text: str) -> tuple[int, int]:

@@ -94,7 +94,7 @@ class Run:
             method=self.method, maps=maps, params=params, seed=seed,
             evaluations=self.evaluations, seconds=time.perf_counter() - self._start,
             top_classes=[(int(c), float(self.probabilities[c])) for c in top], image=self.image,
-            model=self.model.describe(), **extra)
+            model={**self.model.describe(), "batch": self.model.batch_record()}, **extra)
 
 
 class Explainer:

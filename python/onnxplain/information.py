@@ -501,27 +501,50 @@ def patch_scores(batches: Batches, prepared: PreparedInput, sampler: PatchSample
 class PatchEstimates:
     """Running estimates of the scores of every patch of a grid (flat indices), one sample at a
     time: sample n of a patch is always the same draw, and its probabilities are summed in sample
-    order, so a patch with n samples has exactly the dense n-sample estimate.
+    order, so a patch with n samples has exactly the dense n-sample estimate. Probability sums are
+    kept only for the patches evaluated so far (one row each, in order of first evaluation).
 
-    draw(indices, ns, sums): adds the probabilities of sample ns[j] of patch indices[j] to
-    sums[indices[j]]; score(sums, counts) -> (count, C) scores."""
+    draw(patches, ns, sums, rows): adds the probabilities of sample ns[j] of patch patches[j] to
+    sums[rows[j]]; score(sums, counts) -> (count, C) scores."""
 
-    def __init__(self, size: int, classes: int, draw: Callable[[np.ndarray, np.ndarray, np.ndarray], None],
+    def __init__(self, size: int, classes: int, draw: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
                  score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
-        self.sums, self.counts = np.zeros((size, classes)), np.zeros(size, np.int64)
+        self.counts = np.zeros(size, np.int64)
+        self.rows = np.full(size, -1, np.int64)  # patch -> its row of _sums (-1: never evaluated)
+        self._sums = np.zeros((0, classes))
         self.scores: np.ndarray | None = None  # (size, C) once the first patch is scored
         self.change = np.full(size, -1.0)  # normalised change of the estimate at its last sample (-1: unknown)
         self._draw, self._score = draw, score
+
+    @property
+    def sums(self) -> np.ndarray:
+        """Probability sums (size, classes) float64 of every patch (0 where never evaluated)."""
+        full = np.zeros((len(self.counts), self._sums.shape[1]))
+        seen = self.rows >= 0
+        full[seen] = self._sums[self.rows[seen]]
+        return full
+
+    def _rows_of(self, indices: np.ndarray) -> np.ndarray:
+        """The sum rows of patches (distinct), new rows for patches evaluated the first time."""
+        new = indices[self.rows[indices] < 0]
+        used = int((self.rows >= 0).sum())
+        if used + len(new) > len(self._sums):  # grow geometrically
+            grown = np.zeros((max(used + len(new), 2 * len(self._sums)), self._sums.shape[1]))
+            grown[:used] = self._sums[:used]
+            self._sums = grown
+        self.rows[new] = np.arange(used, used + len(new))
+        return self.rows[indices]
 
     def add(self, indices: np.ndarray, samples: int = 1) -> np.ndarray:
         """One more sample (`samples` more) for each of `indices` (distinct); their scores (count, C)."""
         indices = np.asarray(indices, np.int64)
         before = self.scores[indices] if self.scores is not None else None
-        rows = np.repeat(indices, samples)
-        ns = (self.counts[rows] + np.tile(np.arange(samples), len(indices))).astype(np.int64)
-        self._draw(rows, ns, self.sums)
+        rows = self._rows_of(indices)
+        patches = np.repeat(indices, samples)
+        ns = (self.counts[patches] + np.tile(np.arange(samples), len(indices))).astype(np.int64)
+        self._draw(patches, ns, self._sums, np.repeat(rows, samples))
         self.counts[indices] += samples
-        scores = self._score(self.sums[indices], self.counts[indices].astype(np.float64))
+        scores = self._score(self._sums[rows], self.counts[indices].astype(np.float64))
         if self.scores is None:
             self.scores = np.zeros((len(self.counts), scores.shape[1]))
         self.scores[indices] = scores
@@ -708,9 +731,9 @@ class _Information(Explainer):
                                  probabilities, targets, eps, multilabel)
             params.update(samples=samples, patches=int(yy.size))
         else:
-            def draw(rows, ns, sums):
-                perturbation_sums(run.batches, prepared, chosen, yy[rows].astype(np.int64), xx[rows].astype(np.int64),
-                                  ns, rows, sums, seed)
+            def draw(patches, ns, sums, rows):
+                perturbation_sums(run.batches, prepared, chosen, yy[patches].astype(np.int64),
+                                  xx[patches].astype(np.int64), ns, rows, sums, seed)
 
             estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
                                        lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps, multilabel))
