@@ -66,7 +66,7 @@ class Batches:
         out[:count] (out: batch_size x model input shape, float32) and returns a context;
         consume(context, scores) receives each batch in order with its scores (count, classes) of
         the requested kind ("probabilities", "logits" or "raw"). While batch_size="auto" is being
-        tuned, batches run one at a time at the sizes being timed.
+        tuned, batches run one at a time at the sizes being timed (building, inference and consume).
         """
         if total <= 0:
             return
@@ -75,12 +75,10 @@ class Batches:
         while first < total and (size := self.model.tuning_batch()) is not None:
             count = min(size, total - first)
             buffer = self._buffers_for_use()[0]
-            context = fill(first, count, buffer)
-            start = time.perf_counter()
-            scores = self.model.run(buffer[:count])
+            start = time.perf_counter()  # the whole cycle: building, inference, accumulation
+            self._consume(consume, fill(first, count, buffer), self.model.run(buffer[:count]), kind)
             if count == size:
                 self.model.record_timing(size, time.perf_counter() - start)
-            self._consume(consume, context, scores, kind)
             first += count
         if first < total:
             (self._overlapped if self.model.overlap else self._in_turn)(first, total, fill, consume, kind)

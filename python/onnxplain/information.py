@@ -65,6 +65,7 @@ SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
 SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
 MODES = ("budgeted", "dense")
 COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
+FIT_CHUNK_VALUES = 2**20  # Gaussian fit: window values per chunk (8 MiB of float64)
 REFINE_FLOOR = 1e-3  # budgeted mode: new positions below this priority are interpolated at coarse levels
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
 
@@ -158,18 +159,26 @@ class GaussianSampler(PatchSampler):
             raise OnnxplainError(f"reference images must be at least {side} x {side} for patch {patch}, frame {self.frame}")
         limit = min(self.max_windows, max(2, MAX_FIT_VALUES // (c * side * side)))
         step = max(1, int(np.ceil(np.sqrt(sum(counts) / limit))))
-        rows = [np.lib.stride_tricks.sliding_window_view(im, (side, side, c))[::step, ::step].reshape(-1, c * side * side)
-                for im in images]
-        data = np.concatenate(rows).astype(np.float64)
-        if data.shape[0] < 2:
+        d = c * side * side
+        ring = np.ones((side, side), bool)
+        ring[self.frame:self.frame + patch, self.frame:self.frame + patch] = False
+        n, total, outer, spread = 0, np.zeros(d), np.zeros((d, d)), 0.0
+        for im in images:  # streamed in chunks of window rows: memory stays at one chunk
+            view = np.lib.stride_tricks.sliding_window_view(im, (side, side, c))[::step, ::step, 0]
+            rows_per_chunk = max(1, FIT_CHUNK_VALUES // (d * view.shape[1]))
+            for i in range(0, view.shape[0], rows_per_chunk):
+                x = view[i:i + rows_per_chunk].reshape(-1, d).astype(np.float64)
+                n += len(x)
+                total += x.sum(axis=0)
+                outer += x.T @ x
+                if self.local_scale:
+                    spread += float(x.reshape(-1, side, side, c)[:, ring].var(axis=1).sum())
+        if n < 2:
             raise OnnxplainError("too few reference windows to fit the Gaussian sampler")
-        self.mean = data.mean(axis=0)
+        self.mean = total / n
         if self.local_scale:
-            ring = np.ones((side, side), bool)
-            ring[self.frame:self.frame + patch, self.frame:self.frame + patch] = False
-            frames = data.reshape(-1, side, side, c)[:, ring]  # (windows, frame pixels, C)
-            self.spread = float(frames.var(axis=1).mean())
-        cov = np.cov(data, rowvar=False)
+            self.spread = spread / (n * c)  # mean over windows and channels of the frame's variance
+        cov = (outer - n * np.outer(self.mean, self.mean)) / (n - 1)
         if self.per_channel:
             channel = np.arange(cov.shape[0]) % c
             cov = np.where(channel[:, None] == channel[None, :], cov, 0.0)

@@ -390,8 +390,8 @@ class Model:
         return next((c for c in self._candidates if len(self._timings.get(c, ())) < TUNING_REPEATS), None)
 
     def record_timing(self, size: int, seconds: float) -> None:
-        """Records the inference time of a tuning batch; after the last one, picks the size with the
-        highest throughput (its best time), which every later batch uses."""
+        """Records the time of a tuning batch (building, inference and consume); after the last one,
+        picks the size with the highest throughput (its best time), which every later batch uses."""
         self._timings.setdefault(size, []).append(seconds)
         if self._candidates and self.tuning_batch() is None:
             rates = {c: c / min(times) for c, times in self._timings.items()}
