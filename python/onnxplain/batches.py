@@ -41,6 +41,8 @@ class Batches:
         self._builder: ThreadPoolExecutor | None = None
         self._bar: tqdm | None = None
         self._streamed = 0  # perturbations streamed so far
+        self.evaluations = 0  # inputs this pipeline ran through the model (its own: the model may be shared)
+        self.inference_seconds = 0.0  # wall time of those model calls
 
     def __enter__(self) -> Batches:
         return self
@@ -76,7 +78,7 @@ class Batches:
             count = min(size, total - first)
             buffer = self._buffers_for_use()[0]
             start = time.perf_counter()  # the whole cycle: building, inference, accumulation
-            self._consume(consume, fill(first, count, buffer), self.model.run(buffer[:count]), kind)
+            self._consume(consume, fill(first, count, buffer), self._run(buffer[:count]), kind)
             if count == size:
                 self.model.record_timing(size, time.perf_counter() - start)
             first += count
@@ -89,7 +91,7 @@ class Batches:
         for start in range(first, total, self.model.batch_size):
             count = min(self.model.batch_size, total - start)
             context = fill(start, count, buffer)
-            self._consume(consume, context, self.model.run(buffer[:count]), kind)
+            self._consume(consume, context, self._run(buffer[:count]), kind)
 
     def _overlapped(self, first: int, total: int, fill, consume, kind: str) -> None:
         """Builds the next batch in the builder thread while the model runs the current one (a model
@@ -104,7 +106,7 @@ class Batches:
 
         if len(starts) == 1:  # one batch: nothing to overlap, run inline
             count, context = prepare(0)
-            self._consume(consume, context, self.model.run(buffers[0, :count]), kind)
+            self._consume(consume, context, self._run(buffers[0, :count]), kind)
             return
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxplain-batches")
@@ -114,7 +116,7 @@ class Batches:
                 count, context = pending.result()
                 if index + 1 < len(starts):
                     pending = self._builder.submit(prepare, index + 1)
-                self._consume(consume, context, self.model.run(buffers[index % 2, :count]), kind)
+                self._consume(consume, context, self._run(buffers[index % 2, :count]), kind)
         except BaseException:
             wait([pending])  # the builder must be done with its buffer before anything reuses it
             raise
@@ -142,6 +144,14 @@ class Batches:
         return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0), np.float32)
 
     # ---- internals ----------------------------------------------------------------------------
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """The model's class scores for a batch, counted as this pipeline's."""
+        start = time.perf_counter()
+        scores = self.model.run(batch)
+        self.inference_seconds += time.perf_counter() - start
+        self.evaluations += len(batch)
+        return scores
+
     def _buffers_for_use(self) -> np.ndarray:
         shape = (2, self.model.batch_size) + self.model.input_shape
         if self._buffers is None or self._buffers.shape != shape:

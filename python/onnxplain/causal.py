@@ -408,7 +408,7 @@ class Causal(Explainer):
             found: list[tuple[np.ndarray, str, int]] = []
             used = np.zeros((h, w), bool)
             radii = radius * float(growth) ** np.arange(int(grow_steps) + 1)
-            spot, misses, before = 0, 0, self.model.evaluations
+            spot, misses, before = 0, 0, run.evaluations
             while len(found) < max_explanations:
                 allowed = np.ascontiguousarray(~used, np.uint8)
                 grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
@@ -431,9 +431,9 @@ class Causal(Explainer):
                 else:
                     break
                 mask = minimal(region)
-                found.append((mask, source, self.model.evaluations - before))
+                found.append((mask, source, run.evaluations - before))
                 used |= mask
-                misses, before = 0, self.model.evaluations
+                misses, before = 0, run.evaluations
             chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
             passed, p_alone = search.evaluate_stack(np.stack([found[i][0] for i in chosen]).astype(np.float32))
             explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])

@@ -283,7 +283,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         result.maps = {b: result.maps[pair.class_a]}
         result.params.update(explained_class=pair.class_a, note="vanilla: evidence for class A in x_r")
         return result
-    start_evals, start = model.evaluations, time.perf_counter()
+    start, evaluations = time.perf_counter(), 0
     p_clean = float(pair.probabilities_real[b])
     params: dict = {"class_a": pair.class_a, "class_b": b}
     if method == "residual":
@@ -299,6 +299,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         with Batches(model, method) as batches:
             attribution = sliding_window_map(batches, model.prepare(x_r, x_c), window, stride,
                                              lambda s: s[:, b:b + 1] - p_clean)[0]
+        evaluations = batches.evaluations
         params.update(window=window, stride=stride, perturbations=total)
     elif method == "d-pmi":
         # PMI of class B at x_r with the counterfactual as the (one-sample) patch sampler, negated:
@@ -308,16 +309,17 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
             raise OnnxplainError(f"epsilon must be > 0, got {epsilon}")
         pmi = PMI(model).attribute(x_r, target=b, patch=window, stride=stride, samples=1, mode="dense",
                                    sampler=MarginalSampler([x_c]), eps=epsilon, seed=seed)
-        attribution = -pmi[b]
+        attribution, evaluations = -pmi[b], pmi.evaluations
         params.update(window=window, stride=stride, perturbations=total, epsilon=epsilon)
     else:  # d-rise; image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
         n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
         with Batches(model, method) as batches:
             attribution = rise_map(batches, model.prepare(x_c, x_r), [b], n_masks, grid, p_keep, int(seed))[0] - p_clean
+        evaluations = batches.evaluations
         params.update(n_masks=n_masks, grid=grid, p_keep=p_keep)
     top = np.argsort(-pair.probabilities_real, kind="stable")[:5]
     return Explanation(method=method, maps={b: np.asarray(attribution, np.float32)}, params=params, seed=int(seed),
-                       evaluations=model.evaluations - start_evals, seconds=time.perf_counter() - start,
+                       evaluations=evaluations, seconds=time.perf_counter() - start,
                        top_classes=[(int(c), float(pair.probabilities_real[c])) for c in top], image=x_r,
                        model=model.describe())
 
@@ -400,7 +402,7 @@ def _closed_masks(attribution: np.ndarray, thresholds: np.ndarray, closing: int)
 def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str = "", n_thresholds: int = 200,
               closing: int = 10, blur: int = 11, points: int = CURVE_POINTS) -> MaskSwap:
     """The mask-swap sweep of one map (H x W) for a pair; see the module docstring."""
-    start_evals, start = model.evaluations, time.perf_counter()
+    start = time.perf_counter()
     attribution = np.asarray(attribution)
     if attribution.shape != tuple(model.input_size):
         raise OnnxplainError(f"the map is {attribution.shape}, the model's resolution is {tuple(model.input_size)}")
@@ -433,7 +435,7 @@ def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str 
                     score=area(grid, curve), full_delta=float(full_delta), best_index=best,
                     best_mask=closed[best].astype(bool), best_hybrid=hybrid,
                     best_probabilities=probabilities[index[best]].copy(), class_a=pair.class_a, class_b=b,
-                    evaluations=model.evaluations - start_evals, seconds=time.perf_counter() - start)
+                    evaluations=len(keys), seconds=time.perf_counter() - start)
 
 
 def dataset_score(swaps: list[MaskSwap] | list[np.ndarray]) -> float:

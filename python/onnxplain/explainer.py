@@ -61,7 +61,7 @@ class Run:
             raise OnnxplainError(f"scores must be 'probabilities' or 'logits', got {scores!r}")
         self.model, self.method = explainer.model, explainer.method
         self.image = self.model.masker.check(image)
-        self._evaluations, self._start = self.model.evaluations, time.perf_counter()
+        self._start = time.perf_counter()
         raw = self.model.predict(self.image, "raw")
         self.probabilities = self.model.convert(raw[None], "probabilities")[0]
         self.clean = self.model.convert(raw[None], scores)[0]
@@ -76,8 +76,8 @@ class Run:
 
     @property
     def evaluations(self) -> int:
-        """Model evaluations since the run began (the clean input included)."""
-        return self.model.evaluations - self._evaluations
+        """This run's own model evaluations (the clean input included), whatever else shares the model."""
+        return 1 + self.batches.evaluations
 
     def prepare(self, replacement: Baseline, blur_sigma: float | None = None) -> PreparedInput:
         """The input and its replacement (a baseline: "mean", "blur", a value or an image) prepared once."""

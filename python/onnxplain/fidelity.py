@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _core
 from .errors import OnnxplainError
+from .batches import Batches
 from .explainer import Explainer, Target
 from .masking import Features, as_features
 from .model import Model
@@ -278,7 +279,7 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
     if score not in SCORES:
         raise OnnxplainError(f"score must be one of {SCORES}, got {score!r}")
     image = model.check_image(image)
-    start, evals = time.perf_counter(), model.evaluations
+    start = time.perf_counter()
     raw = model.predict(image, "raw")
     probabilities = model.convert(raw[None], "probabilities")[0]
     attribution, target = _map_and_target(model, attribution, target, probabilities)
@@ -322,7 +323,8 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
         agrees[first:first + len(scores)] = (scores[:, reference] >= present if multilabel
                                              else np.argmax(scores, axis=1) == reference)
 
-    model.evaluate_batches(steps * len(names), fill, consume, kind, metric)
+    with Batches(model, metric) as batches:
+        batches.stream(steps * len(names), fill, consume, kind)
     if score == "ratio":
         if clean <= 0:
             raise OnnxplainError(f"p(class {target} | clean image) is 0; use score='probability' or 'logit'")
@@ -331,7 +333,7 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
     agree = {name: agrees[k * steps:(k + 1) * steps] for k, name in enumerate(names)}
     x = fractions if metric in ("mif-lif", "road") else removed / n_features
     return Curves(metric=metric, target=target, x=np.asarray(x, np.float64), curves=curves, agree=agree,
-                  params=params, evaluations=model.evaluations - evals, seconds=time.perf_counter() - start,
+                  params=params, evaluations=1 + batches.evaluations, seconds=time.perf_counter() - start,
                   reference=reference, clean_score=clean)
 
 

@@ -1,6 +1,7 @@
 """The black box: an ONNX session (or any callable) that maps images to class scores."""
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -93,8 +94,9 @@ class Model:
         self._one_column = False  # the output has one column (binary)
         self.threads = threads
         self.progress = progress
-        self.evaluations = 0  # images evaluated by the model so far
+        self.evaluations = 0  # images evaluated by the model so far, by every caller
         self.inference_seconds = 0.0  # wall time spent inside the model itself
+        self._lock = threading.Lock()  # the model may be shared by threads: totals and detected state
         self.fixed_batch: int | None = None
         self.num_classes: int | None = None
         self.input_dtype = np.dtype(np.float32)
@@ -237,6 +239,11 @@ class Model:
         Sigmoid a multi-label model (or, with one output column, p of class 1)."""
         if self._graph_source is None:
             return
+        with self._lock:
+            if self._graph_source is not None:
+                self._read_graph_locked()
+
+    def _read_graph_locked(self) -> None:
         self._graph_read, activation = _final_activation(self._graph_source, self.output_name)
         self._graph_source = None
         if self._one_column and self._binary is None:
@@ -297,7 +304,8 @@ class Model:
                 chunk = np.concatenate([chunk, pad])
             t0 = time.perf_counter()
             out = np.asarray(self._fn(chunk))
-            self.inference_seconds += time.perf_counter() - t0
+            with self._lock:
+                self.inference_seconds += time.perf_counter() - t0
             if out.ndim == 4 and out.shape[2:] == (1, 1):
                 out = out[:, :, 0, 0]
             elif out.ndim == 1:
@@ -306,7 +314,8 @@ class Model:
                 raise OnnxplainError(
                     f"model returned shape {out.shape} for a batch of {chunk.shape[0]}; a classifier must return (N, classes)")
             outputs.append(out[: min(step, n - start)])
-        self.evaluations += n
+        with self._lock:
+            self.evaluations += n
         scores = np.concatenate(outputs).astype(np.float32, copy=False)
         if not np.all(np.isfinite(scores)):
             raise OnnxplainError("model returned NaN or infinite scores")
@@ -392,13 +401,17 @@ class Model:
     def record_timing(self, size: int, seconds: float) -> None:
         """Records the time of a tuning batch (building, inference and consume); after the last one,
         picks the size with the highest throughput (its best time), which every later batch uses."""
-        self._timings.setdefault(size, []).append(seconds)
-        if self._candidates and self.tuning_batch() is None:
-            rates = {c: c / min(times) for c, times in self._timings.items()}
-            self.batch_size = max(rates, key=rates.__getitem__)
-            self.batch_tuning = {"images_per_second": {str(c): round(r, 1) for c, r in rates.items()},
-                                 "chosen": self.batch_size}
-            self._candidates = []
+        with self._lock:
+            self._timings.setdefault(size, []).append(seconds)
+            if self._candidates and self.tuning_batch() is None:
+                self._choose_batch()
+
+    def _choose_batch(self) -> None:
+        rates = {c: c / min(times) for c, times in self._timings.items()}
+        self.batch_size = max(rates, key=rates.__getitem__)
+        self.batch_tuning = {"images_per_second": {str(c): round(r, 1) for c, r in rates.items()},
+                             "chosen": self.batch_size}
+        self._candidates = []
 
     def describe(self) -> dict:
         """What was discovered about the model, for result records (the same before and after the

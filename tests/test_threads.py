@@ -1,0 +1,44 @@
+"""One Model shared by threads: each result counts only its own work, maps equal sequential runs."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+import onnxplain as ox
+from onnxplain import demo, fidelity
+
+
+def jobs():
+    images = [demo.make_demo_image(i % 3, seed=60 + i)[0] for i in range(6)]
+    return [(ox.RISE, images[i], {"n_masks": 96 + 32 * i, "seed": i}) if i % 2 else
+            (ox.Occlusion, images[i], {"window": 8, "stride": 4 + i % 3}) for i in range(6)]
+
+
+def explain(model, job):
+    explainer, image, options = job
+    return explainer(model).attribute(image, **options)
+
+
+def test_threads_sharing_a_model_get_sequential_results_and_exact_counts():
+    sequential_model = ox.Model(demo.demo_model_path(), preset="unit", batch_size=16, progress=False)
+    expected = [explain(sequential_model, job) for job in jobs()]
+    shared = ox.Model(demo.demo_model_path(), preset="unit", batch_size=16, progress=False)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda job: explain(shared, job), jobs()))
+    for got, want in zip(results, expected):
+        assert got.targets == want.targets
+        for t in want.targets:
+            np.testing.assert_array_equal(got[t], want[t])
+        assert got.evaluations == want.evaluations  # its own evaluations only
+    assert shared.evaluations == sequential_model.evaluations == sum(r.evaluations for r in expected)
+
+
+def test_fidelity_counts_its_own_evaluations_on_a_shared_model():
+    model = ox.Model(demo.demo_model_path(), preset="unit", batch_size=8, progress=False)
+    image, _ = demo.make_demo_image(0, seed=3)
+    attribution = ox.Occlusion(model).attribute(image, window=8, stride=8)[0]
+    fractions = [0.0, 0.25, 0.5, 0.75]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        curves = list(pool.map(lambda _: fidelity.mif_lif(model, image, attribution, fractions=fractions), range(3)))
+    for c in curves:
+        assert c.evaluations == 1 + 2 * len(fractions)
+        np.testing.assert_array_equal(c.curves["mif"], curves[0].curves["mif"])
