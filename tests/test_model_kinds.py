@@ -674,3 +674,18 @@ def test_three_value_preset_on_one_channel_is_refused(preset):
         ox.Model(data, preset=preset)
     for fine in ("unit", "raw", "efficientnet-lite", GREY_PRESET, ox.Preprocess(1 / 255, (0.5,), (0.25,))):
         assert ox.Model(data, preset=fine).channels == 1
+
+
+def test_a_model_failing_at_run_time_gives_one_clear_error():
+    """A graph that loads but fails when run (a Reshape to an impossible shape) is an OnnxplainError."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["image", "shape"], ["scores"])], "broken",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 5])],
+        initializer=[numpy_helper.from_array(np.array([-1, 5], np.int64), "shape")])
+    model = ox.Model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(),
+                     preset="unit", output="logits")
+    with pytest.raises(OnnxplainError, match=r"the model failed on a batch of shape \[1, 3, 8, 8\]"):
+        model.predict(np.zeros((8, 8, 3), np.float32))

@@ -282,7 +282,11 @@ class Model:
         n = batch.shape[0]
         if n not in self._feeds:
             self._feeds[n] = {name: _batched(value, n) for name, value in self._constants.items()}
-        return self.session.run([self.output_name], {self.input_name: batch, **self._feeds[n]})[0]
+        try:
+            return self.session.run([self.output_name], {self.input_name: batch, **self._feeds[n]})[0]
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            raise OnnxplainError(f"the model failed on a batch of shape {list(batch.shape)} "
+                                 f"({batch.dtype}): {str(exc).splitlines()[0][:300]}") from None
 
     # ---- raw evaluation --------------------------------------------------------------
     @property
