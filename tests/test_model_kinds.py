@@ -678,8 +678,6 @@ def test_three_value_preset_on_one_channel_is_refused(preset):
 
 def test_a_model_failing_at_run_time_gives_one_clear_error():
     """A graph that loads but fails when run (a Reshape to an impossible shape) is an OnnxplainError."""
-    from onnx import TensorProto, helper, numpy_helper
-
     graph = helper.make_graph(
         [helper.make_node("Reshape", ["image", "shape"], ["scores"])], "broken",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])],
