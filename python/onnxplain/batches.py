@@ -10,6 +10,7 @@ made once. With batch_size="auto" the model's first batches time the candidate s
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -18,11 +19,35 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from .errors import OnnxplainError
+
 if TYPE_CHECKING:
     from . import _core
     from .model import Model
 
 MaskMaker = Callable[[int, int], np.ndarray]  # (first, count) -> masks (count, *mask_shape) float32
+
+
+class Stopped(Exception):
+    """Raised between batches when a stream's deadline passed or it was cancelled."""
+
+
+class Stop:
+    """When to stop an explanation early: `deadline` seconds from now, or when `cancel` (a
+    threading.Event) is set. Either may be None."""
+
+    def __init__(self, deadline: float | None = None, cancel: threading.Event | None = None) -> None:
+        if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                     or not deadline > 0):
+            raise OnnxplainError(f"deadline must be a positive number of seconds, got {deadline!r}")
+        if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+            raise OnnxplainError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
+        self.until = None if deadline is None else time.perf_counter() + float(deadline)
+        self.cancel = cancel
+
+    def expired(self) -> bool:
+        return (self.until is not None and time.perf_counter() >= self.until) or \
+            (self.cancel is not None and self.cancel.is_set())
 PROGRESS_MIN_BATCHES = 4  # with progress=None, a bar appears once a run has this many batches of work
 
 
@@ -31,10 +56,13 @@ class Batches:
 
     description: the progress bar's label; progress: True/False, or None to follow the model's
     `progress` setting (None there: show once the streamed work reaches PROGRESS_MIN_BATCHES batches).
+    stop: a `Stop`; when it expires, the next batch raises `Stopped` instead of running.
     """
 
-    def __init__(self, model: Model, description: str = "evaluating", progress: bool | None = None) -> None:
+    def __init__(self, model: Model, description: str = "evaluating", progress: bool | None = None,
+                 stop: Stop | None = None) -> None:
         self.model = model
+        self.stop = stop
         self.description = description
         self.progress = model.progress if progress is None else progress
         self._buffers: np.ndarray | None = None
@@ -145,7 +173,10 @@ class Batches:
 
     # ---- internals ----------------------------------------------------------------------------
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        """The model's class scores for a batch, counted as this pipeline's."""
+        """The model's class scores for a batch, counted as this pipeline's; `Stopped` once the
+        stop condition holds."""
+        if self.stop is not None and self.stop.expired():
+            raise Stopped
         start = time.perf_counter()
         scores = self.model.run(batch)
         self.inference_seconds += time.perf_counter() - start

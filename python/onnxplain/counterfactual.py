@@ -298,7 +298,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         # occlusion masks are 0 in the window: masks * x_r + (1 - masks) * x_c pastes x_c's window
         with Batches(model, method) as batches:
             attribution = sliding_window_map(batches, model.prepare(x_r, x_c), window, stride,
-                                             lambda s: s[:, b:b + 1] - p_clean)[0]
+                                             lambda s: s[:, b:b + 1] - p_clean, 1)[0][0]
         evaluations = batches.evaluations
         params.update(window=window, stride=stride, perturbations=total)
     elif method == "d-pmi":
@@ -314,7 +314,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
     else:  # d-rise; image = x_c, baseline = x_r: h = m * x_c + (1 - m) * x_r
         n_masks, grid, p_keep = check_rise(model, n_masks, grid, p_keep)
         with Batches(model, method) as batches:
-            attribution = rise_map(batches, model.prepare(x_c, x_r), [b], n_masks, grid, p_keep, int(seed))[0] - p_clean
+            attribution = rise_map(batches, model.prepare(x_c, x_r), [b], n_masks, grid, p_keep, int(seed))[0][0] - p_clean
         evaluations = batches.evaluations
         params.update(n_masks=n_masks, grid=grid, p_keep=p_keep)
     top = np.argsort(-pair.probabilities_real, kind="stable")[:5]

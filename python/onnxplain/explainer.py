@@ -1,13 +1,14 @@
 """What every explainer shares: targets, baselines, seeds and the result record."""
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from ._core import PreparedInput
-from .batches import Batches
+from .batches import Batches, Stop
 from .errors import OnnxplainError
 from .masking import Baseline
 from .model import Model
@@ -56,9 +57,11 @@ class Run:
     of the kind asked for; targets: the resolved target classes.
     """
 
-    def __init__(self, explainer: Explainer, image: np.ndarray, target: Target, scores: str = "probabilities") -> None:
+    def __init__(self, explainer: Explainer, image: np.ndarray, target: Target, scores: str = "probabilities",
+                 deadline: float | None = None, cancel: threading.Event | None = None) -> None:
         if scores not in ("probabilities", "logits"):
             raise OnnxplainError(f"scores must be 'probabilities' or 'logits', got {scores!r}")
+        stop = None if deadline is None and cancel is None else Stop(deadline, cancel)
         self.model, self.method = explainer.model, explainer.method
         self.image = self.model.masker.check(image)
         self._start = time.perf_counter()
@@ -66,7 +69,7 @@ class Run:
         self.probabilities = self.model.convert(raw[None], "probabilities")[0]
         self.clean = self.model.convert(raw[None], scores)[0]
         self.targets = resolve_targets(target, self.probabilities)
-        self.batches = Batches(self.model, self.method)
+        self.batches = Batches(self.model, self.method, stop=stop)
 
     def __enter__(self) -> Run:
         return self
@@ -107,6 +110,7 @@ class Explainer:
             raise OnnxplainError(f"explainers take an onnxplain.Model, got {type(model).__name__}")
         self.model = model
 
-    def run(self, image: np.ndarray, target: Target, scores: str = "probabilities") -> Run:
-        """A `Run` of this explainer on one input."""
-        return Run(self, image, target, scores)
+    def run(self, image: np.ndarray, target: Target, scores: str = "probabilities", deadline: float | None = None,
+            cancel: threading.Event | None = None) -> Run:
+        """A `Run` of this explainer on one input (stopping early at `deadline` seconds or `cancel`)."""
+        return Run(self, image, target, scores, deadline, cancel)

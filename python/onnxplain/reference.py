@@ -1,14 +1,16 @@
 """The two reference explainers, occlusion and RISE: the baselines for the research methods."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 import numpy as np
 
 from . import _core
 from ._core import PreparedInput
-from .batches import Batches
+from .batches import Batches, Stopped
 from .errors import OnnxplainError
 from .explainer import Explainer, Target, describe_baseline, positive_int
 from .masking import Baseline, Features, as_features
@@ -29,30 +31,61 @@ def window_geometry(model: Model, window: int | None, stride: int | None) -> tup
 
 
 def sliding_window_map(batches: Batches, prepared: PreparedInput, window: int | None, stride: int | None,
-                       score: Callable[[np.ndarray], np.ndarray], kind: str = "probabilities",
-                       features: Features | None = None) -> np.ndarray:
+                       score: Callable[[np.ndarray], np.ndarray], columns: int, kind: str = "probabilities",
+                       features: Features | None = None) -> tuple[np.ndarray, int]:
     """Replaces each window of the prepared input (or each feature, given `features`) by the
-    replacement; score(scores (B, classes)) -> (B, T) values of each perturbed input. Returns
-    (T, H, W) float64: per pixel, the mean over the windows covering it (its feature's value).
-    window, stride: validated sizes (`window_geometry`); unused with `features`."""
+    replacement; score(scores (B, classes)) -> (B, columns) values of each perturbed input.
+    Returns ((columns, H, W) float64: per pixel, the mean over the windows covering it (its
+    feature's value), windows evaluated). window, stride: validated sizes (`window_geometry`);
+    unused with `features`.
+
+    When `batches` may stop early, windows are visited coarse to fine (every prefix covers the
+    image evenly) and accumulated in index order once stopped or done, so a complete run gives the
+    same map; pixels no visited window covers get 0."""
     h, w = prepared.mask_shape
     threads = batches.model.threads
     if features is None:
-        total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
+        ny, nx = len(_core.window_positions(h, window, stride)), len(_core.window_positions(w, window, stride))
+        total = ny * nx
         make_masks = lambda first, count: _core.occlusion_masks(h, w, window, stride, first, count, threads)  # noqa: E731
     else:
+        ny, nx = 1, features.count
         total, make_masks = features.count, lambda first, count: features.occlusion_masks(first, count, threads)  # noqa: E731
-    sums, counts = None, np.zeros((h, w))
+    sums, counts = np.zeros((columns, h, w)), np.zeros((h, w))
 
-    def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
-        nonlocal sums
-        values = np.ascontiguousarray(score(batch_scores), np.float32)
-        if sums is None:
-            sums = np.zeros((values.shape[1], h, w))
-        _core.accumulate(values, masks, sums, counts, True, threads)
+    def accumulate(masks: np.ndarray, batch_scores: np.ndarray) -> None:
+        _core.accumulate(np.ascontiguousarray(score(batch_scores), np.float32), masks, sums, counts, True, threads)
 
-    batches.masks(prepared, total, make_masks, consume, kind)
-    return sums / counts
+    if batches.stop is None:
+        batches.masks(prepared, total, make_masks, accumulate, kind)
+        return sums / counts, total
+    order = _coarse_to_fine(ny, nx) if features is None else np.arange(total)
+    values, done = np.zeros((total, columns), np.float32), 0
+
+    def keep(_masks: np.ndarray, batch_scores: np.ndarray) -> None:
+        nonlocal done
+        values[order[done:done + len(batch_scores)]] = score(batch_scores)
+        done += len(batch_scores)
+
+    def windows(indices: np.ndarray) -> np.ndarray:
+        return np.concatenate([make_masks(int(k), 1) for k in indices])
+
+    with suppress(Stopped):
+        batches.masks(prepared, total, lambda first, count: windows(order[first:first + count]), keep, kind)
+    visited = np.sort(order[:done])
+    for chunk in np.array_split(visited, -(-len(visited) // batches.model.batch_size) or 1):
+        if len(chunk):
+            _core.accumulate(values[chunk], windows(chunk), sums, counts, True, threads)
+    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0), done
+
+
+def _coarse_to_fine(ny: int, nx: int) -> np.ndarray:
+    """Window indices of an ny x nx grid, the coarsest lattices first: windows whose row and column
+    are both multiples of 2^k come before those of 2^(k-1), index order within a level."""
+    iy, ix = np.divmod(np.arange(ny * nx), nx)
+    g = np.gcd(iy, ix)
+    level = np.where(g == 0, ny * nx + 1, g & -g)  # the largest power of two dividing both
+    return np.lexsort((np.arange(ny * nx), -level))
 
 
 def check_rise(model: Model, n_masks: int, grid: int, p_keep: float) -> tuple[int, int, float]:
@@ -66,24 +99,47 @@ def check_rise(model: Model, n_masks: int, grid: int, p_keep: float) -> tuple[in
 
 
 def rise_map(batches: Batches, prepared: PreparedInput, columns: list[int], n_masks: int, grid: int, p_keep: float,
-             seed: int, kind: str = "probabilities", features: Features | None = None) -> np.ndarray:
-    """RISE over masks m blending m * input + (1 - m) * replacement: (len(columns), H, W) float64,
-    sum_i score_i[c] * m_i / (n_masks * p_keep) for each class c in `columns`. Masks are smooth
-    grid masks, or, given `features`, each feature kept with probability p_keep."""
+             seed: int, kind: str = "probabilities", features: Features | None = None
+             ) -> tuple[np.ndarray, int, dict | None]:
+    """RISE over masks m blending m * input + (1 - m) * replacement: ((len(columns), H, W) float64,
+    sum_i score_i[c] * m_i / (n * p_keep) for each class c in `columns` over the n masks evaluated,
+    n, convergence). Masks are smooth grid masks, or, given `features`, each feature kept with
+    probability p_keep. When `batches` may stop early, the even-numbered masks are also summed
+    apart: convergence is the correlation of the maps of the two halves (mean over classes)."""
     h, w = prepared.mask_shape
     threads = batches.model.threads
     sums, counts = np.zeros((len(columns), h, w)), np.zeros((h, w))
+    halves = batches.stop is not None
+    even, even_counts = (np.zeros_like(sums), np.zeros((h, w))) if halves else (None, None)
     if features is None:
         make_masks = lambda first, count: _core.rise_masks(seed, first, count, h, w, grid, p_keep, threads)  # noqa: E731
     else:
         make_masks = lambda first, count: features.masks(  # noqa: E731
             _core.bernoulli_keep(seed, first, count, features.count, p_keep, threads), threads)
+    done = 0
 
     def consume(masks: np.ndarray, batch_scores: np.ndarray) -> None:
-        _core.accumulate(np.ascontiguousarray(batch_scores[:, columns]), masks, sums, counts, False, threads)
+        nonlocal done
+        values = np.ascontiguousarray(batch_scores[:, columns])
+        _core.accumulate(values, masks, sums, counts, False, threads)
+        if halves:  # this batch's even-numbered masks start at position done % 2
+            first_even = done % 2
+            _core.accumulate(np.ascontiguousarray(values[first_even::2]), np.ascontiguousarray(masks[first_even::2]),
+                             even, even_counts, False, threads)
+        done += len(masks)
 
-    batches.masks(prepared, n_masks, make_masks, consume, kind)
-    return sums / (n_masks * p_keep)
+    with suppress(Stopped):
+        batches.masks(prepared, n_masks, make_masks, consume, kind)
+    convergence = None
+    if halves:
+        n_even, n_odd = (done + 1) // 2, done // 2
+        agreement = None
+        if n_odd:
+            a, b = even / (n_even * p_keep), (sums - even) / (n_odd * p_keep)
+            agreement = float(np.mean([np.corrcoef(x.ravel(), y.ravel())[0, 1] for x, y in zip(a, b)
+                                       if x.std() > 0 and y.std() > 0] or [np.nan]))
+        convergence = {"masks": done, "of": n_masks, "halves_correlation": agreement}
+    return sums / (max(done, 1) * p_keep), done, convergence
 
 
 class Occlusion(Explainer):
@@ -100,9 +156,12 @@ class Occlusion(Explainer):
 
     def attribute(self, image: np.ndarray, target: Target = None, *, window: int | None = None,
                   stride: int | None = None, baseline: Baseline = "mean", scores: str = "probabilities",
-                  features: Features | np.ndarray | None = None, seed: int = 0) -> Explanation:
-        """Maps (H x W float32, one per target) in units of `scores` (probability by default)."""
-        with self.run(image, target, scores) as run:
+                  features: Features | np.ndarray | None = None, deadline: float | None = None,
+                  cancel: threading.Event | None = None, seed: int = 0) -> Explanation:
+        """Maps (H x W float32, one per target) in units of `scores` (probability by default).
+        deadline (seconds) / cancel (an Event): stop early with the windows visited so far (coarse
+        to fine), `complete` False and `convergence` the share of windows and pixels covered."""
+        with self.run(image, target, scores, deadline, cancel) as run:
             groups = as_features(features, self.model.masker.mask_shape)
             prepared = run.prepare(baseline)
             targets, clean = run.targets, run.clean
@@ -112,11 +171,12 @@ class Occlusion(Explainer):
                 params = {"window": window, "stride": stride}
             else:
                 total, params = groups.count, groups.record()
-            drops = sliding_window_map(run.batches, prepared, window, stride, lambda s: clean[targets] - s[:, targets],
-                                       scores, groups)
+            drops, done = sliding_window_map(run.batches, prepared, window, stride,
+                                             lambda s: clean[targets] - s[:, targets], len(targets), scores, groups)
             maps = {t: drops[i].astype(np.float32) for i, t in enumerate(targets)}
             params.update(baseline=describe_baseline(baseline), scores=scores, perturbations=total)
-            return run.finish(maps, params, seed)
+            convergence = None if run.batches.stop is None else {"windows": done, "of": total}
+            return run.finish(maps, params, seed, complete=done == total, convergence=convergence)
 
 
 class RISE(Explainer):
@@ -132,14 +192,17 @@ class RISE(Explainer):
 
     def attribute(self, image: np.ndarray, target: Target = None, *, n_masks: int = 2000, grid: int = 7,
                   p_keep: float = 0.5, baseline: Baseline = "mean", scores: str = "probabilities",
-                  features: Features | np.ndarray | None = None, seed: int = 0) -> Explanation:
-        """Maps (H x W float32, one per target): expected score when the pixel is shown."""
-        with self.run(image, target, scores) as run:
+                  features: Features | np.ndarray | None = None, deadline: float | None = None,
+                  cancel: threading.Event | None = None, seed: int = 0) -> Explanation:
+        """Maps (H x W float32, one per target): expected score when the pixel is shown.
+        deadline (seconds) / cancel (an Event): stop early with the masks evaluated so far,
+        `complete` False and `convergence` the agreement of the maps of the two halves of them."""
+        with self.run(image, target, scores, deadline, cancel) as run:
             groups = as_features(features, self.model.masker.mask_shape)
             n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
-            saliency = rise_map(run.batches, run.prepare(baseline), run.targets, n_masks, grid, p_keep, int(seed),
-                                scores, groups)
+            saliency, done, convergence = rise_map(run.batches, run.prepare(baseline), run.targets, n_masks, grid,
+                                                   p_keep, int(seed), scores, groups)
             maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(run.targets)}
             params = {"n_masks": n_masks, "p_keep": p_keep, "baseline": describe_baseline(baseline), "scores": scores,
                       **({"grid": grid} if groups is None else groups.record())}
-            return run.finish(maps, params, int(seed))
+            return run.finish(maps, params, int(seed), complete=done == n_masks, convergence=convergence)

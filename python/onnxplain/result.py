@@ -18,6 +18,8 @@ class Explanation:
     top_classes: the clean image's top classes as (class, probability).
     evaluations: images the model evaluated for this result; seconds: wall time.
     signed: overlay colours, True for a diverging map centred on 0, None to decide by the signs.
+    complete: False when a deadline or cancellation stopped the work (the maps are the best so far);
+    convergence: how far the work got and how settled the maps are (method-specific), or None.
     """
 
     method: str
@@ -30,6 +32,8 @@ class Explanation:
     image: np.ndarray = field(repr=False)
     model: dict = field(default_factory=dict, repr=False)
     signed: bool | None = field(default=None, repr=False)  # overlay colours: None = by the map's signs
+    complete: bool = True
+    convergence: dict | None = None
 
     @property
     def targets(self) -> list[int]:
@@ -43,6 +47,7 @@ class Explanation:
         return {
             "method": self.method, "targets": self.targets, "params": self.params, "seed": self.seed,
             "evaluations": self.evaluations, "seconds": round(self.seconds, 4),
+            "complete": self.complete, "convergence": self.convergence,
             "top_classes": [{"class": c, "probability": p} for c, p in self.top_classes],
             "model": self.model,
             "files": {str(t): f"{self.method}_{t}.npy" for t in self.targets},
