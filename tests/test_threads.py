@@ -42,3 +42,19 @@ def test_fidelity_counts_its_own_evaluations_on_a_shared_model():
     for c in curves:
         assert c.evaluations == 1 + 2 * len(fractions)
         np.testing.assert_array_equal(c.curves["mif"], curves[0].curves["mif"])
+
+
+def test_overlapped_building_gives_the_same_maps():
+    """With the model on an accelerator the next batch is built while the current one runs (two
+    buffers, one builder thread); forced here on the CPU, the maps are those built in turn."""
+    image, _ = demo.make_demo_image(2, seed=21)
+    maps = {}
+    for overlap in (False, True):
+        model = ox.Model(demo.demo_model_path(), preset="unit", batch_size=7, progress=False)
+        model.overlap = overlap
+        rise = ox.RISE(model).attribute(image, n_masks=100, seed=3)
+        occlusion = ox.Occlusion(model).attribute(image, window=8, stride=4)
+        maps[overlap] = (rise[2], occlusion[2], rise.evaluations + occlusion.evaluations)
+    np.testing.assert_array_equal(maps[False][0], maps[True][0])
+    np.testing.assert_array_equal(maps[False][1], maps[True][1])
+    assert maps[False][2] == maps[True][2] == 101 + 226

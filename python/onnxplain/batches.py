@@ -184,7 +184,8 @@ class Batches:
         return scores
 
     def _buffers_for_use(self) -> np.ndarray:
-        shape = (2, self.model.batch_size) + self.model.input_shape
+        """The batch buffers: two when building overlaps inference, else one."""
+        shape = (2 if self.model.overlap else 1, self.model.batch_size) + self.model.input_shape
         if self._buffers is None or self._buffers.shape != shape:
             self._buffers = np.empty(shape, np.float32)
         return self._buffers

@@ -138,7 +138,7 @@ class Model:
         self.batch_setting = self.fixed_batch or batch_size  # "auto" or an int, as given (records, resume)
         self.batch_tuning: dict | None = None  # "auto": the timings and the choice, once tuned
         self._timings: dict[int, list[float]] = {}
-        input_bytes = 2 * 4 * int(np.prod(self.input_shape))  # two float32 buffers per batch slot
+        input_bytes = (2 if self.overlap else 1) * 4 * int(np.prod(self.input_shape))  # float32 buffer(s) per slot
         self._candidates = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
             if self.batch_setting == "auto" else []
         self.batch_size: int = self._candidates[-1] if self._candidates else int(self.batch_setting)
