@@ -3,7 +3,7 @@
 
 A map ranks the image's features (pixels, or patch x patch squares scored by their mean); the
 core builds the masks of the cumulative perturbation in that order, batch by batch, and the
-model scores them through `Model.evaluate_batches`. Curves are functions of the fraction of
+model scores them through `Batches`. Curves are functions of the fraction of
 features perturbed; areas use the trapezoid rule over that fraction.
 """
 from __future__ import annotations

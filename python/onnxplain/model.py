@@ -390,13 +390,6 @@ class Model:
         with Batches(self, description or "evaluating") as batches:
             return batches.scores(prepared, total, make_masks, kind)
 
-    def evaluate_batches(self, total: int, fill: Callable[[int, int, np.ndarray], Any],
-                         consume: Callable[[Any, np.ndarray], None], kind: str = "probabilities",
-                         description: str = "") -> None:
-        """Streams `total` model inputs written by fill(first, count, out): see `Batches.stream`."""
-        with Batches(self, description or "evaluating") as batches:
-            batches.stream(total, fill, consume, kind)
-
     # ---- batch size ----------------------------------------------------------------------
     def tuning_batch(self) -> int | None:
         """While batch_size="auto" is being tuned: the size of the next batch to time; else None."""
