@@ -93,3 +93,52 @@ def test_bad_deadline_and_cancel_are_refused(model):
             ox.RISE(model).attribute(image, deadline=bad)
     with pytest.raises(ox.OnnxplainError, match="cancel must be a threading.Event"):
         ox.Occlusion(model).attribute(image, cancel=True)
+
+
+def cancelling_after(model, calls: int, cancel: threading.Event) -> list[int]:
+    """Wraps model.run to set `cancel` after `calls` model calls (the clean evaluation included);
+    returns the list of batch sizes it sees."""
+    seen, original = [], model.run
+
+    def run(batch):
+        seen.append(len(batch))
+        if len(seen) == calls:
+            cancel.set()
+        return original(batch)
+
+    model.run = run
+    return seen
+
+
+@pytest.mark.parametrize("stage", ["responsibility", "search"])
+def test_causal_stopped_keeps_what_it_found_verified(model, stage):
+    image, box = demo.make_demo_image(1, seed=12)
+    seen = cancelling_after(model, -1, threading.Event())  # count the calls of a whole run
+    try:
+        ox.Causal(model).attribute(image, iterations=3, max_explanations=3, seed=0)
+    finally:
+        del model.run
+    whole = len(seen)
+    cancel = threading.Event()
+    cancelling_after(model, 2 if stage == "responsibility" else whole - 3, cancel)
+    try:
+        partial = ox.Causal(model).attribute(image, iterations=3, max_explanations=3, cancel=cancel, seed=0)
+    finally:
+        del model.run
+    assert not partial.complete and partial.convergence["stopped_in"] == stage
+    assert partial.convergence["explanations"] == len(partial.explanations)
+    assert (len(partial.explanations) >= 1) == (stage == "search")  # the search had found one by then
+    assert np.all(np.isfinite(partial[1])) and partial[1].shape == (64, 64)
+    grey = model.preprocess.neutral
+    for e in partial.explanations:  # each one verified: shown alone, the target stays the top class
+        shown = np.where(e.mask[..., None], image, grey).astype(np.float32)
+        assert np.argmax(model.predict(shown)) == 1
+
+
+def test_causal_unreached_deadline_changes_nothing(model):
+    image, _ = demo.make_demo_image(2, seed=13)
+    plain = ox.Causal(model).attribute(image, iterations=2, max_explanations=2, seed=0)
+    timed = ox.Causal(model).attribute(image, iterations=2, max_explanations=2, seed=0, deadline=1000.0)
+    assert timed.complete and timed.convergence == {"stopped_in": None, "explanations": len(plain.explanations)}
+    np.testing.assert_array_equal(plain[2], timed[2])
+    assert [e.area for e in plain.explanations] == [e.area for e in timed.explanations]

@@ -10,6 +10,7 @@ The same criterion decides every mutant during the search and the final check.
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from . import _core
 from .errors import OnnxplainError
 from ._core import PreparedInput
-from .batches import Batches
+from .batches import Batches, Stopped
 from .explainer import Explainer, Target, describe_baseline
 from .masking import Baseline
 from .result import Explanation
@@ -174,6 +175,7 @@ class _Search:
         self.batches, self.prepared, self.model, self.target = batches, prepared, batches.model, target
         self.criterion, self.fraction, self.clean = criterion, fraction, clean
         self.h, self.w = prepared.mask_shape
+        self.stopped: str | None = None  # the stage a deadline or cancellation stopped, if any
 
     def passes(self, probabilities: np.ndarray) -> np.ndarray:
         """The criterion on (N, classes) probabilities: bool (N,). "top1" on a multi-label model
@@ -230,7 +232,12 @@ class _Search:
                     groups += [15 * a + s] * len(shown)
             rows_arr = np.array(rows, np.int32).reshape(-1, 4)
             groups_arr = np.array(groups, np.int64)
-            passed, _ = self.evaluate(15 * n, lambda first, count: self._box_masks(rows_arr, groups_arr, first, count))
+            try:
+                passed, _ = self.evaluate(15 * n, lambda first, count: self._box_masks(rows_arr, groups_arr, first,
+                                                                                       count))
+            except Stopped:  # a deadline or cancellation: the rounds finished so far make the map
+                self.stopped = "responsibility"
+                break
             outcome = np.ones((n, 16), np.uint8)
             outcome[:, :15] = passed.reshape(n, 15)
             sides = children[:, :, 2:] - children[:, :, :2]
@@ -352,6 +359,7 @@ class Causal(Explainer):
                   max_explanations: int = 4, max_overlap: float = 0.0, spotlights: int = 8,
                   radius: float | None = None, growth: float = 1.2, grow_steps: int = 4, cuts: int = 7,
                   part_size: int | None = None, max_parts: int = 48, prune_rounds: int = 6, retries: int = 2,
+                  deadline: float | None = None, cancel: threading.Event | None = None,
                   seed: int = 0) -> CausalExplanation:
         """Responsibility map (H x W float32) of one target and its minimal sufficient sets.
 
@@ -378,7 +386,7 @@ class Causal(Explainer):
             raise OnnxplainError(f"max_overlap is a Dice coefficient in [0, 1], got {max_overlap}")
         if not growth >= 1:
             raise OnnxplainError(f"growth must be >= 1, got {growth}")
-        with self.run(image, target) as run:
+        with self.run(image, target, deadline=deadline, cancel=cancel) as run:
             image, probabilities, targets = run.image, run.probabilities, run.targets
             if len(targets) != 1:
                 raise OnnxplainError(f"multi explains one target at a time, got {targets}")
@@ -409,33 +417,39 @@ class Causal(Explainer):
             used = np.zeros((h, w), bool)
             radii = radius * float(growth) ** np.arange(int(grow_steps) + 1)
             spot, misses, before = 0, 0, run.evaluations
-            while len(found) < max_explanations:
-                allowed = np.ascontiguousarray(~used, np.uint8)
-                grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
-                centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights), responsibility,
-                                                         allowed, float(grown[0]), 3, self.model.threads)
-                spot += int(spotlights)
-                discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(grown), axis=0)),
-                                                np.tile(grown, len(centres)).astype(np.float32), allowed,
-                                                self.model.threads)
-                passed, _ = search.evaluate_stack(discs)
-                areas = discs.reshape(len(discs), -1).sum(axis=1)
-                candidates = [i for i in range(len(discs)) if passed[i] and areas[i] > 0]
-                if candidates:
-                    region, source = discs[min(candidates, key=lambda i: (areas[i], i))] > 0, "spotlight"
-                elif misses < retries:
-                    misses += 1
-                    continue
-                elif not found:  # no disc suffices: grow the first one from the whole map
-                    region, source = np.ones((h, w), bool), "responsibility"
-                else:
-                    break
-                mask = minimal(region)
-                found.append((mask, source, run.evaluations - before))
-                used |= mask
-                misses, before = 0, run.evaluations
+            try:
+                while len(found) < max_explanations and search.stopped is None:
+                    allowed = np.ascontiguousarray(~used, np.uint8)
+                    grown = radii * float(growth) ** (len(radii) * misses)  # each miss keeps growing the discs
+                    centres = _core.causal_spotlight_centres(seed, _SPOTLIGHT_STREAM + spot, int(spotlights),
+                                                             responsibility, allowed, float(grown[0]), 3,
+                                                             self.model.threads)
+                    spot += int(spotlights)
+                    discs = _core.causal_disc_masks(np.ascontiguousarray(np.repeat(centres, len(grown), axis=0)),
+                                                    np.tile(grown, len(centres)).astype(np.float32), allowed,
+                                                    self.model.threads)
+                    passed, _ = search.evaluate_stack(discs)
+                    areas = discs.reshape(len(discs), -1).sum(axis=1)
+                    candidates = [i for i in range(len(discs)) if passed[i] and areas[i] > 0]
+                    if candidates:
+                        region, source = discs[min(candidates, key=lambda i: (areas[i], i))] > 0, "spotlight"
+                    elif misses < retries:
+                        misses += 1
+                        continue
+                    elif not found:  # no disc suffices: grow the first one from the whole map
+                        region, source = np.ones((h, w), bool), "responsibility"
+                    else:
+                        break
+                    mask = minimal(region)
+                    found.append((mask, source, run.evaluations - before))
+                    used |= mask
+                    misses, before = 0, run.evaluations
+            except Stopped:  # a deadline or cancellation: keep the explanations found so far
+                search.stopped = "search"
             chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
-            passed, p_alone = search.evaluate_stack(np.stack([found[i][0] for i in chosen]).astype(np.float32))
+            run.batches.stop = None  # the found sets are verified even past a deadline (one small batch)
+            passed, p_alone = search.evaluate_stack(np.array([found[i][0] for i in chosen], np.float32).reshape(
+                -1, h, w))
             explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])
                             for i, ok, p in zip(chosen, passed, p_alone) if ok]
             params = {"criterion": criterion, "fraction": fraction if criterion == "confidence" else None,
@@ -447,4 +461,7 @@ class Causal(Explainer):
                       "max_parts": int(max_parts), "prune_rounds": int(prune_rounds),
                       "retries": int(retries),
                       "map_evaluations": map_evaluations, "candidates": len(found)}
-            return run.finish({t: responsibility}, params, seed, CausalExplanation, explanations=explanations)
+            convergence = None if deadline is None and cancel is None else \
+                {"stopped_in": search.stopped, "explanations": len(explanations)}
+            return run.finish({t: responsibility}, params, seed, CausalExplanation, explanations=explanations,
+                              complete=search.stopped is None, convergence=convergence)
