@@ -84,8 +84,7 @@ class Run:
 
     def prepare(self, replacement: Baseline, blur_sigma: float | None = None) -> PreparedInput:
         """The input and its replacement (a baseline: "mean", "blur", a value or an image) prepared once."""
-        masker = self.model.masker
-        return self.model.preprocessor.prepare(self.image, masker.replacement(self.image, replacement, blur_sigma))
+        return self.model.masker.prepare(self.image, replacement, blur_sigma)
 
     def finish(self, maps: dict[int, np.ndarray], params: dict, seed: int, result: type[Explanation] = Explanation,
                **extra) -> Explanation:

@@ -71,10 +71,10 @@ class ImageMasker:
             return baseline
         raise OnnxplainError(f"baseline must be 'mean', 'blur', a pixel value or an image, got {type(baseline).__name__}")
 
-    def prepare(self, image: np.ndarray, replacement: Baseline) -> _core.PreparedInput:
+    def prepare(self, image: np.ndarray, replacement: Baseline, blur_sigma: float | None = None) -> _core.PreparedInput:
         """The image and its replacement (a baseline as in `replacement`) preprocessed once."""
         image = self.check(image)
-        return self.model.preprocessor.prepare(image, self.replacement(image, replacement))
+        return self.model.preprocessor.prepare(image, self.replacement(image, replacement, blur_sigma))
 
 
 class Features:

@@ -136,17 +136,14 @@ register_method("pmi", PMI, description="pointwise mutual information of each pa
 register_method("multi", Causal, description="causal responsibility map (the map) and minimal sufficient explanations")
 register_method("random", RandomMap, description="uniform random map: the floor evaluate compares against")
 
-register_method("residual", _pair_map("residual"), explains="pair",
-                description="|x_r - x_c| summed over channels (no model evaluation)")
-register_method("d-occlusion", _pair_map("d-occlusion"), explains="pair",
-                description="windows of x_c pasted into x_r: change in p(B)")
-register_method("d-rise", _pair_map("d-rise"), explains="pair",
-                description="RISE masks blending x_c into x_r: expected p(B) gain")
-register_method("d-pmi", _pair_map("d-pmi"), explains="pair",
-                description="windows of x_c pasted into x_r: change in ln p(B)")
-register_method("occlusion", _pair_map("occlusion"), explains="pair",
-                description="vanilla occlusion of x_r's class A (never sees x_c)")
-register_method("rise", _pair_map("rise"), explains="pair",
-                description="vanilla RISE of x_r's class A (never sees x_c)")
-register_method("random", _pair_map("random"), explains="pair",
-                description="smoothed |N(0, 1)| noise: the floor")
+_PAIR_MAPS = {  # the built-in pair methods (counterfactual.discriminative_map), with their descriptions
+    "residual": "|x_r - x_c| summed over channels (no model evaluation)",
+    "d-occlusion": "windows of x_c pasted into x_r: change in p(B)",
+    "d-rise": "RISE masks blending x_c into x_r: expected p(B) gain",
+    "d-pmi": "windows of x_c pasted into x_r: change in ln p(B)",
+    "occlusion": "vanilla occlusion of x_r's class A (never sees x_c)",
+    "rise": "vanilla RISE of x_r's class A (never sees x_c)",
+    "random": "smoothed |N(0, 1)| noise: the floor",
+}
+for _name, _description in _PAIR_MAPS.items():
+    register_method(_name, _pair_map(_name), explains="pair", description=_description)
