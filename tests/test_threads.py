@@ -58,3 +58,32 @@ def test_overlapped_building_gives_the_same_maps():
     np.testing.assert_array_equal(maps[False][0], maps[True][0])
     np.testing.assert_array_equal(maps[False][1], maps[True][1])
     assert maps[False][2] == maps[True][2] == 101 + 226
+
+
+def test_auto_batch_size_is_timed_recorded_and_changes_no_map():
+    image, _ = demo.make_demo_image(0, seed=22)
+    auto = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
+    assert auto.batch_setting == "auto" and auto.batch_tuning is None
+    result = ox.RISE(auto).attribute(image, n_masks=400, seed=5)
+    tuning = auto.batch_tuning
+    assert set(tuning["images_per_second"]) == {"1", "2", "4", "8", "16", "32", "64"}
+    assert auto.batch_size == tuning["chosen"] and str(tuning["chosen"]) in tuning["images_per_second"]
+    assert result.record()["model"]["batch"] == {"size": auto.batch_size, "setting": "auto", "tuning": tuning,
+                                                 "overlap": False}
+    fixed = ox.Model(demo.demo_model_path(), preset="unit", batch_size=64, progress=False)
+    np.testing.assert_array_equal(result[0], ox.RISE(fixed).attribute(image, n_masks=400, seed=5)[0])
+    # the buffer cap limits the sizes timed: one 64 x 64 x 3 float32 input is 48 KiB
+    capped = ox.Model(demo.demo_model_path(), preset="unit", batch_memory=8 * 49152, progress=False)
+    assert capped.batch_size == 8 and capped.tuning_batch() == 1
+
+
+def test_model_load_does_not_import_onnx():
+    """The graph is read on first use, so loading a model stays close to a bare session."""
+    import subprocess
+    import sys
+
+    code = ("import sys, onnxplain as ox; from onnxplain import demo; "
+            "m = ox.Model(demo.demo_model_path(), preset='unit'); assert 'onnx' not in sys.modules; "
+            "m.predict(demo.make_demo_image(0, seed=1)[0]); assert 'onnx' in sys.modules; print(m.output_kind)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "logits"
