@@ -161,8 +161,8 @@ class Occlusion(Explainer):
         """Maps (H x W float32, one per target) in units of `scores` (probability by default).
         deadline (seconds) / cancel (an Event): stop early with the windows visited so far (coarse
         to fine), `complete` False and `convergence` the share of windows and pixels covered."""
+        groups = as_features(features, self.model.masker.mask_shape)  # bad input fails before any evaluation
         with self.run(image, target, scores, deadline, cancel) as run:
-            groups = as_features(features, self.model.masker.mask_shape)
             prepared = run.prepare(baseline)
             targets, clean = run.targets, run.clean
             params: dict[str, Any]
@@ -197,9 +197,9 @@ class RISE(Explainer):
         """Maps (H x W float32, one per target): expected score when the pixel is shown.
         deadline (seconds) / cancel (an Event): stop early with the masks evaluated so far,
         `complete` False and `convergence` the agreement of the maps of the two halves of them."""
+        groups = as_features(features, self.model.masker.mask_shape)  # bad input fails before any evaluation
+        n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
         with self.run(image, target, scores, deadline, cancel) as run:
-            groups = as_features(features, self.model.masker.mask_shape)
-            n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
             saliency, done, convergence = rise_map(run.batches, run.prepare(baseline), run.targets, n_masks, grid,
                                                    p_keep, int(seed), scores, groups)
             maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(run.targets)}
