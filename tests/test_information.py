@@ -182,9 +182,10 @@ def test_adaptive_samples_go_where_the_estimate_moves():
 
     def draw(patches, ns, sums, rows):
         np.add.at(sums[:, 0], rows, 1.0 + noisy[patches] * np.where(ns % 2 == 0, 1.0, -1.0) * (1 + patches % 3))
+        return len(patches)
 
     estimates = PatchEstimates(64, 1, draw, lambda sums, counts: sums / counts[:, None])
-    field, record = budgeted_scores(estimates, 8, 8, 64 + 120, samples=1, max_samples=4)
+    field, record, _ = budgeted_scores(estimates, 8, 8, 64 + 120, samples=1, max_samples=4)
     assert record["evaluated"] == 64 + 120 == estimates.counts.sum()
     assert sum(record["extra_samples"]) == 120
     assert (estimates.counts[~noisy] == 2).all()  # one extra sample shows they are stable

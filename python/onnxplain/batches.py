@@ -69,6 +69,7 @@ class Batches:
         self._builder: ThreadPoolExecutor | None = None
         self._bar: tqdm | None = None
         self._streamed = 0  # perturbations streamed so far
+        self.stopped = False  # whether the stop condition cut this pipeline's work short
         self.evaluations = 0  # inputs this pipeline ran through the model (its own: the model may be shared)
         self.inference_seconds = 0.0  # wall time of those model calls
 
@@ -176,6 +177,7 @@ class Batches:
         """The model's class scores for a batch, counted as this pipeline's; `Stopped` once the
         stop condition holds."""
         if self.stop is not None and self.stop.expired():
+            self.stopped = True
             raise Stopped
         start = time.perf_counter()
         scores = self.model.run(batch)

@@ -45,19 +45,24 @@ K x K x C.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.ndimage import distance_transform_edt
+from scipy.stats import spearmanr
 
 from . import _core
 from .errors import OnnxplainError
 from ._core import PreparedInput
-from .batches import Batches
+from .batches import Batches, Stopped
 from .explainer import Explainer, Run, Target, positive_int
 from .image import image_files, load_image
 from .model import Model
+from .reference import coarse_to_fine
 from .result import Explanation
 
 EPS = 1e-12
@@ -459,11 +464,13 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
 # ---- the estimator ---------------------------------------------------------------------
 
 def perturbation_sums(batches: Batches, prepared: PreparedInput, sampler: PatchSampler, ys: np.ndarray,
-                      xs: np.ndarray, ns: np.ndarray, rows: np.ndarray, sums: np.ndarray, seed: int) -> None:
+                      xs: np.ndarray, ns: np.ndarray, rows: np.ndarray, sums: np.ndarray, seed: int) -> int:
     """Adds the model's probabilities for perturbations (ys, xs, ns) (int64: patch offsets and sample
     index n) of the prepared image to sums[rows] ((patches, classes) float64, in place), in
-    perturbation order."""
+    perturbation order. Returns how many were added: all of them, or fewer when the batches stopped
+    (a deadline or cancellation; the first ones, in order)."""
     width = prepared.mask_shape[1]
+    done = 0
 
     def fill(first: int, count: int, out: np.ndarray) -> np.ndarray:
         index = np.arange(first, first + count)
@@ -473,11 +480,15 @@ def perturbation_sums(batches: Batches, prepared: PreparedInput, sampler: PatchS
         return rows[index]
 
     def consume(patch: np.ndarray, probabilities: np.ndarray) -> None:
+        nonlocal done
         values = probabilities.astype(np.float64)
         for i, p in enumerate(patch):
             sums[p] += values[i]
+        done += len(patch)
 
-    batches.stream(len(ys), fill, consume, "probabilities")
+    with suppress(Stopped):
+        batches.stream(len(ys), fill, consume, "probabilities")
+    return done
 
 
 def scores_of(sums: np.ndarray, counts: np.ndarray, clean: np.ndarray, targets: list[int], eps: float = EPS,
@@ -513,13 +524,14 @@ class PatchEstimates:
     order, so a patch with n samples has exactly the dense n-sample estimate. Probability sums are
     kept only for the patches evaluated so far (one row each, in order of first evaluation).
 
-    draw(patches, ns, sums, rows): adds the probabilities of sample ns[j] of patch patches[j] to
-    sums[rows[j]]; score(sums, counts) -> (count, C) scores."""
+    draw(patches, ns, sums, rows) -> added: adds the probabilities of sample ns[j] of patch
+    patches[j] to sums[rows[j]] for the first `added` j (all of them unless stopped);
+    score(sums, counts) -> (count, C) scores."""
 
-    def __init__(self, size: int, classes: int, draw: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
+    def __init__(self, size: int, classes: int, draw: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int],
                  score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
         self.counts = np.zeros(size, np.int64)
-        self.rows = np.full(size, -1, np.int64)  # patch -> its row of _sums (-1: never evaluated)
+        self.rows = np.full(size, -1, np.int64)  # patch -> its row of _sums (-1: never given one)
         self._sums = np.zeros((0, classes))
         self.scores: np.ndarray | None = None  # (size, C) once the first patch is scored
         self.change = np.full(size, -1.0)  # normalised change of the estimate at its last sample (-1: unknown)
@@ -533,8 +545,18 @@ class PatchEstimates:
         full[seen] = self._sums[self.rows[seen]]
         return full
 
+    @property
+    def evaluations(self) -> int:
+        """Samples drawn so far, over every patch."""
+        return int(self.counts.sum())
+
+    @property
+    def columns(self) -> int:
+        """The number of scores per patch, C."""
+        return self._score(np.zeros((0, self._sums.shape[1])), np.zeros(0)).shape[1]
+
     def _rows_of(self, indices: np.ndarray) -> np.ndarray:
-        """The sum rows of patches (distinct), new rows for patches evaluated the first time."""
+        """The sum rows of patches (distinct), new rows for patches never given one."""
         new = indices[self.rows[indices] < 0]
         used = int((self.rows >= 0).sum())
         if used + len(new) > len(self._sums):  # grow geometrically
@@ -544,25 +566,32 @@ class PatchEstimates:
         self.rows[new] = np.arange(used, used + len(new))
         return self.rows[indices]
 
-    def add(self, indices: np.ndarray, samples: int = 1) -> np.ndarray:
-        """One more sample (`samples` more) for each of `indices` (distinct); their scores (count, C)."""
+    def add(self, indices: np.ndarray, samples: int = 1) -> None:
+        """One more sample (`samples` more) for each of `indices` (distinct), patch by patch; their
+        scores are then in `scores[indices]`. Raises `Stopped` when the batches stopped first: the
+        patches reached keep the samples they got (each still an exact n-sample estimate)."""
         indices = np.asarray(indices, np.int64)
-        before = self.scores[indices] if self.scores is not None else None
         rows = self._rows_of(indices)
         patches = np.repeat(indices, samples)
         ns = (self.counts[patches] + np.tile(np.arange(samples), len(indices))).astype(np.int64)
-        self._draw(patches, ns, self._sums, np.repeat(rows, samples))
-        self.counts[indices] += samples
-        scores = self._score(self._sums[rows], self.counts[indices].astype(np.float64))
-        if self.scores is None:
-            self.scores = np.zeros((len(self.counts), scores.shape[1]))
-        self.scores[indices] = scores
-        if before is not None:
-            grown = self.counts[indices] > samples
-            scale = np.maximum(np.abs(self.scores).max(axis=0), 1e-300)
-            self.change[indices] = np.where(grown, (np.abs(scores - before) / scale).max(axis=1)
-                                            * self.counts[indices], -1.0)
-        return scores
+        added = self._draw(patches, ns, self._sums, np.repeat(rows, samples))
+        got = np.clip(added - samples * np.arange(len(indices)), 0, samples)  # samples each patch received
+        reached = got > 0
+        indices, rows, got = indices[reached], rows[reached], got[reached]
+        if indices.size:
+            before = self.scores[indices] if self.scores is not None else None
+            self.counts[indices] += got
+            scores = self._score(self._sums[rows], self.counts[indices].astype(np.float64))
+            if self.scores is None:
+                self.scores = np.zeros((len(self.counts), scores.shape[1]))
+            self.scores[indices] = scores
+            if before is not None:
+                grown = self.counts[indices] > got
+                scale = np.maximum(np.abs(self.scores).max(axis=0), 1e-300)
+                self.change[indices] = np.where(grown, (np.abs(scores - before) / scale).max(axis=1)
+                                                * self.counts[indices], -1.0)
+        if added < len(patches):
+            raise Stopped
 
 
 def pixel_maps(scores: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int, size: tuple[int, int]) -> np.ndarray:
@@ -614,18 +643,25 @@ def _normalised(values: np.ndarray) -> np.ndarray:
 
 
 def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, samples: int,
-                    max_samples: int) -> tuple[np.ndarray, dict]:
+                    max_samples: int, every_position: bool = False) -> tuple[np.ndarray, dict, dict]:
     """Coarse-to-fine estimate of the score field on an ny x nx grid, then adaptive N.
 
     estimates: the grid's running estimates (flat row-major indices). Returns the field
-    (ny * nx, C) and a record of the levels. The first lattice takes the smallest power-of-two
-    spacing whose evaluation (`samples` per patch) fits in COARSE_SHARE of the budget. Each finer
-    level evaluates the new positions whose priority (normalised interpolated score plus the
-    spread of the evaluated neighbours) exceeds REFINE_FLOOR, at most twice an equal share of
-    what is left; the finest level spends what is left in priority order; the rest is
-    interpolated. When every position is evaluated, the remaining budget goes to extra samples
-    (adaptive N, at most max_samples per patch) in rounds, each to the half of the patches whose
-    estimate is least stable (see `_instability`).
+    (ny * nx, C), a record of the levels and the convergence (see below). The first lattice takes
+    the smallest power-of-two spacing whose evaluation (`samples` per patch) fits in COARSE_SHARE
+    of the budget. Each finer level evaluates the new positions whose priority (normalised
+    interpolated score plus the spread of the evaluated neighbours) exceeds REFINE_FLOOR, at most
+    twice an equal share of what is left; the finest level spends what is left in priority order;
+    the rest is interpolated. The first lattice is itself visited coarse to fine. When every position is evaluated, the remaining budget goes to extra
+    samples (adaptive N, at most max_samples per patch) in rounds, each to the half of the patches
+    whose estimate is least stable (see `_instability`). every_position: evaluate every position
+    of every level, no extra samples (the dense answer, visited coarse to fine).
+
+    When the estimates' batches stop (a deadline or cancellation), the positions reached keep their
+    estimates and the rest is interpolated from the last lattice (nearest evaluated position on the
+    first one). Convergence: positions evaluated (`positions` of `of`), evaluations, and the
+    Spearman correlation between the fields of the last two levels (mean over scores; None before
+    the second level).
     """
     spacing = 1
     while (spacing * 2 < max(ny, nx)
@@ -636,46 +672,87 @@ def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, sa
         raise OnnxplainError(f"budget {budget} is below the coarsest lattice's {iy.size * ix.size * samples} evaluations; "
                              f"raise it or lower budget_samples")
     yy, xx = np.meshgrid(iy, ix, indexing="ij")
-    values = estimates.add((yy * nx + xx).ravel(), samples).T.reshape(-1, len(iy), len(ix))
-    measured = np.ones((len(iy), len(ix)), bool)
-    used = yy.size * samples
-    levels = [{"spacing": spacing, "patches": int(yy.size)}]
+    stopped = not _added(estimates, (yy * nx + xx).ravel()[coarse_to_fine(*yy.shape)], samples)
+    values = _nearest_evaluated(estimates, yy * nx + xx)
+    measured = estimates.counts[yy * nx + xx] > 0
+    levels = [{"spacing": spacing, "patches": int(measured.sum())}]
+    agreement = None
     while spacing > 1:
         spacing //= 2
         ty, tx = _lattice(ny, spacing), _lattice(nx, spacing)
         fine = _interpolate(values, iy, ix, ty, tx)
-        # spread of the parent values around each fine point: where interpolation is least sure
-        spread = _interpolate(_dilate_max(values) + _dilate_max(-values), iy, ix, ty, tx)
-        spread /= np.maximum((values.max(axis=(1, 2)) - values.min(axis=(1, 2)))[:, None, None], 1e-30)
         known = np.zeros((len(ty), len(tx)), bool)
         known[np.ix_(np.searchsorted(ty, iy), np.searchsorted(tx, ix))] = measured
-        priority = (_normalised(fine) + spread).max(axis=0).ravel()
         candidates = np.flatnonzero(~known.ravel())
-        share = (budget - used) // samples
-        if spacing > 1:
-            share = min(int((priority[candidates] > REFINE_FLOOR).sum()), 2 * share // (int(np.log2(spacing)) + 1))
-        chosen = candidates[np.argsort(-priority[candidates], kind="stable")[:max(0, share)]]
+        if stopped:
+            chosen = candidates[:0]
+        elif every_position:
+            chosen = candidates
+        else:
+            # spread of the parent values around each fine point: where interpolation is least sure
+            spread = _interpolate(_dilate_max(values) + _dilate_max(-values), iy, ix, ty, tx)
+            spread /= np.maximum((values.max(axis=(1, 2)) - values.min(axis=(1, 2)))[:, None, None], 1e-30)
+            priority = (_normalised(fine) + spread).max(axis=0).ravel()
+            share = (budget - estimates.evaluations) // samples
+            if spacing > 1:
+                share = min(int((priority[candidates] > REFINE_FLOOR).sum()), 2 * share // (int(np.log2(spacing)) + 1))
+            chosen = candidates[np.argsort(-priority[candidates], kind="stable")[:max(0, share)]]
         if chosen.size:
             cy, cx = np.unravel_index(chosen, known.shape)
-            fine[:, cy, cx] = estimates.add(ty[cy] * nx + tx[cx], samples).T
+            flat = ty[cy] * nx + tx[cx]
+            stopped = not _added(estimates, flat, samples)
+            reached = estimates.counts[flat] > 0
+            cy, cx = cy[reached], cx[reached]
+            interpolated = fine.copy()
+            fine[:, cy, cx] = estimates.scores[flat[reached]].T
             known[cy, cx] = True
-            used += chosen.size * samples
-        levels.append({"spacing": spacing, "patches": int(chosen.size)})
+            agreement = _spearman(interpolated, fine)
+        levels.append({"spacing": spacing, "patches": int(known.sum() - measured.sum())})
         values, measured, iy, ix = fine, known, ty, tx
     extra = []
-    while measured.all() and used < budget:
+    while not (stopped or every_position) and measured.all() and estimates.evaluations < budget:
         open_ = np.flatnonzero(estimates.counts < max_samples)
         if not open_.size:
             break
-        share = min(budget - used, max(1, (open_.size + 1) // 2))
+        share = min(budget - estimates.evaluations, max(1, (open_.size + 1) // 2))
         chosen = np.sort(open_[np.argsort(-_instability(estimates)[open_], kind="stable")[:share]])
-        values[:, chosen // nx, chosen % nx] = estimates.add(chosen).T
-        used += chosen.size
-        extra.append(int(chosen.size))
-    record = {"levels": levels, "evaluated": int(used)}
+        before = estimates.evaluations
+        stopped = not _added(estimates, chosen)
+        values[:, chosen // nx, chosen % nx] = estimates.scores[chosen].T
+        extra.append(estimates.evaluations - before)
+    record = {"levels": levels, "evaluated": estimates.evaluations}
     if extra:
         record["extra_samples"] = extra
-    return values.reshape(len(values), -1).T, record
+    convergence = {"positions": int((estimates.counts > 0).sum()), "of": ny * nx,
+                   "evaluations": estimates.evaluations, "levels_spearman": agreement}
+    return values.reshape(len(values), -1).T, record, convergence
+
+
+def _added(estimates: PatchEstimates, indices: np.ndarray, samples: int = 1) -> bool:
+    """`estimates.add`: False when the batches stopped before every sample was drawn."""
+    try:
+        estimates.add(indices, samples)
+    except Stopped:
+        return False
+    return True
+
+
+def _nearest_evaluated(estimates: PatchEstimates, lattice: np.ndarray) -> np.ndarray:
+    """Scores (C, *lattice.shape) at the flat grid indices `lattice`: each position's estimate, or
+    that of the nearest evaluated position of the lattice (0 when none is)."""
+    evaluated = estimates.counts[lattice] > 0
+    if not evaluated.any():
+        return np.zeros((estimates.columns,) + lattice.shape)
+    if not evaluated.all():
+        _, nearest = distance_transform_edt(~evaluated, return_indices=True)
+        lattice = lattice[tuple(nearest)]
+    return np.moveaxis(estimates.scores[lattice], -1, 0)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Mean over channels of the Spearman correlation of (C, ...) fields a and b (None if constant)."""
+    rhos = [spearmanr(x.ravel(), y.ravel())[0] for x, y in zip(a, b) if np.ptp(x) > 0 and np.ptp(y) > 0]
+    return float(np.mean(rhos)) if rhos else None
 
 
 def _instability(estimates: PatchEstimates) -> np.ndarray:
@@ -701,8 +778,9 @@ class _Information(Explainer):
     default_target: Target = None
 
     def _compute(self, run: Run, patch, stride, samples, mode, budget, budget_samples, sampler, frame, references,
-                 noise, seed, eps) -> tuple[np.ndarray, dict, int]:
-        """(maps (1 + T, H, W) float32: IG then PMI of each target, params, seed) of one run."""
+                 noise, seed, eps) -> tuple[np.ndarray, dict, int, dict | None]:
+        """(maps (1 + T, H, W) float32: IG then PMI of each target, params, seed, convergence: None
+        unless the run may stop early) of one run."""
         image, probabilities, targets = run.image, run.probabilities, run.targets
         multilabel = self.model.output_kind == "sigmoid"
         h, w = self.model.input_size
@@ -735,27 +813,35 @@ class _Information(Explainer):
             if yy.size * samples <= budget or min(len(gy), len(gx)) < 2:  # the exact answer is affordable
                 mode = "dense"
                 params.update(budget=budget, mode="dense (within budget)")
-        if mode == "dense":
+        convergence = None
+        if mode == "dense" and run.batches.stop is None:
             field = patch_scores(run.batches, prepared, chosen, yy.astype(np.int64), xx.astype(np.int64), samples, seed,
                                  probabilities, targets, eps, multilabel)
-            params.update(samples=samples, patches=int(yy.size))
-        else:
+        else:  # budgeted, or dense visited coarse to fine so that a stop leaves a whole map
             def draw(patches, ns, sums, rows):
-                perturbation_sums(run.batches, prepared, chosen, yy[patches].astype(np.int64),
-                                  xx[patches].astype(np.int64), ns, rows, sums, seed)
+                return perturbation_sums(run.batches, prepared, chosen, yy[patches].astype(np.int64),
+                                         xx[patches].astype(np.int64), ns, rows, sums, seed)
 
             estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
                                        lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps, multilabel))
-            field, record = budgeted_scores(estimates, len(gy), len(gx), budget, budget_samples,
-                                            max(samples, budget_samples))
-            params.update(budget=budget, samples=budget_samples, max_samples=max(samples, budget_samples), **record)
+            dense = mode == "dense"
+            field, record, convergence = budgeted_scores(
+                estimates, len(gy), len(gx), yy.size * samples if dense else budget,
+                samples if dense else budget_samples, max(samples, 1 if dense else budget_samples), every_position=dense)
+            if not dense:
+                params.update(budget=budget, samples=budget_samples, max_samples=max(samples, budget_samples), **record)
+            if run.batches.stop is None:
+                convergence = None
+        if mode == "dense":
+            params.update(samples=samples, patches=int(yy.size))
         maps = pixel_maps(field, yy, xx, patch, (h, w)).astype(np.float32)
-        return maps, params, seed
+        return maps, params, seed, convergence
 
     def attribute(self, image: np.ndarray, target: Target = "default", *, patch: int = 8, stride: int = 1,
                   samples: int = 8, mode: str = "budgeted", budget: int = 3000, budget_samples: int = 1,
                   sampler: str | PatchSampler = "gaussian", frame: int = 2, references=None, noise: float = 0.0,
-                  eps: float = EPS, seed: int = 0) -> Explanation:
+                  eps: float = EPS, deadline: float | None = None, cancel: threading.Event | None = None,
+                  seed: int = 0) -> Explanation:
         """Maps (H x W float32) at model resolution; see the class doc for what they hold.
 
         patch, stride: K and S in pixels; samples: N per patch in dense mode; mode: "budgeted"
@@ -763,17 +849,21 @@ class _Information(Explainer):
         N * ((H-K)/S + 1)^2 evaluations); sampler: a name from SAMPLERS or a PatchSampler; frame:
         the Gaussian sampler's frame F; references: images or a directory for the gaussian
         (fit) and marginal samplers; noise: pixel noise of the marginal and inpaint samplers;
-        eps: added to both probabilities in the PMI ratio.
+        eps: added to both probabilities in the PMI ratio. deadline (seconds) / cancel (an Event):
+        stop early with the positions evaluated so far (coarse to fine; the rest interpolated),
+        `complete` False and `convergence` the share of grid positions evaluated and the Spearman
+        correlation between the last two levels.
         """
         if isinstance(target, str) and target == "default":
             target = self.default_target
-        with self.run(image, target) as run:
-            maps, params, seed = self._compute(run, patch, stride, samples, mode, budget, budget_samples, sampler,
-                                               frame, references, noise, seed, eps)
-            return self._result(run, maps, params, seed)
+        with self.run(image, target, deadline=deadline, cancel=cancel) as run:
+            computed = self._compute(run, patch, stride, samples, mode, budget, budget_samples, sampler,
+                                     frame, references, noise, seed, eps)
+            return self._result(run, *computed)
 
-    def _result(self, run: Run, maps: np.ndarray, params: dict, seed: int) -> Explanation:
-        result = run.finish(self._select(maps, run.targets, run.probabilities), params, seed)
+    def _result(self, run: Run, maps: np.ndarray, params: dict, seed: int, convergence: dict | None) -> Explanation:
+        result = run.finish(self._select(maps, run.targets, run.probabilities), params, seed,
+                            complete=not run.batches.stopped, convergence=convergence)
         result.method = self.method  # information_maps: one run, two results
         result.signed = True if self.method == "pmi" else None  # PMI: diverging colours centred on 0
         return result
@@ -810,12 +900,13 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
                  options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
                  options.pop("sampler", "gaussian"), options.pop("frame", 2), options.pop("references", None),
                  options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
+    deadline, cancel = options.pop("deadline", None), options.pop("cancel", None)
     if options:
         raise OnnxplainError(f"unknown options {sorted(options)}")
     engine = PMI(model)
-    with engine.run(image, target) as run:
-        maps, params, seed = engine._compute(run, *arguments)
-        return IG(model)._result(run, maps, params, seed), engine._result(run, maps, params, seed)
+    with engine.run(image, target, deadline=deadline, cancel=cancel) as run:
+        computed = engine._compute(run, *arguments)
+        return IG(model)._result(run, *computed), engine._result(run, *computed)
 
 
 __all__ = ["IG", "PMI", "PatchSampler", "GaussianSampler", "MarginalSampler", "InpaintSampler", "ConstantSampler",

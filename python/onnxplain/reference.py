@@ -59,7 +59,7 @@ def sliding_window_map(batches: Batches, prepared: PreparedInput, window: int | 
     if batches.stop is None:
         batches.masks(prepared, total, make_masks, accumulate, kind)
         return sums / counts, total
-    order = _coarse_to_fine(ny, nx) if features is None else np.arange(total)
+    order = coarse_to_fine(ny, nx) if features is None else np.arange(total)
     values, done = np.zeros((total, columns), np.float32), 0
 
     def keep(_masks: np.ndarray, batch_scores: np.ndarray) -> None:
@@ -79,7 +79,7 @@ def sliding_window_map(batches: Batches, prepared: PreparedInput, window: int | 
     return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0), done
 
 
-def _coarse_to_fine(ny: int, nx: int) -> np.ndarray:
+def coarse_to_fine(ny: int, nx: int) -> np.ndarray:
     """Window indices of an ny x nx grid, the coarsest lattices first: windows whose row and column
     are both multiples of 2^k come before those of 2^(k-1), index order within a level."""
     iy, ix = np.divmod(np.arange(ny * nx), nx)
