@@ -72,11 +72,11 @@ def test_occlusion_visits_windows_coarse_to_fine(model):
     cancel, calls = threading.Event(), []
     original = model.run
 
-    def cancel_after_two(batch):
+    def cancel_after_two(batch, *priority):
         calls.append(len(batch))
         if len(calls) == 2:
             cancel.set()
-        return original(batch)
+        return original(batch, *priority)
 
     model.run = cancel_after_two
     try:
@@ -101,11 +101,11 @@ def cancelling_after(model, calls: int, cancel: threading.Event) -> list[int]:
     returns the list of batch sizes it sees."""
     seen, original = [], model.run
 
-    def run(batch):
+    def run(batch, *priority):
         seen.append(len(batch))
         if len(seen) == calls:
             cancel.set()
-        return original(batch)
+        return original(batch, *priority)
 
     model.run = run
     return seen

@@ -71,7 +71,6 @@ class Batches:
         self._streamed = 0  # perturbations streamed so far
         self.stopped = False  # whether the stop condition cut this pipeline's work short
         self.evaluations = 0  # inputs this pipeline ran through the model (its own: the model may be shared)
-        self.inference_seconds = 0.0  # wall time of those model calls
 
     def __enter__(self) -> Batches:
         return self
@@ -179,9 +178,7 @@ class Batches:
         if self.stop is not None and self.stop.expired():
             self.stopped = True
             raise Stopped
-        start = time.perf_counter()
         scores = self.model.run(batch)
-        self.inference_seconds += time.perf_counter() - start
         self.evaluations += len(batch)
         return scores
 

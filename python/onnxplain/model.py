@@ -14,6 +14,7 @@ from .batches import Batches, MaskMaker
 from .errors import OnnxplainError
 from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
+from .scheduler import EXPLANATION, PREDICTION, Scheduler
 
 DEFAULT_BATCH_SIZE = "auto"  # tuned on a run's first batches; an int fixes it
 BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_REPEATS times
@@ -61,6 +62,9 @@ class Model:
     for callables (channels default 3).
     input_name, output_name: which graph input/output to use when it cannot be told.
     constants: values for the graph's other inputs, {name: array} (with or without the batch axis).
+    batch_size: rows per model call, or "auto" (timed on the first batches, within batch_memory
+    bytes of batch buffers). shared_batching: threads sharing the model fill each model call from
+    all their waiting batches (`onnxplain.scheduler`); False lets each call the model on its own.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class Model:
         providers: Sequence[str] | None = None,
         threads: int = 0,
         progress: bool | None = None,
+        shared_batching: bool = True,
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise OnnxplainError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
@@ -142,6 +147,7 @@ class Model:
         self._candidates = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
             if self.batch_setting == "auto" else []
         self.batch_size: int = self._candidates[-1] if self._candidates else int(self.batch_setting)
+        self.scheduler = Scheduler(self._scores, lambda: self.batch_size) if shared_batching else None
 
     # ---- discovery -------------------------------------------------------------------
     def _inspect_input(self, input_name, input_size, layout, channels, constants) -> None:
@@ -294,9 +300,16 @@ class Model:
         """Shape of one preprocessed input in the model's layout."""
         return tuple(self.preprocessor.model_shape)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, priority: int = EXPLANATION) -> np.ndarray:
         """Class scores (N, classes) float32 for a preprocessed batch (N, *input_shape): the model's
-        output, (N, classes, 1, 1) squeezed, one column expanded to the two classes [1 - p, p]."""
+        output, (N, classes, 1, 1) squeezed, one column expanded to the two classes [1 - p, p].
+        With shared batching, through the scheduler (`priority`: PREDICTION runs before EXPLANATION)."""
+        if self.scheduler is None:
+            return self._scores(batch)
+        return self.scheduler.run(batch, priority)[0]
+
+    def _scores(self, batch: np.ndarray) -> np.ndarray:
+        """`run` on one batch, in this thread."""
         self._read_graph()
         n = batch.shape[0]
         step = self.fixed_batch or n
@@ -372,7 +385,7 @@ class Model:
         batch = np.stack([self.check_image(im) for im in (images[None] if single else images)])
         out = np.empty((len(batch),) + self.input_shape, np.float32)
         self.preprocessor.apply(batch, out)
-        scores = self.convert(self.run(out), kind)
+        scores = self.convert(self.run(out, PREDICTION), kind)
         return scores[0] if single else scores
 
     # ---- streams of perturbations (one-shot forms of `Batches`) ------------------------------
