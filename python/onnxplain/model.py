@@ -66,6 +66,8 @@ class Model:
     (main input (N, F), or one input per column) is a `tables.TabularModel`.
     """
 
+    modality = "image"
+
     def __new__(cls, source: Any = None, *args: Any, modality: str = "auto", **kwargs: Any) -> Model:
         """A `tables.TabularModel` when the ONNX model takes a table (or modality="tabular"), else a
         Model; the session opened to tell is handed to __init__."""

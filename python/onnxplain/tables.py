@@ -32,8 +32,10 @@ N_BACKGROUND = 16
 
 def detect_modality(session, input_name: str | None = None) -> str:
     """"tabular" when the model's main input is rank 2 numeric, or when every input is one column
-    ((N, 1) or (N,)); else "image"."""
+    ((N, 1) or (N,)); "image" when any input has rank 4, or otherwise."""
     inputs = session.get_inputs()
+    if any(len(i.shape) == 4 for i in inputs):
+        return "image"
     main = [i for i in inputs if i.name == input_name] or inputs
     if len(main) == 1 and len(main[0].shape) == 2 and main[0].type in TENSOR_DTYPES and main[0].shape[1] != 1:
         return "tabular"
@@ -53,7 +55,10 @@ def _is_column(node) -> bool:
 
 def read_table(source: Any, name: str = "data") -> tuple[np.ndarray, list[str] | None]:
     """A table (N, F) and its column names (None when the source has none) from a CSV path (header
-    = names), a .npy path, a NumPy array ((F,) is one row) or a pandas DataFrame/Series."""
+    = names), a .npy path, a NumPy array ((F,) is one row), a dict {name: value} (one row) or a
+    pandas DataFrame/Series."""
+    if isinstance(source, dict):  # one row {feature name: value}
+        return _numeric_if_possible(np.array([list(source.values())], dtype=object)), [str(k) for k in source]
     if hasattr(source, "to_numpy") and hasattr(source, "index"):  # pandas, without importing it
         names = [str(c) for c in (source.columns if hasattr(source, "columns") else source.index)]
         values = source.to_numpy()
@@ -135,6 +140,8 @@ class TabularModel(Model):
                                  "(modality='image' / --modality image to treat it as an image model)")
         if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise OnnxplainError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+        if output not in ("auto", "probabilities", "logits"):
+            raise OnnxplainError(f"a tabular model's output is 'auto', 'probabilities' or 'logits', got {output!r}")
         session = self.__dict__.pop("_opened", None) or _open_session(source, providers)
         self.session, self.progress, self.threads = session, progress, threads
         self._graph_source = self._binary = None  # Model's lazily read graph: unused here
@@ -170,7 +177,7 @@ class TabularModel(Model):
             self.categorical = np.array([i.type in ("tensor(string)", "tensor(int64)", "tensor(int32)")
                                          for i in inputs])
         self.input_name = ",".join(name for name, _ in self.inputs)
-        self._choose_probability_output(output_name)
+        self._choose_probability_output(output_name, output)
         self.class_names = _class_labels(source)
         self.num_classes: int | None = len(self.class_names) if self.class_names else None
         self._zipmap_keys: list | None = None
@@ -179,7 +186,7 @@ class TabularModel(Model):
     def n_features(self) -> int:
         return len(self.feature_names)
 
-    def _choose_probability_output(self, output_name: str | None) -> None:
+    def _choose_probability_output(self, output_name: str | None, output: str) -> None:
         """The probabilities: the named output, else the one ZipMap sequence or the one float
         tensor (N, K) / (N,) of the graph (the int64/string label output is never used)."""
         outputs = {o.name: o for o in self.session.get_outputs()}
@@ -196,7 +203,7 @@ class TabularModel(Model):
                                      "probability output with output_name= (CLI: --output-name)")
         self.output_name = chosen[0]
         self.zipmap = outputs[self.output_name].type.startswith("seq(map(")
-        self.output_kind: str | None = "probabilities" if self.zipmap else None
+        self.output_kind: str | None = "probabilities" if self.zipmap else None if output == "auto" else output
 
     # ---- evaluation --------------------------------------------------------------------------
     def feeds(self, table: np.ndarray) -> dict[str, np.ndarray]:

@@ -19,7 +19,8 @@ Maps come back per column, (F,) float32 (a group's columns share its value).
   background) the criterion holds (top1: the target stays the top class; confidence: p(target) >=
   fraction x its clean value), and no single feature can be dropped. Each is the shortest prefix
   of the features in decreasing occlusion score that suffices, then pruned one feature at a time
-  (the least important that can go); the next search excludes earlier explanations. The map gives
+  (the least important that can go); the next search excludes earlier explanations. When the
+  background alone satisfies the criterion, the empty set is the answer (with a warning). The map gives
   each feature of an explanation of k features 1/k (its share), others 0.
 - counterfactual: a real row x_r (class A) and x_c (class B: given, or the nearest background row
   the model puts in B); map_g = p(B | x_r with group g from x_c) - p(B | x_r) (d-occlusion); its
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +141,7 @@ def _occlusion_drops(masker: TabularMasker, clean: np.ndarray) -> np.ndarray:
 
 
 def rise(model: TabularModel, row: Any, target: Target = None, *, background: Any = None, groups: dict | None = None,
-         n_background: int = N_BACKGROUND, n_masks: int = 1000, p_keep: float = 0.5, seed: int = 0
+         n_background: int = N_BACKGROUND, n_masks: int = 2000, p_keep: float = 0.5, seed: int = 0
          ) -> TabularExplanation:
     """RISE over features: the expected p(t) when the feature is kept (masks kept with p_keep)."""
     n_masks = positive_int("n_masks", n_masks)
@@ -250,7 +252,13 @@ def multi(model: TabularModel, row: Any, target: Target = None, *, background: A
                 return scores.argmax(axis=1) == t
             return scores[:, t] >= fraction * run.probabilities[t]
 
-        found = _sufficient_sets(masker.count, drops[:, t], sufficient, max_explanations)
+        if sufficient(np.zeros((1, masker.count)))[0]:
+            warnings.warn(f"the background alone satisfies the {criterion} criterion for class {t}, so the empty set "
+                          "is the one minimal sufficient set; try criterion='confidence' with a larger fraction",
+                          stacklevel=2)
+            found = []
+        else:
+            found = _sufficient_sets(masker.count, drops[:, t], sufficient, max_explanations)
         share = np.zeros(masker.count)
         for members in found:
             share[members] = 1.0 / len(members)
