@@ -321,6 +321,23 @@ def _class_labels(source: Any) -> list[str] | None:
     return None
 
 
+def read_rows(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """Rows (N, F) of `source` (see `read_table`) checked against the model, with their column
+    names; a per-column model's columns are put in its input order when the names are its inputs'."""
+    table, names = read_table(source, name)
+    if model.per_column and names and set(names) == set(model.feature_names):
+        table, names = table[:, [names.index(n) for n in model.feature_names]], list(model.feature_names)
+    return model.check_table(table, name), names
+
+
+def read_row(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """One row (F,) as `read_rows` reads it, or an error naming `name`."""
+    table, names = read_rows(model, source, name)
+    if len(table) != 1:
+        raise OnnxplainError(f"{name} must be one row (F,), got {len(table)} rows; pick one (CLI: --row N)")
+    return table[0], names
+
+
 # ---- the masker ---------------------------------------------------------------------------------
 
 class TabularMasker:
@@ -334,27 +351,18 @@ class TabularMasker:
     """
 
     def __init__(self, model: TabularModel, row: Any, background: Any, *, groups: dict | None = None,
-                 n_background: int = N_BACKGROUND, seed: int = 0, feature_names: Sequence[str] | None = None) -> None:
+                 n_background: int = N_BACKGROUND, seed: int = 0) -> None:
         if background is None:
             raise OnnxplainError("tabular explanations need background rows to fill removed features: pass "
                                  "background= (a CSV path, an array or a DataFrame; CLI: --background bg.csv)")
         if isinstance(n_background, bool) or not isinstance(n_background, (int, np.integer)) or n_background < 1:
             raise OnnxplainError(f"n_background must be a positive integer, got {n_background!r}")
         self.model = model
-        table, row_names = read_table(row, "row")
-        if len(table) != 1:
-            raise OnnxplainError(f"row must be one row (F,), got {len(table)} rows; pick one (CLI: --row N)")
-        background_table, background_names = read_table(background, "background")
-        self.columns = list(feature_names or row_names or background_names or model.feature_names)
-        if model.per_column and row_names and set(row_names) == set(model.feature_names):
-            order = [row_names.index(n) for n in model.feature_names]  # a CSV in another column order
-            table, self.columns = table[:, order], list(model.feature_names)
-            if background_names and set(background_names) == set(model.feature_names):
-                background_table = background_table[:, [background_names.index(n) for n in model.feature_names]]
-        self.row = model.check_table(table, "row")[0]
-        self.background = model.check_table(background_table, "background")
-        if len(self.columns) != model.n_features:
-            raise OnnxplainError(f"{len(self.columns)} feature names for {model.n_features} features")
+        self.row, row_names = read_row(model, row, "row")
+        self.background, background_names = read_rows(model, background, "background")
+        if not len(self.background):
+            raise OnnxplainError("background has no rows")
+        self.columns = list(row_names or background_names or model.feature_names)
         order = np.random.default_rng(seed).permutation(len(self.background))
         self.fill = self.background[order[:n_background]]  # (R, F)
         self.n_background = len(self.fill)
@@ -401,28 +409,30 @@ class TabularMasker:
         return np.asarray(masks, bool)[:, self.group_of]
 
     def tables(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None) -> np.ndarray:
-        """Model rows (B * R, F): for each mask (B, G) and each fill row (R, F; default the
-        background draws), the row's value where kept, the fill row's elsewhere."""
+        """Model rows (B * R, F): for each mask (B, G) and each fill row (R, F, or (B, R, F): one
+        set per mask; default the background draws), the row's value where kept, the fill's elsewhere."""
         fill = self.fill if fill is None else fill
         row = self.row if row is None else row
         keep = self.columns_of(masks)[:, None, :]
-        return np.where(keep, row[None, None, :], fill[None, :, :]).reshape(-1, self.row.shape[0])
+        return np.where(keep, row[None, None, :], fill if fill.ndim == 3 else fill[None]).reshape(-1, len(self.row))
 
     def scores(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None,
                description: str = "") -> np.ndarray:
-        """Mean probabilities (B, K) float64 over the fill rows, for masks (B, G), streamed in
-        batches of the model's batch size (memory bounded by one batch)."""
+        """Mean probabilities (B, K) float64 over the fill rows ((R, F) or (B, R, F), see `tables`),
+        for masks (B, G), streamed in batches of the model's batch size (memory bounded by one batch)."""
         fill = self.fill if fill is None else fill
         masks = np.asarray(masks)
-        per_batch = max(1, self.model.batch_size // len(fill))
+        rows = fill.shape[-2]
+        per_batch = max(1, self.model.batch_size // rows)
         bar = tqdm(total=len(masks), desc=description, unit="mask", leave=False,
                    disable=not description or self.model.progress is False or len(masks) < 4 * per_batch)
         parts = []
         for first in range(0, len(masks), per_batch):
             chunk = masks[first:first + per_batch]
-            probabilities = self.model.run(self.tables(chunk, fill, row)).astype(np.float64)
-            parts.append(probabilities.reshape(len(chunk), len(fill), -1).mean(axis=1))
-            self.evaluations += len(chunk) * len(fill)
+            fills = fill if fill.ndim == 2 else fill[first:first + per_batch]
+            probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
+            parts.append(probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
+            self.evaluations += len(chunk) * rows
             bar.update(len(chunk))
         bar.close()
         return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0))

@@ -30,7 +30,6 @@ Maps come back per column, (F,) float32 (a group's columns share its value).
 """
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,8 +44,8 @@ from .errors import OnnxplainError
 from .explainer import Target, positive_int, resolve_targets
 from .fidelity import Curves
 from .result import Explanation
-from .tables import N_BACKGROUND, TabularMasker, TabularModel
-from .visualize import bar_chart, save_png
+from .tables import N_BACKGROUND, TabularMasker, TabularModel, read_row, read_rows
+from .visualize import bar_chart
 
 METHODS = ("occlusion", "rise", "ig", "pmi", "multi")
 CRITERIA = ("top1", "confidence")
@@ -74,30 +73,30 @@ class TabularExplanation(Explanation):
                          for i, mask in enumerate(masks, 1)] for t, masks in self.explanations.items()}
         return record
 
+    def picture(self, target: int) -> np.ndarray:
+        """A horizontal bar chart of the strongest features of one target's map, values shown."""
+        name = self.class_names[target] if self.class_names and target < len(self.class_names) else str(target)
+        return bar_chart(self.columns, self.maps[target], f"{self.method}, class {name}")
+
     def save(self, out_dir: str | Path) -> list[Path]:
-        """Writes <method>_<target>.npy ((F,) float32), <method>_<target>.png (a bar chart of the
-        strongest features), multi's <method>_<target>_explanation_<i>.npy ((F,) bool) and result.json."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for target, attribution in self.maps.items():
-            npy, png = out / f"{self.method}_{target}.npy", out / f"{self.method}_{target}.png"
-            np.save(npy, attribution.astype(np.float32))
-            save_png(png, bar_chart(self.columns, attribution, f"{self.method}, class {self._name(target)}"))
-            written += [npy, png]
-            for i, mask in enumerate(self.explanations.get(target, []), 1):
-                path = out / f"{self.method}_{target}_explanation_{i}.npy"
+        """Writes <method>_<target>.npy ((F,) float32), <method>_<target>.png (`picture`), multi's
+        <method>_<target>_explanation_<i>.npy ((F,) bool) and result.json."""
+        written = super().save(out_dir)
+        for target, masks in self.explanations.items():
+            for i, mask in enumerate(masks, 1):
+                path = Path(out_dir) / f"{self.method}_{target}_explanation_{i}.npy"
                 np.save(path, mask.astype(bool))
                 written.append(path)
-        (out / "result.json").write_text(json.dumps(self.record(), indent=2))
-        return written + [out / "result.json"]
-
-    def _name(self, target: int) -> str:
-        return self.class_names[target] if self.class_names and target < len(self.class_names) else str(target)
-
+        return written
 
 def _json_value(value: Any) -> Any:
     return float(value) if isinstance(value, (float, np.floating, int, np.integer)) else str(value)
+
+
+def _check_model(model: Any) -> None:
+    if not isinstance(model, TabularModel):
+        raise OnnxplainError(f"onnxplain.tabular explains tabular models; this one is {type(model).__name__} "
+                             "(modality='tabular' / --modality tabular to force it)")
 
 
 class _Run:
@@ -105,9 +104,7 @@ class _Run:
 
     def __init__(self, model: Any, method: str, row: Any, target: Target, background: Any, groups: dict | None,
                  n_background: int, seed: int) -> None:
-        if not isinstance(model, TabularModel):
-            raise OnnxplainError(f"onnxplain.tabular explains tabular models; this one is {type(model).__name__} "
-                                 "(modality='tabular' / --modality tabular to force it)")
+        _check_model(model)
         self.model, self.method, self.seed = model, method, int(seed)
         self.start = time.perf_counter()
         self.masker = TabularMasker(model, row, background, groups=groups, n_background=n_background, seed=seed)
@@ -203,11 +200,8 @@ def information_maps(model: TabularModel, row: Any, target: Target = "top3", *, 
     samples = positive_int("samples", samples)
     run = _Run(model, "ig", row, target, background, groups, samples, seed)
     masker, sampler = run.masker, ConditionalSampler(run.masker, model.categorical)
-    removed = np.empty((masker.count, len(run.probabilities)))
-    for g in range(masker.count):
-        keep = np.ones((1, masker.count))
-        keep[0, g] = 0
-        removed[g] = masker.scores(keep, fill=sampler.draws(g, samples, run.seed))[0]
+    draws = np.stack([sampler.draws(g, samples, run.seed) for g in range(masker.count)])  # (G, samples, F)
+    removed = masker.scores(1 - np.eye(masker.count), fill=draws, description="ig/pmi")
     p = np.clip(run.probabilities, 1e-12, 1.0)
     q = np.clip(removed, 1e-12, 1.0)
     ig = np.sum(p[None] * (np.log(p[None]) - np.log(q)), axis=1)
@@ -316,17 +310,17 @@ def make_pair(model: TabularModel, real: Any, counterfactual: Any = None, *, bac
     """The pair: x_c given, or the background row nearest to x_r (numeric columns scaled by the
     background's standard deviation, categorical ones counting 1 when they differ) whose top class
     is B (default: any class other than A)."""
-    masker = TabularMasker(model, real, background if background is not None else real)
-    x_r = masker.row
+    _check_model(model)
+    x_r = read_row(model, real, "real")[0]
     p_r = model.run(x_r[None])[0]
     a = int(np.argmax(p_r))
     if counterfactual is not None:
-        x_c = TabularMasker(model, counterfactual, counterfactual).row
+        x_c = read_row(model, counterfactual, "counterfactual")[0]
         source = "given"
     else:
         if background is None:
             raise OnnxplainError("without a counterfactual row, pass background= to find the nearest row of class B")
-        table = masker.background
+        table = read_rows(model, background, "background")[0]
         top = model.run(table).argmax(axis=1)
         wanted = top == class_b if class_b is not None else top != a
         if not wanted.any():
