@@ -260,6 +260,11 @@ def test_bad_input_is_one_clear_error(zipmap_model, background):
         tabular.explain(zipmap_model, ROW, "random", background=background)
     with pytest.raises(ox.OnnxplainError, match="the map must be 10"):
         tabular.deletion(zipmap_model, ROW, np.zeros(3), background=background)
+    with pytest.raises(ox.OnnxplainError, match="class_b must be a class index in 0..1"):
+        tabular.make_pair(zipmap_model, ROW, background=background, class_b=2)
+    with pytest.warns(UserWarning, match="fewer than n_background=16"):
+        result = tabular.occlusion(zipmap_model, ROW, background=background[:5])
+    assert result.params["n_background"] == 5
 
 
 # ---- the command line ------------------------------------------------------------------------------

@@ -108,7 +108,8 @@ def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
         raise OnnxplainError(f"--row {args.row} is outside the {len(table)} rows of {args.image}")
     row = dict(zip(names, table[args.row])) if names else table[args.row]
     options: dict = {"background": args.background, "groups": _groups(args.group), "seed": args.seed}
-    options["samples" if args.method in ("ig", "pmi") else "n_background"] = args.n_background
+    if args.n_background is not None:
+        options["samples" if args.method in ("ig", "pmi") else "n_background"] = args.n_background
     if args.method == "rise":
         options.update(n_masks=args.masks, p_keep=args.p_keep)
     elif args.method == "multi":
@@ -375,8 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     tab = ex.add_argument_group("tabular models")
     tab.add_argument("--row", type=int, default=0, help="the row of the data file to explain (default 0)")
     tab.add_argument("--background", help="CSV or .npy of background rows that fill removed features (required)")
-    tab.add_argument("--n-background", type=int, default=N_BACKGROUND,
-                     help="background rows averaged per feature set; ig/pmi: conditional draws per feature")
+    tab.add_argument("--n-background", type=int,
+                     help=f"background rows averaged per feature set (default {N_BACKGROUND}; rise: per mask, "
+                          "default 1); ig/pmi: conditional draws per feature")
     tab.add_argument("--group", action="append", metavar="NAME=COL,COL",
                      help="explain these columns as one feature; repeatable")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -363,6 +364,9 @@ class TabularMasker:
         if not len(self.background):
             raise OnnxplainError("background has no rows")
         self.columns = list(row_names or background_names or model.feature_names)
+        if len(self.background) < n_background:
+            warnings.warn(f"the background has {len(self.background)} rows, fewer than n_background={n_background}: "
+                          "each feature set is averaged over those only", stacklevel=3)
         order = np.random.default_rng(seed).permutation(len(self.background))
         self.fill = self.background[order[:n_background]]  # (R, F)
         self.n_background = len(self.fill)

@@ -9,7 +9,8 @@ Maps come back per column, (F,) float32 (a group's columns share its value).
 
 - occlusion: drop_g = p(t|x) - mean_r p(t | x with group g from background row r).
 - rise: sal_g = sum_i p(t|m_i) m_i[g] / (n p_keep), m_i[g] ~ Bernoulli(p_keep) from the core's
-  generator keyed by (seed, mask i).
+  generator keyed by (seed, mask i); each mask is filled from its own `n_background` background
+  rows (default 1: the masks already average over fills), drawn with replacement.
 - ig / pmi: the removed group is drawn given the others, `samples` times: its numeric columns from
   the Gaussian fitted on the background's numeric columns, conditioned on the row's other numeric
   columns; its categorical columns (string or int64 inputs) from one background row drawn
@@ -138,15 +139,18 @@ def _occlusion_drops(masker: TabularMasker, clean: np.ndarray) -> np.ndarray:
 
 
 def rise(model: TabularModel, row: Any, target: Target = None, *, background: Any = None, groups: dict | None = None,
-         n_background: int = N_BACKGROUND, n_masks: int = 2000, p_keep: float = 0.5, seed: int = 0
-         ) -> TabularExplanation:
-    """RISE over features: the expected p(t) when the feature is kept (masks kept with p_keep)."""
+         n_background: int = 1, n_masks: int = 2000, p_keep: float = 0.5, seed: int = 0) -> TabularExplanation:
+    """RISE over features: the expected p(t) when the feature is kept (masks kept with p_keep). Each
+    mask fills from its own `n_background` background rows (default 1), drawn with replacement:
+    n_masks x n_background rows evaluated."""
     n_masks = positive_int("n_masks", n_masks)
     if not 0 < p_keep <= 1:
         raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
     run = _Run(model, "rise", row, target, background, groups, n_background, seed)
-    masks = _core.bernoulli_keep(int(seed), 0, n_masks, run.masker.count, float(p_keep), model.threads)
-    scores = run.masker.scores(masks, description="rise")
+    masker = run.masker
+    masks = _core.bernoulli_keep(int(seed), 0, n_masks, masker.count, float(p_keep), model.threads)
+    picks = np.random.default_rng([int(seed), 1]).integers(len(masker.background), size=(n_masks, masker.n_background))
+    scores = masker.scores(masks, fill=masker.background[picks], description="rise")  # own rows per mask
     saliency = masks.T.astype(np.float64) @ scores / (n_masks * p_keep)  # (G, K)
     return run.finish({t: saliency[:, t] for t in run.targets}, {"n_masks": n_masks, "p_keep": float(p_keep)})
 
@@ -314,6 +318,9 @@ def make_pair(model: TabularModel, real: Any, counterfactual: Any = None, *, bac
     x_r = read_row(model, real, "real")[0]
     p_r = model.run(x_r[None])[0]
     a = int(np.argmax(p_r))
+    if class_b is not None and (isinstance(class_b, bool) or not isinstance(class_b, (int, np.integer))
+                                or not 0 <= class_b < len(p_r)):
+        raise OnnxplainError(f"class_b must be a class index in 0..{len(p_r) - 1}, got {class_b!r}")
     if counterfactual is not None:
         x_c = read_row(model, counterfactual, "counterfactual")[0]
         source = "given"
@@ -324,8 +331,9 @@ def make_pair(model: TabularModel, real: Any, counterfactual: Any = None, *, bac
         top = model.run(table).argmax(axis=1)
         wanted = top == class_b if class_b is not None else top != a
         if not wanted.any():
-            raise OnnxplainError(f"no background row is classified as {class_b if class_b is not None else 'another class than ' + str(a)}; "
-                                 "give the counterfactual row, or another class_b=")
+            wanted_class = class_b if class_b is not None else f"another class than {a}"
+            raise OnnxplainError(f"no background row is classified as {wanted_class}; give the counterfactual row, "
+                                 "or another class_b=")
         distance = _distances(x_r, table, model.categorical)
         index = int(np.flatnonzero(wanted)[np.argmin(distance[wanted])])
         x_c, source = table[index], f"nearest background row {index}"
