@@ -247,6 +247,19 @@ def test_fidelity_in_feature_order(zipmap_model, background):
     assert insertion.aucs["insertion"] > 0.7 and len(insertion.x) == 11
 
 
+def test_evaluate_over_rows(zipmap_model, background):
+    rows = np.stack([ROW, data(3, seed=5)[0][0], -ROW])
+    report = tabular.evaluate(zipmap_model, rows, ("occlusion", "rise"), ("mif-lif", "deletion"),
+                              background=background, method_options={"rise": {"n_masks": 200}})
+    assert report["rows"] == 3
+    for method in ("occlusion", "rise"):
+        fidelity = report["methods"][method]["mif-lif"]
+        assert len(fidelity["values"]) == 3 and fidelity["mean"] == pytest.approx(np.mean(fidelity["values"]))
+        assert fidelity["mean"] > 0 and fidelity["ci95"] >= 0
+    with pytest.raises(ox.OnnxplainError, match="unknown"):
+        tabular.evaluate(zipmap_model, rows, ("ablation",), background=background)
+
+
 # ---- bad input ------------------------------------------------------------------------------------
 
 def test_bad_input_is_one_clear_error(zipmap_model, background):

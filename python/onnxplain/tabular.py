@@ -27,23 +27,25 @@ Maps come back per column, (F,) float32 (a group's columns share its value).
   the model puts in B); map_g = p(B | x_r with group g from x_c) - p(B | x_r) (d-occlusion); its
   mask-swap (DAC) score swaps the top-k features of any map for k = 0..G.
 - fidelity: MIF/LIF, deletion and insertion in a map's feature order, removed features from the
-  background as above.
+  background as above; `evaluate` runs them for several methods over many rows.
 """
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import _core
 from .counterfactual import MaskSwap, area, curve_from_points
 from .errors import OnnxplainError
 from .explainer import Target, positive_int, resolve_targets
-from .fidelity import Curves
+from .fidelity import Curves, interval
 from .result import Explanation
 from .tables import N_BACKGROUND, TabularMasker, TabularModel, read_row, read_rows
 from .visualize import bar_chart
@@ -458,6 +460,40 @@ def _ranked_curves(model, row, attribution, background, target, groups, n_backgr
                   clean_score=float(run.probabilities[c]))
 
 
+METRICS = {"mif-lif": (mif_lif, "fidelity"), "deletion": (deletion, "deletion"), "insertion": (insertion, "insertion")}
+
+
+def evaluate(model: TabularModel, rows: Any, methods: Sequence[str] = ("occlusion", "rise"),
+             metrics: Sequence[str] = tuple(METRICS), *, background: Any = None, seed: int = 0,
+             method_options: dict[str, dict] | None = None) -> dict:
+    """Fidelity of methods over rows (a CSV path, an array (N, F) or a DataFrame), each row's map
+    for its top class: {"methods": {method: {metric: {"mean", "ci95", "values"}}}, "rows": N}, where
+    the value is fidelity (AUC(LIF) - AUC(MIF), larger is better) for mif-lif and the AUC for
+    deletion (lower is better) and insertion (larger is better); ci95 the half-width of the 95 %
+    interval over rows (`fidelity.interval`)."""
+    unknown = [m for m in metrics if m not in METRICS] + [m for m in methods if m not in METHODS]
+    if unknown:
+        raise OnnxplainError(f"unknown {unknown}; methods: {', '.join(METHODS)}; metrics: {', '.join(METRICS)}")
+    table, names = read_rows(model, rows, "rows")
+    values: dict = {m: {k: [] for k in metrics} for m in methods}
+    for values_of_row in tqdm(table, desc="evaluate", unit="row", disable=model.progress is False or len(table) < 4):
+        row = dict(zip(names, values_of_row)) if names else values_of_row
+        for method in methods:
+            result = explain(model, row, method, None, background=background, seed=seed,
+                             **(method_options or {}).get(method, {}))
+            for metric in metrics:
+                function, key = METRICS[metric]
+                curves = function(model, row, result, background=background, seed=seed)
+                values[method][metric].append(curves.fidelity if key == "fidelity" else curves.aucs[key])
+    summary = {}
+    for method, per_metric in values.items():
+        summary[method] = {}
+        for metric, v in per_metric.items():
+            mean, half = interval(v)
+            summary[method][metric] = {"mean": mean, "ci95": half, "values": v}
+    return {"methods": summary, "rows": len(table)}
+
+
 def explain(model: TabularModel, row: Any, method: str, target: Target = None, **options: Any) -> TabularExplanation:
     """One of METHODS by name (the CLI's entry point)."""
     functions = {"occlusion": occlusion, "rise": rise, "ig": ig, "pmi": pmi, "multi": multi}
@@ -468,4 +504,4 @@ def explain(model: TabularModel, row: Any, method: str, target: Target = None, *
 
 __all__ = ["METHODS", "TabularExplanation", "TabularPair", "ConditionalSampler", "occlusion", "rise", "ig", "pmi",
            "information_maps", "multi", "make_pair", "discriminative_map", "mask_swap", "mif_lif", "deletion",
-           "insertion", "explain"]
+           "insertion", "evaluate", "explain"]
