@@ -143,7 +143,10 @@ def test_results_do_not_depend_on_the_batch_size(background):
                               tabular.rise(large, ROW, 1, background=background, seed=3)[1])
 
 
-def test_string_categorical_per_column_inputs():
+@pytest.fixture(scope="module")
+def string_model():
+    """A pipeline over a string column `color` and x1..x9, class: color == "red" and x3 > 0; (ONNX
+    bytes with one input per column, the training frame)."""
     pandas = pytest.importorskip("pandas")
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -156,7 +159,13 @@ def test_string_categorical_per_column_inputs():
                                                      ("num", "passthrough", numeric)])),
                          ("forest", RandomForestClassifier(n_estimators=40, max_depth=6, random_state=0))]).fit(frame, y)
     types = [("color", StringTensorType([None, 1]))] + [(n, FloatTensorType([None, 1])) for n in numeric]
-    model = ox.Model(skl2onnx.convert_sklearn(pipeline, initial_types=types, target_opset=17).SerializeToString())
+    return skl2onnx.convert_sklearn(pipeline, initial_types=types, target_opset=17).SerializeToString(), frame
+
+
+def test_string_categorical_per_column_inputs(string_model):
+    onnx_bytes, frame = string_model
+    model = ox.Model(onnx_bytes)
+    numeric = [f"x{j}" for j in range(1, 10)]
     assert model.per_column and model.feature_names == ["color"] + numeric
     assert model.categorical.tolist() == [True] + [False] * 9
     row = {"x3": 1.2, "color": "red", **{n: 0.1 for n in numeric if n != "x3"}}  # any column order
@@ -167,6 +176,22 @@ def test_string_categorical_per_column_inputs():
         assert top(result[1]) == {0, 3}, (method, result[1])
     swapped = tabular.multi(model, row, 1, background=background, criterion="confidence", fraction=0.8)
     assert [set(np.flatnonzero(m)) for m in swapped.explanations[1]] == [{0, 3}]
+
+
+def test_cli_reads_string_columns_from_csv(tmp_path, string_model):
+    onnx_bytes, frame = string_model
+    (tmp_path / "m.onnx").write_bytes(onnx_bytes)
+    shuffled = frame[["x3", "color"] + [f"x{j}" for j in (1, 2, 4, 5, 6, 7, 8, 9)]]  # another column order
+    shuffled.iloc[400:].to_csv(tmp_path / "bg.csv", index=False)
+    row = shuffled.iloc[:1].copy()
+    row["color"], row["x3"] = "red", 1.5
+    row.to_csv(tmp_path / "row.csv", index=False)
+    proc = run_cli("explain", tmp_path / "m.onnx", tmp_path / "row.csv", "--background", tmp_path / "bg.csv",
+                   "--method", "pmi", "--target", "1", "--out", tmp_path / "out", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert record["features"][0] == "color" and record["row"][0] == "red"
+    assert top(np.load(tmp_path / "out" / "pmi_1.npy")) == {0, 3}
 
 
 def test_xgboost_and_lightgbm_through_onnxmltools(background):
