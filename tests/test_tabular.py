@@ -194,6 +194,30 @@ def test_cli_reads_string_columns_from_csv(tmp_path, string_model):
     assert top(np.load(tmp_path / "out" / "pmi_1.npy")) == {0, 3}
 
 
+def test_int64_categorical_column_is_drawn_from_the_background():
+    """An analytic per-column model: logit of class 1 = 4 [code == 2] + 2 b - 3; column c unused."""
+    nodes = [helper.make_node("Equal", ["code", "two"], ["is_two"]),
+             helper.make_node("Cast", ["is_two"], ["flag"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["flag", "four"], ["f4"]), helper.make_node("Mul", ["b", "twof"], ["b2"]),
+             helper.make_node("Add", ["f4", "b2"], ["s"]), helper.make_node("Sub", ["s", "three"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["p"])]
+    columns = [helper.make_tensor_value_info("code", TensorProto.INT64, [None, 1])] + \
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in ("b", "c")]
+    constants = [helper.make_tensor("two", TensorProto.INT64, [], [2])] + \
+        [helper.make_tensor(n, TensorProto.FLOAT, [], [v]) for n, v in (("four", 4.0), ("twof", 2.0), ("three", 3.0))]
+    graph = helper.make_graph(nodes, "codes", columns, [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 1])],
+                              constants)
+    model = ox.Model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    assert model.per_column and model.categorical.tolist() == [True, False, False]
+    rng = np.random.default_rng(0)
+    background = np.stack([rng.integers(0, 4, 200), rng.normal(size=200), rng.normal(size=200)], axis=1)
+    row = {"code": 2.0, "b": 1.0, "c": 0.5}  # as read from a CSV of numbers
+    assert model.predict(np.array([[2.0, 1.0, 0.5]]))[0, 1] == pytest.approx(1 / (1 + np.exp(-3)), abs=1e-6)
+    for method in ("occlusion", "ig", "pmi"):
+        values = tabular.explain(model, row, method, 1, background=background)[1]
+        assert values[2] == pytest.approx(0, abs=1e-6) and values[0] > 0.05 and values[1] > 0.05, (method, values)
+
+
 def test_xgboost_and_lightgbm_through_onnxmltools(background):
     onnxmltools = pytest.importorskip("onnxmltools")
     xgboost = pytest.importorskip("xgboost")
