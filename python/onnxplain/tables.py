@@ -211,7 +211,7 @@ class TabularModel(Model):
         """Model feeds for a table (N, F): one (N, F) tensor, or one (N, 1) array per column."""
         if not self.per_column:
             name, dtype = self.inputs[0]
-            return {name: np.ascontiguousarray(table, dtype)}
+            return {name: _numbers(table, dtype)}
         return {name: _column(table[:, j], dtype) for j, (name, dtype) in enumerate(self.inputs)}
 
     def run(self, table: np.ndarray) -> np.ndarray:
@@ -290,9 +290,14 @@ class TabularModel(Model):
 def _column(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype.kind == "U":
         return np.array([_text(v) for v in values], dtype=object).reshape(-1, 1)
+    return _numbers(values, dtype).reshape(-1, 1)
+
+
+def _numbers(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Values as the model's numeric dtype (integers rounded to the nearest)."""
     if dtype.kind in "iu":
-        return np.rint(np.asarray(values, np.float64)).astype(dtype).reshape(-1, 1)
-    return np.asarray(values, dtype).reshape(-1, 1)
+        return np.ascontiguousarray(np.rint(np.asarray(values, np.float64)), dtype)
+    return np.ascontiguousarray(values, dtype)
 
 
 def _text(value: Any) -> str:
