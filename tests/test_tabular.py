@@ -81,11 +81,15 @@ def test_sklearn_zipmap_and_plain_outputs_read_as_the_same_probabilities(forest,
 
 
 def test_string_class_labels_follow_the_graph(background):
-    X, y = data()
-    named = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, np.array(["no", "yes"])[y])
+    X, _ = data()
+    labels = np.array(["none", "one", "both"])[(X[:, 1] > 0).astype(int) + (X[:, 6] > 0)]
+    named = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, labels)
     model = ox.Model(sklearn_onnx(named, zipmap=True))
-    assert model.class_names == ["no", "yes"]
+    assert model.class_names == ["both", "none", "one"] == named.classes_.tolist()
     np.testing.assert_allclose(model.predict(X[:20]), named.predict_proba(X[:20]), atol=1e-5)
+    result = tabular.occlusion(model, ROW, "top", background=background)
+    assert result.targets == [0] and result.record()["class_names"] == ["both", "none", "one"]
+    assert top(result[0]) == DECIDING
 
 
 def test_modality_detected_and_forced(forest):
