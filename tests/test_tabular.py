@@ -102,6 +102,8 @@ def test_modality_detected_and_forced(forest):
         ox.Model(onnx_bytes, modality="text")
     with pytest.raises(ox.OnnxplainError, match="input_size describe image models"):
         ox.Model(onnx_bytes, input_size=(4, 4))
+    with pytest.raises(ox.OnnxplainError, match="must be ONNX"):
+        ox.Model(lambda rows: rows, modality="tabular")
 
 
 def test_image_explainers_refuse_tabular_models_with_the_fix(zipmap_model):

@@ -73,6 +73,8 @@ class Model:
         Model; the session opened to tell is handed to __init__."""
         if modality not in MODALITIES:
             raise OnnxplainError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        if callable(source) and not _is_session(source) and modality == "tabular":
+            raise OnnxplainError("a tabular model must be ONNX (a path, bytes or an InferenceSession), not a callable")
         if cls is not Model or modality == "image" or (callable(source) and not _is_session(source)):
             return super().__new__(cls)
         from .tables import TabularModel, detect_modality
