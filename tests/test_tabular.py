@@ -375,6 +375,25 @@ def test_cli_file_contract(tmp_path, forest, background):
     assert proc.returncode == 2 and "onnxplain.tabular" in proc.stderr
 
 
+def test_cli_counterfactual_of_a_row(tmp_path, forest, background):
+    model_path = tmp_path / "forest.onnx"
+    model_path.write_bytes(sklearn_onnx(forest, zipmap=True))
+    np.save(tmp_path / "row.npy", ROW)
+    write_csv(tmp_path / "bg.csv", background)
+    proc = run_cli("counterfactual", model_path, tmp_path / "row.npy", "--background", tmp_path / "bg.csv",
+                   "--out", tmp_path / "cf", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "cf" / "result.json").read_text())
+    assert record["modality"] == "tabular" and record["pair"]["class_b"] == 0
+    assert record["pair"]["source"].startswith("nearest background row")
+    d_map = np.load(tmp_path / "cf" / "d-occlusion_0.npy")
+    assert d_map.shape == (10,) and np.argmax(d_map) in DECIDING
+    mask = np.load(tmp_path / "cf" / "d-occlusion_best_mask.npy")
+    assert mask.dtype == bool and set(np.flatnonzero(mask)) <= DECIDING
+    proc = run_cli("counterfactual", model_path, tmp_path / "row.npy", "--out", tmp_path / "cf2")
+    assert proc.returncode == 2 and "--background" in proc.stderr
+
+
 def test_read_table_sources(tmp_path):
     pandas = pytest.importorskip("pandas")
     from onnxplain.tables import read_table

@@ -103,10 +103,7 @@ def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
         raise OnnxplainError(f"--method {args.method} has no tabular form; use one of {', '.join(tabular.METHODS)}")
     if args.background is None:
         raise OnnxplainError("a tabular model needs background rows to fill removed features: --background bg.csv")
-    table, names = read_table(args.image, "data")
-    if not 0 <= args.row < len(table):
-        raise OnnxplainError(f"--row {args.row} is outside the {len(table)} rows of {args.image}")
-    row = dict(zip(names, table[args.row])) if names else table[args.row]
+    row = _data_row(args.image, args.row)
     options: dict = {"background": args.background, "groups": _groups(args.group), "seed": args.seed}
     if args.n_background is not None:
         options["samples" if args.method in ("ig", "pmi") else "n_background"] = args.n_background
@@ -125,6 +122,43 @@ def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
         print(f"  class {t}: " + ", ".join(f"{result.columns[j]} {result[t][j]:+.4g}" for j in strongest))
         for i, mask in enumerate(result.explanations.get(t, []), 1):
             print(f"  explanation {i}: {', '.join(result.columns[j] for j in np.flatnonzero(mask))}")
+    return 0
+
+
+def _data_row(path: str, row: int, flag: str = "--row"):
+    """Row `row` of a CSV / .npy file: a dict {name: value} when the file names its columns."""
+    table, names = read_table(path, "data")
+    if not 0 <= row < len(table):
+        raise OnnxplainError(f"{flag} {row} is outside the {len(table)} rows of {path}")
+    return dict(zip(names, table[row])) if names else table[row]
+
+
+def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
+    """`counterfactual` for a tabular model: row --row of REAL against the first row of CF, or the
+    nearest --background row of class B; the d-occlusion map and its mask-swap score."""
+    from . import tabular
+    from .visualize import save_png
+
+    if args.counterfactual is None and args.background is None:
+        raise OnnxplainError("give the counterfactual row (CF) or --background bg.csv to take the nearest row of class B")
+    real = _data_row(args.real, args.row)
+    other = None if args.counterfactual is None else _data_row(args.counterfactual, 0, "the first row")
+    pair = tabular.make_pair(model, real, other, background=args.background, class_b=args.class_b)
+    result = tabular.discriminative_map(model, pair)
+    b = pair.class_b
+    swap = tabular.mask_swap(model, pair, result[b], method="d-occlusion")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / f"d-occlusion_{b}.npy", result[b])
+    save_png(out / f"d-occlusion_{b}.png", result.picture(b))
+    np.save(out / "d-occlusion_best_mask.npy", swap.best_mask)
+    record = {"modality": "tabular", "features": result.columns, "model": model.describe(), "pair": pair.record(),
+              "methods": {"d-occlusion": {**swap.record(), "map_evaluations": result.evaluations, "files": {
+            "map": f"d-occlusion_{b}.npy", "best_mask": f"d-occlusion_best_mask.npy"}}}}
+    (out / "result.json").write_text(json.dumps(record, indent=2))
+    swapped = [result.columns[j] for j in np.flatnonzero(swap.best_mask)]
+    print(f"A = {pair.class_a}, B = {b} ({pair.source}); d-occlusion DAC {swap.score:.3f}; swapping "
+          f"{', '.join(swapped) or 'nothing'} gives p(B) = {swap.best['p_b']:.3f}; wrote {out}")
     return 0
 
 
@@ -172,7 +206,8 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     from .visualize import overlay, save_png
 
     model = open_model(args, progress=not args.quiet)
-    _images_only(model, "counterfactual")
+    if isinstance(model, TabularModel):
+        return counterfactual_rows(args, model)
     confidence = None if args.min_confidence < 0 else args.min_confidence
     pair = cf.make_pair(model, args.real, args.counterfactual, generator=args.generator, references=args.reference,
                         class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
@@ -436,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--out", default="onnxplain-counterfactual")
     cf.add_argument("--seed", type=int, default=0)
     add_model_flags(cf)
+    cf.add_argument("--row", type=int, default=0, help="tabular models: the row of REAL (a CSV / .npy) to explain")
+    cf.add_argument("--background", help="tabular models: rows to take the nearest one of class B from")
     cf.add_argument("--quiet", action="store_true", help="no progress bar")
     cf.set_defaults(handler=run_counterfactual)
     return parser

@@ -310,6 +310,13 @@ class TabularPair:
     probabilities_counterfactual: np.ndarray
     source: str  # "given" or "nearest background row <index>"
 
+    def record(self) -> dict:
+        return {"class_a": self.class_a, "class_b": self.class_b,
+                "p_a_real": float(self.probabilities_real[self.class_a]),
+                "p_b_counterfactual": float(self.probabilities_counterfactual[self.class_b]), "source": self.source,
+                "real": [_json_value(v) for v in self.real],
+                "counterfactual": [_json_value(v) for v in self.counterfactual]}
+
 
 def make_pair(model: TabularModel, real: Any, counterfactual: Any = None, *, background: Any = None,
               class_b: int | None = None) -> TabularPair:
