@@ -154,7 +154,7 @@ def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
     np.save(out / "d-occlusion_best_mask.npy", swap.best_mask)
     record = {"modality": "tabular", "features": result.columns, "model": model.describe(), "pair": pair.record(),
               "methods": {"d-occlusion": {**swap.record(), "map_evaluations": result.evaluations, "files": {
-            "map": f"d-occlusion_{b}.npy", "best_mask": f"d-occlusion_best_mask.npy"}}}}
+            "map": f"d-occlusion_{b}.npy", "best_mask": "d-occlusion_best_mask.npy"}}}}
     (out / "result.json").write_text(json.dumps(record, indent=2))
     swapped = [result.columns[j] for j in np.flatnonzero(swap.best_mask)]
     print(f"A = {pair.class_a}, B = {b} ({pair.source}); d-occlusion DAC {swap.score:.3f}; swapping "
