@@ -54,6 +54,8 @@ class Model:
 
     source: path to an .onnx file, its bytes, an ``onnxruntime.InferenceSession``, or a callable
     taking a preprocessed float32 batch (model layout) and returning (N, classes) scores.
+    modality: "auto" (read from the model's main input), "image" or "tabular"; a tabular model
+    (main input (N, F), or one input per column) is a `tables.TabularModel`.
     preset: preprocessing, a name from ``onnxplain.PRESETS`` or a ``Preprocess``.
     output: what the model emits: "logits", "probabilities" (softmax over classes), "sigmoid"
     (independent per-class probabilities, multi-label; with one output column, p of class 1), or
@@ -62,8 +64,6 @@ class Model:
     for callables (channels default 3).
     input_name, output_name: which graph input/output to use when it cannot be told.
     constants: values for the graph's other inputs, {name: array} (with or without the batch axis).
-    modality: "auto" (read from the model's main input), "image" or "tabular"; a tabular model
-    (main input (N, F), or one input per column) is a `tables.TabularModel`.
     """
 
     modality = "image"
@@ -91,6 +91,7 @@ class Model:
         preset: str | Preprocess = "imagenet",
         output: str = "auto",
         *,
+        modality: str = "auto",
         input_size: tuple[int, int] | None = None,
         layout: str | None = None,
         channels: int | None = None,
@@ -102,7 +103,6 @@ class Model:
         providers: Sequence[str] | None = None,
         threads: int = 0,
         progress: bool | None = None,
-        modality: str = "auto",
     ) -> None:
         if output not in OUTPUT_KINDS:
             raise OnnxplainError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
