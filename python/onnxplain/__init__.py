@@ -1,11 +1,11 @@
-"""onnxplain: black-box explanations for ONNX image classifiers, over a C++ core.
+"""onnxplain: black-box explanations for ONNX image and tabular classifiers, over a C++ core.
 
     import onnxplain as ox
     model = ox.Model("model.onnx", preset="imagenet")
     image = ox.load_image("cat.jpg", model.input_size)
     result = ox.RISE(model).attribute(image, target="top")
 """
-from . import counterfactual, evaluation, fidelity, registry
+from . import counterfactual, evaluation, fidelity, registry, tables, tabular
 from .causal import Causal, CausalExplanation, SufficientSet
 from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
 from .errors import OnnxplainError
@@ -27,4 +27,4 @@ __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion
            "fidelity", "evaluation", "evaluate", "register_method", "RandomMap",
            "registry", "MethodSpec", "get_method", "method_names",
            "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps",
-           "Causal", "CausalExplanation", "SufficientSet"]
+           "Causal", "CausalExplanation", "SufficientSet", "tables", "tabular"]

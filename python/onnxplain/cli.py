@@ -14,10 +14,11 @@ from .causal import Causal
 from .errors import OnnxplainError
 from .image import load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
-from .model import DEFAULT_BATCH_SIZE, OUTPUT_KINDS, Model
+from .model import DEFAULT_BATCH_SIZE, MODALITIES, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
 from .reference import RISE, Occlusion
 from .registry import accepted, get_method, method_names
+from .tables import N_BACKGROUND, TabularModel, read_table
 
 
 def _parse_target(text: str):
@@ -78,6 +79,8 @@ def _print_top(top: list[tuple[int, float]], names: list[str] | None) -> None:
 
 def explain(args: argparse.Namespace) -> int:
     model = open_model(args, progress=not args.quiet)
+    if isinstance(model, TabularModel):
+        return explain_row(args, model)
     image = load_image(args.image, model.input_size, model.channels)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     explainer = get_method(args.method, "input").factory(model)
@@ -90,6 +93,90 @@ def explain(args: argparse.Namespace) -> int:
         print(f"  explanation {i}: {e.area} pixels ({e.area / e.mask.size:.1%}), p(target) alone {e.probability:.3f}, "
               f"{e.evaluations} evaluations")
     return 0
+
+
+def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
+    """`explain` for a tabular model: row --row of the CSV / .npy given as IMAGE."""
+    from . import tabular
+
+    if args.method not in tabular.METHODS:
+        raise OnnxplainError(f"--method {args.method} has no tabular form; use one of {', '.join(tabular.METHODS)}")
+    if args.background is None:
+        raise OnnxplainError("a tabular model needs background rows to fill removed features: --background bg.csv")
+    row = _data_row(args.image, args.row)
+    options: dict = {"background": args.background, "groups": _groups(args.group), "seed": args.seed}
+    if args.n_background is not None:
+        options["samples" if args.method in ("ig", "pmi") else "n_background"] = args.n_background
+    if args.method == "rise":
+        options.update(n_masks=args.masks, p_keep=args.p_keep)
+    elif args.method == "multi":
+        options.update(criterion=args.criterion, fraction=args.fraction, max_explanations=args.max_explanations)
+    target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
+    result = tabular.explain(model, row, args.method, target, **options)
+    written = result.save(args.out)
+    _print_top(result.top_classes, _class_names(args.labels) or model.class_names)
+    print(f"{args.method}: targets {result.targets}, {result.evaluations} rows evaluated, {result.seconds:.2f} s; "
+          f"wrote {len(written)} files to {args.out}")
+    for t in result.targets:
+        strongest = np.argsort(-np.abs(result[t]), kind="stable")[:5]
+        print(f"  class {t}: " + ", ".join(f"{result.columns[j]} {result[t][j]:+.4g}" for j in strongest))
+        for i, mask in enumerate(result.explanations.get(t, []), 1):
+            print(f"  explanation {i}: {', '.join(result.columns[j] for j in np.flatnonzero(mask))}")
+    return 0
+
+
+def _data_row(path: str, row: int, flag: str = "--row"):
+    """Row `row` of a CSV / .npy file: a dict {name: value} when the file names its columns."""
+    table, names = read_table(path, "data")
+    if not 0 <= row < len(table):
+        raise OnnxplainError(f"{flag} {row} is outside the {len(table)} rows of {path}")
+    return dict(zip(names, table[row])) if names else table[row]
+
+
+def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
+    """`counterfactual` for a tabular model: row --row of REAL against the first row of CF, or the
+    nearest --background row of class B; the d-occlusion map and its mask-swap score."""
+    from . import tabular
+    from .visualize import save_png
+
+    if args.counterfactual is None and args.background is None:
+        raise OnnxplainError("give the counterfactual row (CF) or --background bg.csv to take the nearest row of class B")
+    real = _data_row(args.real, args.row)
+    other = None if args.counterfactual is None else _data_row(args.counterfactual, 0, "the first row")
+    pair = tabular.make_pair(model, real, other, background=args.background, class_b=args.class_b)
+    result = tabular.discriminative_map(model, pair)
+    b = pair.class_b
+    swap = tabular.mask_swap(model, pair, result[b], method="d-occlusion")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / f"d-occlusion_{b}.npy", result[b])
+    save_png(out / f"d-occlusion_{b}.png", result.picture(b))
+    np.save(out / "d-occlusion_best_mask.npy", swap.best_mask)
+    record = {"modality": "tabular", "features": result.columns, "model": model.describe(), "pair": pair.record(),
+              "methods": {"d-occlusion": {**swap.record(), "map_evaluations": result.evaluations, "files": {
+            "map": f"d-occlusion_{b}.npy", "best_mask": "d-occlusion_best_mask.npy"}}}}
+    (out / "result.json").write_text(json.dumps(record, indent=2))
+    swapped = [result.columns[j] for j in np.flatnonzero(swap.best_mask)]
+    print(f"A = {pair.class_a}, B = {b} ({pair.source}); d-occlusion DAC {swap.score:.3f}; swapping "
+          f"{', '.join(swapped) or 'nothing'} gives p(B) = {swap.best['p_b']:.3f}; wrote {out}")
+    return 0
+
+
+def _groups(items: list[str] | None) -> dict | None:
+    """--group NAME=COL,COL,... flags as {name: [columns]}."""
+    groups = {}
+    for item in items or []:
+        name, eq, columns = item.partition("=")
+        if not (name and eq and _csv(columns)):
+            raise OnnxplainError(f"--group must look like NAME=COLUMN,COLUMN, got {item!r}")
+        groups[name] = [int(c) if c.isdigit() else c for c in _csv(columns)]
+    return groups or None
+
+
+def _images_only(model: Model, command: str) -> None:
+    if isinstance(model, TabularModel):
+        raise OnnxplainError(f"`onnxplain {command}` takes image models; for tables use onnxplain.tabular from Python "
+                             "(or --modality image if this model takes images)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -119,6 +206,8 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     from .visualize import overlay, save_png
 
     model = open_model(args, progress=not args.quiet)
+    if isinstance(model, TabularModel):
+        return counterfactual_rows(args, model)
     confidence = None if args.min_confidence < 0 else args.min_confidence
     pair = cf.make_pair(model, args.real, args.counterfactual, generator=args.generator, references=args.reference,
                         class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
@@ -170,6 +259,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="value of another model input, from a .npy file; repeatable")
     group.add_argument("--batch-size", type=_batch_size, default=DEFAULT_BATCH_SIZE,
                        help="images per model call, or 'auto' (default: timed on the first batches)")
+    group.add_argument("--modality", choices=list(MODALITIES), default="auto",
+                       help="image or tabular model (default: read from the model's main input)")
 
 
 def open_model(args: argparse.Namespace, progress: bool) -> Model:
@@ -185,7 +276,7 @@ def open_model(args: argparse.Namespace, progress: bool) -> Model:
             raise OnnxplainError(f"--constant {name}: cannot read {path}: {exc}") from None
     return Model(args.model, preset=args.preset, output=args.output, input_size=args.input_size, layout=args.layout,
                  channels=args.channels, input_name=args.input_name, output_name=args.output_name,
-                 constants=constants, batch_size=args.batch_size, progress=progress)
+                 constants=constants, batch_size=args.batch_size, progress=progress, modality=args.modality)
 
 
 def _batch_size(text: str) -> int | str:
@@ -247,6 +338,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for name in methods:  # before loading anything
         get_method(name, "input")
     model = open_model(args, progress=False)
+    _images_only(model, "evaluate")
     labels = None
     if args.labels:
         try:
@@ -285,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explain", help="explain one image")
     ex.add_argument("model", help="path to an .onnx classifier")
-    ex.add_argument("image", help="path to an image file")
+    ex.add_argument("image", help="path to an image file; for a tabular model a CSV (header = feature names) or "
+                                  ".npy of rows")
     ex.add_argument("--method", choices=method_names("input"), default="occlusion",
                     help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
@@ -315,6 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--iterations", type=int, default=_default(Causal, "iterations"), help="multi: random box trees for the responsibility map")
     ex.add_argument("--max-explanations", type=int, default=_default(Causal, "max_explanations"), help="multi: most explanations searched")
     ex.add_argument("--max-overlap", type=float, default=_default(Causal, "max_overlap"), help="multi: largest pairwise Dice kept")
+    tab = ex.add_argument_group("tabular models")
+    tab.add_argument("--row", type=int, default=0, help="the row of the data file to explain (default 0)")
+    tab.add_argument("--background", help="CSV or .npy of background rows that fill removed features (required)")
+    tab.add_argument("--n-background", type=int,
+                     help=f"background rows averaged per feature set (default {N_BACKGROUND}; rise: per mask, "
+                          "default 1); ig/pmi: conditional draws per feature")
+    tab.add_argument("--group", action="append", metavar="NAME=COL,COL",
+                     help="explain these columns as one feature; repeatable")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
 
@@ -370,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--out", default="onnxplain-counterfactual")
     cf.add_argument("--seed", type=int, default=0)
     add_model_flags(cf)
+    cf.add_argument("--row", type=int, default=0, help="tabular models: the row of REAL (a CSV / .npy) to explain")
+    cf.add_argument("--background", help="tabular models: rows to take the nearest one of class B from")
     cf.add_argument("--quiet", action="store_true", help="no progress bar")
     cf.set_defaults(handler=run_counterfactual)
     return parser

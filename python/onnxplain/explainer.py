@@ -107,6 +107,9 @@ class Explainer:
     def __init__(self, model: Model) -> None:
         if not isinstance(model, Model):
             raise OnnxplainError(f"explainers take an onnxplain.Model, got {type(model).__name__}")
+        if model.modality == "tabular":
+            raise OnnxplainError(f"{type(self).__name__} explains images; for a tabular model use "
+                                 f"onnxplain.tabular.explain(model, row, {self.method!r}, background=...)")
         self.model = model
 
     def run(self, image: np.ndarray, target: Target, scores: str = "probabilities", deadline: float | None = None,

@@ -21,6 +21,7 @@ BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_R
 TUNING_REPEATS = 2
 BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
 OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
+MODALITIES = ("auto", "image", "tabular")
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                 "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 
@@ -54,6 +55,8 @@ class Model:
 
     source: path to an .onnx file, its bytes, an ``onnxruntime.InferenceSession``, or a callable
     taking a preprocessed float32 batch (model layout) and returning (N, classes) scores.
+    modality: "auto" (read from the model's main input), "image" or "tabular"; a tabular model
+    (main input (N, F), or one input per column) is a `tables.TabularModel`.
     preset: preprocessing, a name from ``onnxplain.PRESETS`` or a ``Preprocess``.
     output: what the model emits: "logits", "probabilities" (softmax over classes), "sigmoid"
     (independent per-class probabilities, multi-label; with one output column, p of class 1), or
@@ -67,12 +70,32 @@ class Model:
     all their waiting batches (`onnxplain.scheduler`); False lets each call the model on its own.
     """
 
+    modality = "image"
+
+    def __new__(cls, source: Any = None, *args: Any, modality: str = "auto", **kwargs: Any) -> Model:
+        """A `tables.TabularModel` when the ONNX model takes a table (or modality="tabular"), else a
+        Model; the session opened to tell is handed to __init__."""
+        if modality not in MODALITIES:
+            raise OnnxplainError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        if callable(source) and not _is_session(source) and modality == "tabular":
+            raise OnnxplainError("a tabular model must be ONNX (a path, bytes or an InferenceSession), not a callable")
+        if cls is not Model or modality == "image" or (callable(source) and not _is_session(source)):
+            return super().__new__(cls)
+        from .tables import TabularModel, detect_modality
+
+        session = _open_session(source, kwargs.get("providers"))
+        tabular = modality == "tabular" or detect_modality(session, kwargs.get("input_name")) == "tabular"
+        model = super().__new__(TabularModel if tabular else cls)
+        model._opened = session
+        return model
+
     def __init__(
         self,
         source: str | Path | bytes | Any,
         preset: str | Preprocess = "imagenet",
         output: str = "auto",
         *,
+        modality: str = "auto",
         input_size: tuple[int, int] | None = None,
         layout: str | None = None,
         channels: int | None = None,
@@ -121,7 +144,7 @@ class Model:
             self.input_size = _size(input_size)
             self.channels = _positive("channels", 3 if channels is None else channels)
         else:
-            self.session = _open_session(source, providers)
+            self.session = self.__dict__.pop("_opened", None) or _open_session(source, providers)
             self._inspect_input(input_name, input_size, layout, channels, constants or {})
             self._inspect_output(self._choose_output(output_name), source)
             self._fn = self._run_session

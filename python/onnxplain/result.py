@@ -53,6 +53,10 @@ class Explanation:
             "files": {str(t): f"{self.method}_{t}.npy" for t in self.targets},
         }
 
+    def picture(self, target: int) -> np.ndarray:
+        """The RGB picture of one target's map written as <method>_<target>.png: an overlay on the image."""
+        return overlay(self.image, self.maps[target], signed=self.signed)
+
     def save(self, out_dir: str | Path) -> list[Path]:
         """Writes <method>_<target>.npy, <method>_<target>.png and result.json into out_dir."""
         out = Path(out_dir)
@@ -61,7 +65,7 @@ class Explanation:
         for target, attribution in self.maps.items():
             npy, png = out / f"{self.method}_{target}.npy", out / f"{self.method}_{target}.png"
             np.save(npy, attribution.astype(np.float32))
-            save_png(png, overlay(self.image, attribution, signed=self.signed))
+            save_png(png, self.picture(target))
             written += [npy, png]
         (out / "result.json").write_text(json.dumps(self.record(), indent=2))
         return written + [out / "result.json"]

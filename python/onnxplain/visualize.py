@@ -112,3 +112,28 @@ def line_chart(series: list[Series], x_label: str, y_label: str, y_range: tuple[
         cv2.line(img, (x0, y - 4), (x0 + 20, y - 4), CHART_COLOURS[s.colour % len(CHART_COLOURS)], 2)
         cv2.putText(img, s.legend, (x0 + 28, y), font, 0.45, black, 1, cv2.LINE_AA)
     return img
+
+
+def bar_chart(names: list[str], values: np.ndarray, title: str = "", top: int = 15, width: int = 640) -> np.ndarray:
+    """An RGB uint8 horizontal bar chart (OpenCV) of the `top` values largest in magnitude, largest
+    first, each labelled with its name and value; positive bars red, negative blue, around a zero line."""
+    values = np.asarray(values, np.float64)
+    order = np.argsort(-np.abs(values), kind="stable")[:top]
+    row, label_w, margin = 24, min(220, 12 + 8 * max(len(str(names[i])) for i in order)), 70
+    img = np.full((40 + row * len(order) + 10, width, 3), 255, np.uint8)
+    font, black = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
+    cv2.putText(img, title, (10, 22), font, 0.5, black, 1, cv2.LINE_AA)
+    span = float(np.abs(values[order]).max()) if len(order) else 0.0
+    negative = bool(np.any(values[order] < 0))
+    x_zero = label_w + ((width - label_w - margin) // 2 if negative else 0)
+    half = (width - label_w - margin) // (2 if negative else 1)
+    for k, i in enumerate(order):
+        y = 40 + row * k
+        length = int(round(values[i] / span * half)) if span > 0 else 0
+        colour = (214, 39, 40) if values[i] >= 0 else (31, 119, 180)
+        cv2.rectangle(img, (x_zero, y), (x_zero + length, y + row - 6), colour, -1)
+        cv2.putText(img, str(names[i])[:26], (6, y + row - 10), font, 0.42, black, 1, cv2.LINE_AA)
+        cv2.putText(img, f"{values[i]:.3g}", (max(x_zero, x_zero + length) + 4, y + row - 10), font, 0.4, black, 1,
+                    cv2.LINE_AA)
+    cv2.line(img, (x_zero, 34), (x_zero, img.shape[0] - 6), (120, 120, 120), 1)
+    return img

@@ -1,0 +1,462 @@
+"""The tabular modality: tabular classifiers, their rows, and the masker that fills removed features.
+
+A tabular model takes one numeric tensor (N, F) (scikit-learn, XGBoost, LightGBM exported to ONNX)
+or one input per column, each (N, 1), float, int64 or string (skl2onnx with named inputs;
+int64 and string columns are categorical). Its probabilities are the output that holds them: a
+(N, K) tensor, or a ZipMap sequence of {class: probability} maps, never the label output; class
+names come from the graph's `classlabels_*` attributes when present.
+
+Rows are (F,) values: a NumPy array, a CSV row (the header names the features), a pandas row or
+DataFrame. A *table* here is (N, F): float64 when every column is numeric, else object.
+"""
+from __future__ import annotations
+
+import csv
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .errors import OnnxplainError
+from .model import Model, _detect_kind, _open_session, softmax
+
+TENSOR_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+                 "tensor(int32)": np.int32}
+COLUMN_DTYPES = {**TENSOR_DTYPES, "tensor(string)": np.str_}
+DEFAULT_BATCH_ROWS = 4096  # rows per model call
+N_BACKGROUND = 16
+
+
+def detect_modality(session, input_name: str | None = None) -> str:
+    """"tabular" when the model's main input is rank 2 numeric, or when every input is one column
+    ((N, 1) or (N,)); "image" when any input has rank 4, or otherwise."""
+    inputs = session.get_inputs()
+    if any(len(i.shape) == 4 for i in inputs):
+        return "image"
+    main = [i for i in inputs if i.name == input_name] or inputs
+    if len(main) == 1 and len(main[0].shape) == 2 and main[0].type in TENSOR_DTYPES and main[0].shape[1] != 1:
+        return "tabular"
+    if len(inputs) > 1 and all(_is_column(i) for i in inputs):
+        return "tabular"
+    if len(inputs) == 1 and _is_column(inputs[0]):
+        return "tabular"
+    return "image"
+
+
+def _is_column(node) -> bool:
+    shape = list(node.shape)
+    return node.type in COLUMN_DTYPES and (len(shape) == 1 or (len(shape) == 2 and shape[1] in (1, None, "None")))
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+def read_table(source: Any, name: str = "data") -> tuple[np.ndarray, list[str] | None]:
+    """A table (N, F) and its column names (None when the source has none) from a CSV path (header
+    = names), a .npy path, a NumPy array ((F,) is one row), a dict {name: value} (one row) or a
+    pandas DataFrame/Series."""
+    if isinstance(source, dict):  # one row {feature name: value}
+        return _numeric_if_possible(np.array([list(source.values())], dtype=object)), [str(k) for k in source]
+    if hasattr(source, "to_numpy") and hasattr(source, "index"):  # pandas, without importing it
+        names = [str(c) for c in (source.columns if hasattr(source, "columns") else source.index)]
+        values = source.to_numpy()
+        return _numeric_if_possible(values.reshape(-1, len(names))), names
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise OnnxplainError(f"{name} file not found: {path}")
+        if path.suffix == ".npy":
+            try:
+                values = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise OnnxplainError(f"cannot read {name} from {path}: {exc}") from None
+            return read_table(values, name)
+        return _read_csv(path, name)
+    if isinstance(source, (np.ndarray, list, tuple)):
+        values = np.asarray(source)
+        if values.ndim == 1:
+            values = values[None]
+        if values.ndim != 2 or values.size == 0:
+            raise OnnxplainError(f"{name} must be one row (F,) or a table (N, F), got shape {values.shape}")
+        return _numeric_if_possible(values), None
+    raise OnnxplainError(f"{name} must be a CSV or .npy path, an array or a pandas DataFrame, got "
+                         f"{type(source).__name__}")
+
+
+def _read_csv(path: Path, name: str) -> tuple[np.ndarray, list[str]]:
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OnnxplainError(f"cannot read {name} from {path}: {exc}") from None
+    if len(rows) < 2:
+        raise OnnxplainError(f"{path} must hold a header row (the feature names) and at least one data row")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    bad = next((i for i, r in enumerate(body, 2) if len(r) != len(header)), None)
+    if bad is not None:
+        raise OnnxplainError(f"{path} line {bad} has {len(body[bad - 2])} fields, the header {len(header)}")
+    return _numeric_if_possible(np.array(body, dtype=object)), [h.strip() for h in header]
+
+
+def _numeric_if_possible(values: np.ndarray) -> np.ndarray:
+    """float64 when every value converts, else object with numeric columns converted column-wise."""
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):
+        pass
+    table = values.astype(object)
+    for j in range(table.shape[1]):
+        try:
+            table[:, j] = table[:, j].astype(np.float64)
+        except (TypeError, ValueError):
+            table[:, j] = table[:, j].astype(str)
+    return table
+
+
+# ---- the model --------------------------------------------------------------------------------
+
+class TabularModel(Model):
+    """A tabular classifier: what `onnxplain.Model(...)` returns for a model whose main input is a
+    table (or with modality="tabular"). An ONNX path, bytes or session whose rows (N, F) give class
+    probabilities (N, K) float32. Image options (preset, input_size, layout, ...) do not apply.
+
+    feature_names: one per column: the per-column inputs' names, else x0..x{F-1} (a CSV header
+    replaces these when given to the masker). categorical[j]: column j is an int64 or string
+    per-column input (drawn from the background, never Gaussian). class_names: from the graph's
+    classlabels_strings / classlabels_ints (or the ZipMap keys), else None.
+    """
+
+    modality = "tabular"
+
+    def __init__(self, source: Any, preset: Any = None, output: str = "auto", *, modality: str = "tabular",
+                 input_name: str | None = None, output_name: str | None = None, batch_size: int | str = "auto",
+                 providers: Sequence[str] | None = None, progress: bool | None = None, threads: int = 0,
+                 **image_options: Any) -> None:
+        given = sorted(k for k, v in image_options.items() if v not in (None, {}))
+        if given:
+            raise OnnxplainError(f"{', '.join(given)} describe image models; this model takes a table "
+                                 "(modality='image' / --modality image to treat it as an image model)")
+        if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise OnnxplainError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+        if output not in ("auto", "probabilities", "logits"):
+            raise OnnxplainError(f"a tabular model's output is 'auto', 'probabilities' or 'logits', got {output!r}")
+        session = self.__dict__.pop("_opened", None) or _open_session(source, providers)
+        self.session, self.progress, self.threads = session, progress, threads
+        self._graph_source = self._binary = None  # Model's lazily read graph: unused here
+        self.evaluations, self.inference_seconds = 0, 0.0
+        self.batch_size = DEFAULT_BATCH_ROWS if batch_size == "auto" else int(batch_size)
+        self.batch_setting = batch_size
+        inputs = session.get_inputs()
+        main = [i for i in inputs if i.name == input_name]
+        if input_name is not None and not main:
+            raise OnnxplainError(f"model has no input named {input_name!r}; its inputs are "
+                                 f"{[i.name for i in inputs]} (input_name= / --input-name)")
+        node = (main or inputs)[0]
+        if len(inputs) == 1 and len(node.shape) == 2 and node.shape[1] != 1:
+            if node.type not in TENSOR_DTYPES:
+                raise OnnxplainError(f"tabular input {node.name!r} has type {node.type}; onnxplain feeds "
+                                     f"{', '.join(TENSOR_DTYPES)}")
+            width = node.shape[1]
+            if not isinstance(width, int):
+                raise OnnxplainError(f"tabular input {node.name!r} has shape {list(node.shape)} with a dynamic "
+                                     "feature count; export the model with a fixed number of columns")
+            self.inputs = [(node.name, np.dtype(TENSOR_DTYPES[node.type]))]
+            self.per_column = False
+            self.feature_names = [f"x{j}" for j in range(width)]
+            self.categorical = np.zeros(width, bool)
+        else:
+            bad = [(i.name, i.type, list(i.shape)) for i in inputs if not _is_column(i)]
+            if bad:
+                raise OnnxplainError(f"a tabular model takes one (N, F) tensor or one (N, 1) input per column; "
+                                     f"inputs {bad} are neither (modality='image' / --modality image for images)")
+            self.inputs = [(i.name, np.dtype(COLUMN_DTYPES[i.type])) for i in inputs]
+            self.per_column = True
+            self.feature_names = [i.name for i in inputs]
+            self.categorical = np.array([i.type in ("tensor(string)", "tensor(int64)", "tensor(int32)")
+                                         for i in inputs])
+        self.input_name = ",".join(name for name, _ in self.inputs)
+        self._choose_probability_output(output_name, output)
+        self.class_names = _class_labels(source)
+        self.num_classes: int | None = len(self.class_names) if self.class_names else None
+        self._zipmap_keys: list | None = None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def _choose_probability_output(self, output_name: str | None, output: str) -> None:
+        """The probabilities: the named output, else the one ZipMap sequence or the one float
+        tensor (N, K) / (N,) of the graph (the int64/string label output is never used)."""
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if output_name is not None:
+            if output_name not in outputs:
+                raise OnnxplainError(f"model has no output named {output_name!r}; its outputs are {list(outputs)} "
+                                     "(output_name= / --output-name)")
+            chosen = [output_name]
+        else:
+            chosen = [n for n, o in outputs.items() if o.type.startswith("seq(map(")] or \
+                [n for n, o in outputs.items() if o.type in ("tensor(float)", "tensor(double)")]
+            if len(chosen) != 1:
+                raise OnnxplainError(f"model has outputs {[(n, o.type) for n, o in outputs.items()]}; name the "
+                                     "probability output with output_name= (CLI: --output-name)")
+        self.output_name = chosen[0]
+        self.zipmap = outputs[self.output_name].type.startswith("seq(map(")
+        self.output_kind: str | None = "probabilities" if self.zipmap else None if output == "auto" else output
+
+    # ---- evaluation --------------------------------------------------------------------------
+    def feeds(self, table: np.ndarray) -> dict[str, np.ndarray]:
+        """Model feeds for a table (N, F): one (N, F) tensor, or one (N, 1) array per column."""
+        if not self.per_column:
+            name, dtype = self.inputs[0]
+            return {name: _numbers(table, dtype)}
+        return {name: _column(table[:, j], dtype) for j, (name, dtype) in enumerate(self.inputs)}
+
+    def run(self, table: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, K) float32 of a table (N, F), in calls of `batch_size` rows."""
+        parts = [self._run_chunk(table[i:i + self.batch_size]) for i in range(0, len(table), self.batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.num_classes or 0), np.float32)
+
+    def _run_chunk(self, table: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            out = self.session.run([self.output_name], self.feeds(table))[0]
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            raise OnnxplainError(f"the model failed on {len(table)} rows: {str(exc).splitlines()[0][:300]}") from None
+        self.inference_seconds += time.perf_counter() - start
+        self.evaluations += len(table)
+        scores = self._zipmap_scores(out) if self.zipmap else np.asarray(out, np.float32)
+        if scores.ndim == 1 or scores.shape[1] == 1:  # one column: p of class 1
+            p = scores.reshape(-1).astype(np.float64)
+            scores = np.stack([1 - p, p], axis=1).astype(np.float32)
+            self.output_kind = "probabilities"
+        if self.output_kind is None:
+            self.output_kind = _detect_kind(scores, graph_read=True)
+        if self.output_kind == "logits":
+            scores = softmax(scores)
+        if self.num_classes is None:
+            self.num_classes = scores.shape[1]
+        elif scores.shape[1] != self.num_classes:
+            raise OnnxplainError(f"the model returned {scores.shape[1]} classes, its labels name {self.num_classes}")
+        return scores
+
+    def _zipmap_scores(self, maps: list[dict]) -> np.ndarray:
+        """(N, K) probabilities from a ZipMap sequence, in the order of the class labels."""
+        if self._zipmap_keys is None:
+            keys = list(maps[0]) if maps else []
+            if self.class_names and sorted(map(str, keys)) == sorted(self.class_names):
+                keys = sorted(keys, key=lambda k: self.class_names.index(str(k)))
+            self._zipmap_keys = keys
+            self.class_names = self.class_names or [str(k) for k in keys]
+        return np.array([[m[k] for k in self._zipmap_keys] for m in maps], np.float32).reshape(len(maps), -1)
+
+    def predict(self, rows: Any) -> np.ndarray:
+        """Probabilities (N, K) of rows ((F,) gives (K,)): an array, a CSV path or a DataFrame."""
+        single = isinstance(rows, np.ndarray) and rows.ndim == 1
+        table, _ = read_table(rows, "rows")
+        scores = self.run(self.check_table(table, "rows"))
+        return scores[0] if single else scores
+
+    def check_table(self, table: np.ndarray, name: str) -> np.ndarray:
+        """The table with the model's column count and column kinds, or an error naming `name`."""
+        if table.shape[1] != self.n_features:
+            raise OnnxplainError(f"{name} has {table.shape[1]} columns, the model takes {self.n_features} features")
+        numeric = [j for j in range(self.n_features) if not self.per_column or self.inputs[j][1].kind != "U"]
+        for j in numeric:
+            try:
+                np.asarray(table[:, j], np.float64)
+            except (TypeError, ValueError):
+                raise OnnxplainError(f"{name} column {j} ({self.feature_names[j]!r}) holds text, the model takes "
+                                     "numbers there") from None
+        return table
+
+    def convert(self, scores: np.ndarray, kind: str) -> np.ndarray:
+        """Probabilities as "probabilities" / "raw" (unchanged) or "logits" (log p)."""
+        if kind in ("probabilities", "raw"):
+            return scores
+        return np.log(np.clip(scores.astype(np.float64), 1e-12, 1.0)).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {"modality": "tabular", "inputs": [[n, str(d)] for n, d in self.inputs],
+                "per_column": self.per_column, "output_name": self.output_name, "zipmap": self.zipmap,
+                "num_classes": self.num_classes, "class_names": self.class_names, "batch_size": self.batch_setting}
+
+    def batch_record(self) -> dict:
+        return {"size": self.batch_size, "setting": self.batch_setting, "tuning": None, "overlap": False}
+
+
+def _column(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype.kind == "U":
+        return np.array([_text(v) for v in values], dtype=object).reshape(-1, 1)
+    return _numbers(values, dtype).reshape(-1, 1)
+
+
+def _numbers(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Values as the model's numeric dtype (integers rounded to the nearest)."""
+    if dtype.kind in "iu":
+        return np.ascontiguousarray(np.rint(np.asarray(values, np.float64)), dtype)
+    return np.ascontiguousarray(values, dtype)
+
+
+def _text(value: Any) -> str:
+    """A category as the string the model was trained on (2.0 read from a CSV of numbers is "2")."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _class_labels(source: Any) -> list[str] | None:
+    """Class names from the graph's classifier node (classlabels_strings / classlabels_ints, or a
+    ZipMap's classlabels_*); None when absent or the graph cannot be read."""
+    if not isinstance(source, (str, Path, bytes, bytearray)):
+        return None
+    try:
+        import onnx
+
+        proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
+                 else onnx.load(str(source), load_external_data=False))
+    except Exception:  # onnx missing or the graph unreadable: the output's order stands
+        return None
+    for node in proto.graph.node:
+        for attribute in node.attribute:
+            if attribute.name in ("classlabels_strings", "classlabels_ints", "classlabels_int64s"):
+                values = attribute.strings or attribute.ints
+                return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    return None
+
+
+def read_rows(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """Rows (N, F) of `source` (see `read_table`) checked against the model, with their column
+    names; a per-column model's columns are put in its input order when the names are its inputs'."""
+    table, names = read_table(source, name)
+    if model.per_column and names and set(names) == set(model.feature_names):
+        table, names = table[:, [names.index(n) for n in model.feature_names]], list(model.feature_names)
+    return model.check_table(table, name), names
+
+
+def read_row(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, list[str] | None]:
+    """One row (F,) as `read_rows` reads it, or an error naming `name`."""
+    table, names = read_rows(model, source, name)
+    if len(table) != 1:
+        raise OnnxplainError(f"{name} must be one row (F,), got {len(table)} rows; pick one (CLI: --row N)")
+    return table[0], names
+
+
+# ---- the masker ---------------------------------------------------------------------------------
+
+class TabularMasker:
+    """Turns masks over feature groups into model rows: kept features from the row, removed ones
+    from background rows; a mask's score is the mean probability over `n_background` background
+    rows (the first n of a seeded permutation of the background, the same rows for every mask).
+
+    row: (F,) values; background: (M, F) table (CSV path, array, DataFrame); groups: {name:
+    [column names or indices]} (columns in no group are each their own feature), None: one
+    feature per column. A mask is (B, G) in {0, 1} over the G groups (`names`), 1 keeping.
+    """
+
+    def __init__(self, model: TabularModel, row: Any, background: Any, *, groups: dict | None = None,
+                 n_background: int = N_BACKGROUND, seed: int = 0) -> None:
+        if background is None:
+            raise OnnxplainError("tabular explanations need background rows to fill removed features: pass "
+                                 "background= (a CSV path, an array or a DataFrame; CLI: --background bg.csv)")
+        if isinstance(n_background, bool) or not isinstance(n_background, (int, np.integer)) or n_background < 1:
+            raise OnnxplainError(f"n_background must be a positive integer, got {n_background!r}")
+        self.model = model
+        self.row, row_names = read_row(model, row, "row")
+        self.background, background_names = read_rows(model, background, "background")
+        if not len(self.background):
+            raise OnnxplainError("background has no rows")
+        self.columns = list(row_names or background_names or model.feature_names)
+        if len(self.background) < n_background:
+            warnings.warn(f"the background has {len(self.background)} rows, fewer than n_background={n_background}: "
+                          "each feature set is averaged over those only", stacklevel=3)
+        order = np.random.default_rng(seed).permutation(len(self.background))
+        self.fill = self.background[order[:n_background]]  # (R, F)
+        self.n_background = len(self.fill)
+        self.groups, self.names = self._groups(groups)
+        self.group_of = np.empty(model.n_features, np.int64)
+        for g, cols in enumerate(self.groups):
+            self.group_of[cols] = g
+        self.evaluations = 0
+
+    def _groups(self, groups: dict | None) -> tuple[list[np.ndarray], list[str]]:
+        if groups is None:
+            return [np.array([j]) for j in range(len(self.columns))], list(self.columns)
+        if not isinstance(groups, dict) or not groups:
+            raise OnnxplainError("groups must be a non-empty dict {name: [column names or indices]}")
+        taken: dict[int, str] = {}
+        result, names = [], []
+        for name, members in groups.items():
+            cols = []
+            for m in ([members] if isinstance(members, (str, int)) else members):
+                j = self.columns.index(m) if m in self.columns else m
+                if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < len(self.columns):
+                    raise OnnxplainError(f"groups[{name!r}] names {m!r}, which is no column; columns: {self.columns}")
+                if int(j) in taken:
+                    raise OnnxplainError(f"column {self.columns[j]!r} is in groups {taken[int(j)]!r} and {name!r}")
+                taken[int(j)] = str(name)
+                cols.append(int(j))
+            if not cols:
+                raise OnnxplainError(f"groups[{name!r}] is empty")
+            result.append(np.array(cols))
+            names.append(str(name))
+        for j in range(len(self.columns)):
+            if j not in taken:
+                result.append(np.array([j]))
+                names.append(self.columns[j])
+        return result, names
+
+    @property
+    def count(self) -> int:
+        """G, the number of features (groups) a mask covers."""
+        return len(self.groups)
+
+    def columns_of(self, masks: np.ndarray) -> np.ndarray:
+        """Masks over groups (B, G) as masks over columns (B, F), bool."""
+        return np.asarray(masks, bool)[:, self.group_of]
+
+    def tables(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None) -> np.ndarray:
+        """Model rows (B * R, F): for each mask (B, G) and each fill row (R, F, or (B, R, F): one
+        set per mask; default the background draws), the row's value where kept, the fill's elsewhere."""
+        fill = self.fill if fill is None else fill
+        row = self.row if row is None else row
+        keep = self.columns_of(masks)[:, None, :]
+        return np.where(keep, row[None, None, :], fill if fill.ndim == 3 else fill[None]).reshape(-1, len(self.row))
+
+    def scores(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None,
+               description: str = "") -> np.ndarray:
+        """Mean probabilities (B, K) float64 over the fill rows ((R, F) or (B, R, F), see `tables`),
+        for masks (B, G), streamed in batches of the model's batch size (memory bounded by one batch)."""
+        fill = self.fill if fill is None else fill
+        masks = np.asarray(masks)
+        rows = fill.shape[-2]
+        per_batch = max(1, self.model.batch_size // rows)
+        bar = tqdm(total=len(masks), desc=description, unit="mask", leave=False,
+                   disable=not description or self.model.progress is False or len(masks) < 4 * per_batch)
+        parts = []
+        for first in range(0, len(masks), per_batch):
+            chunk = masks[first:first + per_batch]
+            fills = fill if fill.ndim == 2 else fill[first:first + per_batch]
+            probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
+            parts.append(probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
+            self.evaluations += len(chunk) * rows
+            bar.update(len(chunk))
+        bar.close()
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0))
+
+    def clean(self, row: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (K,) float64 of the row itself (one evaluation)."""
+        self.evaluations += 1
+        return self.model.run((self.row if row is None else row)[None]).astype(np.float64)[0]
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """Values per group (..., G) as values per column (..., F)."""
+        return np.asarray(values)[..., self.group_of]
+
+    def record(self) -> dict:
+        return {"features": self.names, "columns": self.columns, "n_background": self.n_background,
+                "background_rows": int(len(self.background)),
+                "groups": None if all(len(g) == 1 for g in self.groups) else
+                {n: [self.columns[j] for j in g] for n, g in zip(self.names, self.groups) if len(g) > 1}}
