@@ -88,7 +88,7 @@ class Service:
         self._busy_seconds = 0.0  # wall time during which at least one job was running
         self.model.predict(np.full(model.input_size + (model.channels,), 127.0, np.float32))  # classes, output kind
         self.ready = True
-        unbounded = [m for m in methods if "deadline" not in accepted({"deadline": 0}, self._explainer(m).attribute)]
+        unbounded = [m for m in methods if not _takes_deadline(self._explainer(m).attribute)]
         if unbounded:
             log.warning("methods %s take no deadline=: their explanations run to the end", ", ".join(unbounded))
 
@@ -154,9 +154,12 @@ class Service:
                     "requests": dict(self._counts), "admitted": self._admitted, "busy_seconds": round(busy, 6)}
 
     # ---- work (in the pools) --------------------------------------------------------------------
-    def predict(self, images: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities (N, classes) of checked images."""
-        return self.model.predict(np.stack(images))
+    def predict(self, payload: Any) -> dict:
+        """The V1 predict answer of a parsed request body: class probabilities per image."""
+        if not isinstance(payload, dict):
+            raise Refused(400, 'the request must be a JSON object {"instances": [IMAGE, ...]}')
+        images = self.images(_field(payload, "instances", list))
+        return {"predictions": self.model.predict(np.stack(images)).tolist()}
 
     def explain(self, payload: Any, arrived: float, cancel: threading.Event) -> dict:
         """The V1 explain answer of a parsed request body; `arrived`: its perf_counter time."""
@@ -174,7 +177,7 @@ class Service:
         limit = parameters.get("deadline", self.deadline)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
             raise Refused(400, f'"deadline" must be a positive number of seconds, got {limit!r}')
-        stoppable = "deadline" in accepted({"deadline": 0}, explainer.attribute)
+        stoppable = _takes_deadline(explainer.attribute)
         if "deadline" in parameters and not stoppable:
             raise Refused(400, f"method {method!r} takes no deadline; leave \"deadline\" out")
         explanations = []
@@ -196,13 +199,14 @@ class Service:
         return [self.image(v, f"instances[{i}]") for i, v in enumerate(values)]
 
     def image(self, value: Any, where: str) -> np.ndarray:
-        """One IMAGE: a base64 PNG/JPEG string or a nested H x W [x C] list of 0..255 values."""
+        """One IMAGE: a base64 PNG/JPEG string, a nested H x W [x C] list or an array of 0..255
+        values, as `load_image` converts it."""
         size, channels = self.model.input_size, self.model.channels
         try:
             if isinstance(value, str):
                 return decode_image(_encoded_image(value, where), size, channels)
-            if isinstance(value, list):
-                return load_image(_array(value, where), size, channels)
+            if isinstance(value, (list, np.ndarray)):
+                return load_image(_array(value, where) if isinstance(value, list) else value, size, channels)
         except OnnxplainError as exc:
             raise Refused(400, f"{where}: {exc}") from None
         raise Refused(400, f"{where} must be a base64 PNG/JPEG string or a nested H x W x C list of numbers, "
@@ -257,22 +261,16 @@ class Service:
                 raise Refused(400, f'"data" holds {flat.size} values but "shape" {tensor["shape"]} needs '
                                    f"{math.prod(shape)}")
             batch = flat.reshape(shape)
-            images = [self.image_array(im, f"inputs[0] image {i}") for i, im in enumerate(batch)]
+            images = [self.image(im, f"inputs[0] image {i}") for i, im in enumerate(batch)]
         else:
             raise Refused(400, f'"datatype" must be BYTES or one of {", ".join(V2_DTYPES)}, got {datatype!r}')
-        probabilities = self.predict(images)
+        probabilities = self.model.predict(np.stack(images))
         answer = {"model_name": self.name,
                   "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": list(probabilities.shape),
                                "data": probabilities.ravel().tolist()}]}
         if "id" in payload:
             answer["id"] = payload["id"]
         return answer
-
-    def image_array(self, array: np.ndarray, where: str) -> np.ndarray:
-        try:
-            return load_image(array, self.model.input_size, self.model.channels)
-        except OnnxplainError as exc:
-            raise Refused(400, f"{where}: {exc}") from None
 
     def metadata_v2(self) -> dict:
         h, w = self.model.input_size
@@ -301,6 +299,10 @@ def _field(payload: dict, name: str, kind: type) -> Any:
     if not isinstance(payload[name], kind):
         raise Refused(400, f"{name!r} must be a JSON {kind.__name__}, got {type(payload[name]).__name__}")
     return payload[name]
+
+
+def _takes_deadline(attribute: Callable) -> bool:
+    return "deadline" in accepted({"deadline": None}, attribute)
 
 
 def _option_names(attribute: Callable) -> set[str] | None:
@@ -470,14 +472,7 @@ def create_app(service: Service):
     @app.post("/v1/models/{requested}:predict")
     async def v1_predict(requested: str, request: Request):
         model(requested)
-
-        def work(data: bytes, _cancel: threading.Event) -> dict:
-            payload = parse_json(data)
-            if not isinstance(payload, dict):
-                raise Refused(400, 'the request must be a JSON object {"instances": [IMAGE, ...]}')
-            return {"predictions": service.predict(service.images(_field(payload, "instances", list))).tolist()}
-
-        return await answer(request, "predict", work)
+        return await answer(request, "predict", lambda data, _cancel: service.predict(parse_json(data)))
 
     @app.post("/v1/models/{requested}:explain")
     async def v1_explain(requested: str, request: Request):
