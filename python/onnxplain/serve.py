@@ -465,7 +465,8 @@ def create_app(service: Service):
         return JSONResponse(waiting.result())
 
     @app.get("/v1/models/{requested}")
-    async def v1_ready(requested: str):
+    @app.get("/v2/models/{requested}/ready")
+    async def model_ready(requested: str):
         model(requested)
         return {"name": name, "ready": service.ready}
 
@@ -492,11 +493,6 @@ def create_app(service: Service):
     async def v2_metadata(requested: str):
         model(requested)
         return service.metadata_v2()
-
-    @app.get("/v2/models/{requested}/ready")
-    async def v2_ready(requested: str):
-        model(requested)
-        return {"name": name, "ready": service.ready}
 
     @app.post("/v2/models/{requested}/infer")
     async def v2_infer(requested: str, request: Request):
