@@ -104,6 +104,20 @@ def test_health_readiness_and_metadata(server, model):
     assert status == 404 and "'demo'" in error["error"]
 
 
+def test_no_nagle_delay_on_keep_alive_connections(server):
+    """Small answers on a kept-alive connection are not held back ~40 ms by Nagle's algorithm
+    waiting on the client's delayed acknowledgement."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    times = []
+    for _ in range(9):
+        start = time.perf_counter()
+        connection.request("GET", "/v2/health/ready")
+        connection.getresponse().read()
+        times.append(time.perf_counter() - start)
+    connection.close()
+    assert sorted(times)[4] < 0.03
+
+
 def test_predict_round_trips_equal_the_library(server, model):
     images = [ox.load_image(DATA / f, model.input_size) for f in ("demo_red_square.png", "demo_blue_ring.png")]
     want = model.predict(np.stack(images))

@@ -297,7 +297,9 @@ def run_serve(args: argparse.Namespace) -> int:
         get_method(name, "input")
     if not methods:
         raise OnnxplainError("--methods names no method; give some of: " + ", ".join(method_names("input")))
-    listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    # IPPROTO_TCP named: asyncio then turns off Nagle's delay on each connection
+    listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM,
+                             socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((args.host, args.port))
