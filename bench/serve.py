@@ -11,16 +11,15 @@
    send requests back to back for --seconds (keep-alive connections, bodies encoded once):
    throughput and p50/p95/p99 latency per kind, errors (expected 0: --max-queue >= clients), and
    the model's share of the server's time from the model's own counters (GET /stats):
-   - time share = change in Model.inference_seconds / change in the server's busy seconds (time
-     with any request running). Model calls from concurrent workers overlap, and each counts its
-     own duration, so this can pass 100 %;
+   - time share = change in Model.inference_seconds / change in the server's work seconds (the
+     requests' running times in the workers, summed over workers, as the model's seconds are);
    - work share = the time the model alone needs for the evaluations the server made (one-image
      calls at the pure batch-1 rate, the rest at the best pure rate) / the phase's wall time.
    Predictions while explanations run: the predict latencies of the mixes, against a quiet
    predict-only phase.
 3. Overload: 32 clients against --max-queue 8: every answer must be 200 or 429.
-4. The server's RSS (/proc) after 100 and after 1,000 requests (predictions added at the end if
-   the phases made fewer); target: growth within 50 MiB.
+4. The server's RSS (/proc) after 100 and after 1,000 answered requests (predictions added at the
+   end if the phases made fewer); target: growth within 50 MiB.
 Writes a table and JSON (default bench/serve_summary.json). EfficientNet-Lite0 from
 ../shared/models when present (chelsea from scikit-image, sent as JPEG), else the demo model.
 """
@@ -87,7 +86,7 @@ def in_process(model_path: Path, preset: str, encoded: bytes, count: int) -> dic
     image = decode_image(encoded, model.input_size, model.channels)
     for method, options in EXPLANATIONS:
         ox.get_method(method, "input").factory(model).attribute(image, **options)  # tunes the batch size
-    rates = pure_throughput(model, image, 64)
+    rates = pure_throughput(model, image, 32)
     explain_s, predict_s = [], []
     for i in range(count):
         method, options = EXPLANATIONS[i % len(EXPLANATIONS)]
@@ -117,7 +116,7 @@ class Server:
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()
         self.port = int(line.split("http://")[1].split()[0].rsplit(":", 1)[1])
-        self.completed = 0  # requests answered, all phases
+        self.completed = 0  # requests answered with 200, all phases
         self.rss: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -172,7 +171,8 @@ def client(server: Server, requests: dict[str, list[bytes]], p_explain: float, s
             connection.close()
             connection = server.connect()
         results.append((kind, status, time.perf_counter() - start))
-        server.count()
+        if status == 200:
+            server.count()
     connection.close()
 
 
@@ -188,7 +188,7 @@ def phase(server: Server, requests, clients: int, p_explain: float, seconds: flo
         t.join()
     wall, after = time.perf_counter() - start, server.stats()
     model = {k: after["model"][k] - before["model"][k] for k in ("evaluations", "inference_seconds")}
-    busy = after["busy_seconds"] - before["busy_seconds"]
+    work = after["work_seconds"] - before["work_seconds"]
     single = sum(1 for _, s, _ in results if s == 200)  # one one-image call each: a predict, an explanation's clean image
     model_needs = single / rates["1"] + max(0, model["evaluations"] - single) / max(rates.values())
     statuses: dict[str, int] = {}
@@ -198,8 +198,8 @@ def phase(server: Server, requests, clients: int, p_explain: float, seconds: flo
             "errors": sum(n for s, n in statuses.items() if s != "200"),
             **{kind: summary([t for k, s, t in results if k == kind and s == 200], wall) for kind in ("predict", "explain")},
             "model_evaluations": model["evaluations"], "model_seconds": round(model["inference_seconds"], 2),
-            "busy_seconds": round(busy, 2),
-            "model_time_share": round(model["inference_seconds"] / busy, 3) if busy else None,
+            "work_seconds": round(work, 2), "load_average": os.getloadavg(),
+            "model_time_share": round(model["inference_seconds"] / work, 3) if work else None,
             "model_work_share": round(model_needs / wall, 3)}
 
 
@@ -223,7 +223,7 @@ def main() -> None:
     requests = bodies(encoded)
 
     print(f"in-process baseline ({args.model.name}, {image_name}) ...", flush=True)
-    baseline = in_process(args.model, preset, encoded, 4 if args.quick else 12)
+    baseline = in_process(args.model, preset, encoded, 2 if args.quick else 6)
     rates = baseline["pure_images_per_second"]
     print(f"  pure images/s by batch size {rates}; explain {baseline['explain']}; predict {baseline['predict']}")
 

@@ -121,6 +121,7 @@ def test_no_nagle_delay_on_keep_alive_connections(server):
 def test_predict_round_trips_equal_the_library(server, model):
     images = [ox.load_image(DATA / f, model.input_size) for f in ("demo_red_square.png", "demo_blue_ring.png")]
     want = model.predict(np.stack(images))
+    before = server.get("/stats")[1]
     status, answer = server.post("/v1/models/demo:predict",
                                  {"instances": [png_b64("demo_red_square.png"), images[1].tolist()]})
     assert status == 200
@@ -134,6 +135,11 @@ def test_predict_round_trips_equal_the_library(server, model):
     status, answer = server.post("/v2/models/demo/infer", {"inputs": [encoded]})
     assert status == 200
     np.testing.assert_array_equal(np.float32(answer["outputs"][0]["data"]), want[1])
+    after = server.get("/stats")[1]  # the model's own counters: 5 images in 3 requests
+    assert after["model"]["evaluations"] - before["model"]["evaluations"] == 5
+    assert after["requests"]["predict"] - before["requests"]["predict"] == 3
+    model_seconds = after["model"]["inference_seconds"] - before["model"]["inference_seconds"]
+    assert 0 < model_seconds <= after["work_seconds"] - before["work_seconds"] <= after["busy_seconds"] - before["busy_seconds"] + 1e-3
 
 
 def test_explain_round_trips_equal_the_library(server, model):

@@ -86,6 +86,7 @@ class Service:
         self._busy = 0  # jobs running in a worker now
         self._busy_since = 0.0
         self._busy_seconds = 0.0  # wall time during which at least one job was running
+        self._work_seconds = 0.0  # the jobs' own durations, summed over the workers
         self.model.predict(np.full(model.input_size + (model.channels,), 127.0, np.float32))  # classes, output kind
         self.ready = True
         unbounded = [m for m in methods if not _takes_deadline(self._explainer(m).attribute)]
@@ -124,9 +125,10 @@ class Service:
         return future
 
     def _timed(self, kind: str, work: Callable[[], dict]) -> dict:
+        start = time.perf_counter()
         with self._lock:
             if self._busy == 0:
-                self._busy_since = time.perf_counter()
+                self._busy_since = start
             self._busy += 1
         try:
             answer = work()
@@ -136,22 +138,27 @@ class Service:
             raise
         finally:
             with self._lock:
+                end = time.perf_counter()
+                self._work_seconds += end - start
                 self._busy -= 1
                 if self._busy == 0:
-                    self._busy_seconds += time.perf_counter() - self._busy_since
+                    self._busy_seconds += end - self._busy_since
         with self._lock:
             self._counts[kind] += 1
         return answer
 
     def stats(self) -> dict:
-        """The model's own counters (images evaluated, seconds inside the model, summed over
-        threads) and the server's (requests by outcome, seconds with any request running)."""
+        """The model's own counters (images evaluated, seconds inside the model summed over
+        threads) and the server's: requests by outcome, requests admitted now, busy_seconds (wall
+        time with any request running) and work_seconds (requests' running times summed over
+        workers: the time that holds the model's)."""
         with self._lock:
             busy = self._busy_seconds + (time.perf_counter() - self._busy_since if self._busy else 0.0)
             return {"model": {"evaluations": self.model.evaluations,
                               "inference_seconds": round(self.model.inference_seconds, 6),
                               "batch": self.model.batch_record()},
-                    "requests": dict(self._counts), "admitted": self._admitted, "busy_seconds": round(busy, 6)}
+                    "requests": dict(self._counts), "admitted": self._admitted, "busy_seconds": round(busy, 6),
+                    "work_seconds": round(self._work_seconds, 6)}
 
     # ---- work (in the pools) --------------------------------------------------------------------
     def predict(self, payload: Any) -> dict:
