@@ -18,8 +18,10 @@
    Predictions while explanations run: the predict latencies of the mixes, against a quiet
    predict-only phase.
 3. Overload: 32 clients against --max-queue 8: every answer must be 200 or 429.
-4. The server's RSS (/proc) after 100 and after 1,000 answered requests (predictions added at the
-   end if the phases made fewer); target: growth within 50 MiB.
+4. The server's RSS (/proc) after 100 and after 1,000 answered requests counted from the end of a
+   warm-up at the highest concurrency (onnxruntime's memory arena grows to the peak of concurrent
+   runs once), predictions added at the end if the phases made fewer, and after every phase;
+   target: growth within 50 MiB.
 Writes a table and JSON (default bench/serve_summary.json). EfficientNet-Lite0 from
 ../shared/models when present (chelsea from scikit-image, sent as JPEG), else the demo model.
 """
@@ -77,13 +79,11 @@ def bodies(encoded: bytes) -> dict[str, list[bytes]]:
                         for m, o in EXPLANATIONS]}
 
 
-def in_process(model_path: Path, preset: str, encoded: bytes, count: int) -> dict:
+def in_process(model, image: np.ndarray, encoded: bytes, count: int) -> dict:
     """Pure throughput, then `count` explanations and predictions one after another in-process."""
     import onnxplain as ox
     from onnxplain.image import decode_image
 
-    model = ox.Model(model_path, preset=preset, progress=False)
-    image = decode_image(encoded, model.input_size, model.channels)
     for method, options in EXPLANATIONS:
         ox.get_method(method, "input").factory(model).attribute(image, **options)  # tunes the batch size
     rates = pure_throughput(model, image, 32)
@@ -176,8 +176,10 @@ def client(server: Server, requests: dict[str, list[bytes]], p_explain: float, s
     connection.close()
 
 
-def phase(server: Server, requests, clients: int, p_explain: float, seconds: float, rates: dict) -> dict:
-    """`clients` clients for `seconds`: per-kind summaries, errors, and the model's shares."""
+def phase(server: Server, requests, clients: int, p_explain: float, seconds: float, pure=None) -> dict:
+    """`clients` clients for `seconds`: per-kind summaries, errors, and the model's shares;
+    pure(batch size), when given, measures the model's pure images/s at batch 1 and that size
+    just after (for the work share)."""
     results: list = []
     before, start = server.stats(), time.perf_counter()
     threads = [threading.Thread(target=client, args=(server, requests, p_explain, i, start + seconds, results))
@@ -189,8 +191,10 @@ def phase(server: Server, requests, clients: int, p_explain: float, seconds: flo
     wall, after = time.perf_counter() - start, server.stats()
     model = {k: after["model"][k] - before["model"][k] for k in ("evaluations", "inference_seconds")}
     work = after["work_seconds"] - before["work_seconds"]
+    load = os.getloadavg()
+    rates = pure(after["model"]["batch"]["size"]) if pure else None
     single = sum(1 for _, s, _ in results if s == 200)  # one one-image call each: a predict, an explanation's clean image
-    model_needs = single / rates["1"] + max(0, model["evaluations"] - single) / max(rates.values())
+    model_needs = single / rates[1] + max(0, model["evaluations"] - single) / max(rates.values()) if rates else None
     statuses: dict[str, int] = {}
     for _, status, _ in results:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
@@ -198,13 +202,17 @@ def phase(server: Server, requests, clients: int, p_explain: float, seconds: flo
             "errors": sum(n for s, n in statuses.items() if s != "200"),
             **{kind: summary([t for k, s, t in results if k == kind and s == 200], wall) for kind in ("predict", "explain")},
             "model_evaluations": model["evaluations"], "model_seconds": round(model["inference_seconds"], 2),
-            "work_seconds": round(work, 2), "load_average": os.getloadavg(),
+            "work_seconds": round(work, 2), "load_average": [round(v, 2) for v in load],
+            "rss_mib_after": round(server.rss_mib(), 1), "requests_after": server.completed,
+            "pure_images_per_second": {str(k): round(v, 1) for k, v in rates.items()} if rates else None,
             "model_time_share": round(model["inference_seconds"] / work, 3) if work else None,
-            "model_work_share": round(model_needs / wall, 3)}
+            "model_work_share": round(model_needs / wall, 3) if rates else None}
 
 
 def main() -> None:
+    import onnxplain as ox
     from onnxplain import demo
+    from onnxplain.image import decode_image
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL if DEFAULT_MODEL.is_file() else demo.demo_model_path())
@@ -223,8 +231,14 @@ def main() -> None:
     requests = bodies(encoded)
 
     print(f"in-process baseline ({args.model.name}, {image_name}) ...", flush=True)
-    baseline = in_process(args.model, preset, encoded, 2 if args.quick else 6)
+    model = ox.Model(args.model, preset=preset, progress=False)
+    image = decode_image(encoded, model.input_size, model.channels)
+    baseline = in_process(model, image, encoded, 2 if args.quick else 6)
     rates = baseline["pure_images_per_second"]
+
+    def pure(size: int) -> dict[int, float]:
+        return pure_throughput(model, image, 2 * size, sizes=sorted({1, size}))
+
     print(f"  pure images/s by batch size {rates}; explain {baseline['explain']}; predict {baseline['predict']}")
 
     server = Server(args.model, preset, args.workers)
@@ -233,28 +247,29 @@ def main() -> None:
               "explanations": [{"method": m, **o} for m, o in EXPLANATIONS], "workers": args.workers,
               "max_queue": MAX_QUEUE, "seconds_per_phase": seconds, "in_process": baseline, "phases": []}
     try:
-        phase(server, requests, 1, 0.5, 2.0, rates)  # warm-up: batch size tuning, every shape
-        quiet = phase(server, requests, 1, 0.0, seconds / 2, rates)
+        phase(server, requests, max(levels), 0.5, seconds / 2)  # warm-up: batch size, every shape, peak concurrency
+        server.completed = 0  # RSS milestones count from here
+        quiet = phase(server, requests, 1, 0.0, seconds / 2)
         record["quiet_predict"] = quiet["predict"]
         print(f"server: warm; quiet predict {quiet['predict']}", flush=True)
-        header = (f"{'mix':<14}{'clients':>7}{'expl/s':>8}{'expl p50/p95/p99 ms':>22}{'pred/s':>8}"
-                  f"{'pred p50/p95/p99 ms':>22}{'errors':>7}{'model time':>11}{'model work':>11}")
+        header = (f"{'mix':<14}{'clients':>7}{'expl/s':>8}{'expl p50/p95/p99 ms':>26}{'pred/s':>8}"
+                  f"{'pred p50/p95/p99 ms':>24}{'errors':>7}{'model time':>11}{'model work':>11}")
         print(header)
         for mix, p_explain in MIXES.items():
             for clients in levels:
-                row = {"mix": mix, **phase(server, requests, clients, p_explain, seconds, rates)}
+                row = {"mix": mix, **phase(server, requests, clients, p_explain, seconds, pure)}
                 record["phases"].append(row)
                 e, p = row["explain"], row["predict"]
                 print(f"{mix:<14}{clients:>7}{e.get('per_second', 0):>8}"
-                      f"{'/'.join(str(e.get(k, '-')) for k in ('p50_ms', 'p95_ms', 'p99_ms')):>22}"
-                      f"{p.get('per_second', 0):>8}{'/'.join(str(p.get(k, '-')) for k in ('p50_ms', 'p95_ms', 'p99_ms')):>22}"
+                      f"{'/'.join(str(e.get(k, '-')) for k in ('p50_ms', 'p95_ms', 'p99_ms')):>26}"
+                      f"{p.get('per_second', 0):>8}{'/'.join(str(p.get(k, '-')) for k in ('p50_ms', 'p95_ms', 'p99_ms')):>24}"
                       f"{row['errors']:>7}{row['model_time_share']:>11.1%}{row['model_work_share']:>11.1%}", flush=True)
-        overload = phase(server, requests, OVERLOAD_CLIENTS, MIXES["explain-heavy"], seconds / 2, rates)
+        overload = phase(server, requests, OVERLOAD_CLIENTS, MIXES["explain-heavy"], seconds / 2)
         record["overload"] = {"clients": OVERLOAD_CLIENTS, "statuses": overload["statuses"],
                               "only_200_and_429": set(overload["statuses"]) <= {"200", "429"}}
         print(f"overload, {OVERLOAD_CLIENTS} clients against --max-queue {MAX_QUEUE}: {overload['statuses']}")
         while server.completed < 1000:
-            phase(server, requests, 4, 0.0, 2.0, rates)
+            phase(server, requests, 4, 0.0, 2.0)
         record["rss_mib"] = {**server.rss, "end": round(server.rss_mib(), 1), "requests": server.completed}
         record["rss_growth_100_to_1000_mib"] = round(server.rss["1000"] - server.rss["100"], 1)
         print(f"server RSS: {record['rss_mib']} MiB; growth 100 -> 1000 requests "

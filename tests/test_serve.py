@@ -28,18 +28,11 @@ DATA = demo.demo_model_path().parent
 BATCH = 16  # the server's and the library's batch size, so that their model outputs are identical
 
 
-class Server:
-    """`onnxplain serve` on the demo model in a subprocess; `request` talks to it over HTTP."""
+class Client:
+    """Talks to a server on a loopback port over HTTP."""
 
-    def __init__(self, *flags: str) -> None:
-        command = [sys.executable, "-m", "onnxplain.cli", "serve", str(demo.demo_model_path()), "--preset", "unit",
-                   "--port", "0", "--batch-size", str(BATCH), *flags]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline()
-        if "http://" not in line:
-            self.process.kill()
-            raise RuntimeError(f"the server did not start: {line}{self.process.stderr.read()}")
-        self.port = int(line.split("http://")[1].split()[0].rsplit(":", 1)[1])
+    def __init__(self, port: int) -> None:
+        self.port = port
 
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 60) -> tuple[int, dict]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -64,6 +57,20 @@ class Server:
             if condition(stats) or time.monotonic() > end:
                 return stats
             time.sleep(0.05)
+
+
+class Server(Client):
+    """`onnxplain serve` on the demo model in a subprocess."""
+
+    def __init__(self, *flags: str) -> None:
+        command = [sys.executable, "-m", "onnxplain.cli", "serve", str(demo.demo_model_path()), "--preset", "unit",
+                   "--port", "0", "--batch-size", str(BATCH), *flags]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if "http://" not in line:
+            self.process.kill()
+            raise RuntimeError(f"the server did not start: {line}{self.process.stderr.read()}")
+        super().__init__(int(line.split("http://")[1].split()[0].rsplit(":", 1)[1]))
 
     def stop(self) -> str:
         self.process.terminate()
@@ -340,3 +347,38 @@ def test_serve_flags_are_checked_before_loading(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             main(["serve", model, flag, "0"])
         assert exit_.value.code == 2 and f"argument {flag}: expected a positive" in capsys.readouterr().err
+
+
+def test_a_model_fault_answers_500_and_the_server_keeps_serving():
+    """A real uvicorn server in a thread over a callable model that fails on black images."""
+    import uvicorn
+
+    from onnxplain.serve import Service, create_app
+
+    def classifier(batch: np.ndarray) -> np.ndarray:
+        if not batch.any():
+            raise RuntimeError("the accelerator fell over")
+        return np.stack([batch.mean(axis=(1, 2, 3)), -batch.mean(axis=(1, 2, 3))], axis=1)
+
+    model = ox.Model(classifier, preset="unit", input_size=(8, 8), batch_size=4, progress=False)
+    service = Service(model, "toy", ["occlusion"], workers=1, max_queue=4)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="critical"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]})
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        client = Client(listener.getsockname()[1])
+        status, answer = client.post("/v1/models/toy:predict", {"instances": [np.zeros((8, 8, 3)).tolist()]})
+        assert status == 500 and answer == {"error": "internal error: RuntimeError: the accelerator fell over"}
+        status, answer = client.post("/v1/models/toy:predict", {"instances": [np.full((8, 8, 3), 9).tolist()]})
+        assert status == 200 and len(answer["predictions"][0]) == 2
+        stats = client.get("/stats")[1]
+        assert stats["requests"]["failed"] == 1 and stats["requests"]["predict"] == 1 and stats["admitted"] == 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.close()
+        listener.close()
