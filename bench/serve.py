@@ -247,7 +247,7 @@ def main() -> None:
               "explanations": [{"method": m, **o} for m, o in EXPLANATIONS], "workers": args.workers,
               "max_queue": MAX_QUEUE, "seconds_per_phase": seconds, "in_process": baseline, "phases": []}
     try:
-        phase(server, requests, max(levels), 0.5, seconds / 2)  # warm-up: batch size, every shape, peak concurrency
+        phase(server, requests, max(levels), 1.0, seconds / 2)  # warm-up: batch size, every worker explaining at once
         server.completed = 0  # RSS milestones count from here
         quiet = phase(server, requests, 1, 0.0, seconds / 2)
         record["quiet_predict"] = quiet["predict"]
