@@ -89,7 +89,7 @@ class Service:
         self._work_seconds = 0.0  # the jobs' own durations, summed over the workers
         self.model.predict(np.full(model.input_size + (model.channels,), 127.0, np.float32))  # classes, output kind
         self.ready = True
-        unbounded = [m for m in methods if not _takes_deadline(self._explainer(m).attribute)]
+        unbounded = [m for m in methods if not accepted({"deadline": None}, self._explainer(m).attribute)]
         if unbounded:
             log.warning("methods %s take no deadline=: their explanations run to the end", ", ".join(unbounded))
 
@@ -184,16 +184,15 @@ class Service:
         limit = parameters.get("deadline", self.deadline)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
             raise Refused(400, f'"deadline" must be a positive number of seconds, got {limit!r}')
-        stoppable = _takes_deadline(explainer.attribute)
-        if "deadline" in parameters and not stoppable:
+        stop = accepted({"deadline": None, "cancel": cancel}, explainer.attribute)  # those the method takes
+        if "deadline" in parameters and "deadline" not in stop:
             raise Refused(400, f"method {method!r} takes no deadline; leave \"deadline\" out")
         explanations = []
         for image in images:
-            if stoppable:
-                left = min(float(limit), self.deadline) - (time.perf_counter() - arrived)
-                options.update(deadline=max(left, 1e-6), cancel=cancel)
+            if "deadline" in stop:
+                stop["deadline"] = max(min(float(limit), self.deadline) - (time.perf_counter() - arrived), 1e-6)
             try:
-                result = explainer.attribute(image, **options)
+                result = explainer.attribute(image, **options, **stop)
             except (OnnxplainError, ValueError, TypeError) as exc:  # option values the method refused
                 raise Refused(400, f"method {method!r}: {exc}") from None
             explanations.append(explanation_json(result))
@@ -306,10 +305,6 @@ def _field(payload: dict, name: str, kind: type) -> Any:
     if not isinstance(payload[name], kind):
         raise Refused(400, f"{name!r} must be a JSON {kind.__name__}, got {type(payload[name]).__name__}")
     return payload[name]
-
-
-def _takes_deadline(attribute: Callable) -> bool:
-    return "deadline" in accepted({"deadline": None}, attribute)
 
 
 def _option_names(attribute: Callable) -> set[str] | None:
