@@ -80,7 +80,8 @@ class Server(Client):
 
 @pytest.fixture(scope="module")
 def server():
-    running = Server("--workers", "2", "--max-queue", "16", "--max-request-mb", "1")
+    running = Server("--workers", "2", "--max-queue", "16", "--max-request-mb", "1",
+                     "--methods", "occlusion,rise,ig,pmi,multi,random")
     yield running
     errors = running.stop()
     assert "Traceback" not in errors, errors
@@ -297,12 +298,14 @@ def test_the_server_survives_bad_requests_and_counts_them(server):
     assert server.get("/v1/models/demo") == (200, {"name": "demo", "ready": True})
 
 
-def test_a_deadline_for_a_method_that_cannot_stop_is_refused(server):
-    stoppable = "deadline" in inspect.signature(ox.IG.attribute).parameters
-    status, answer = server.post(EXPLAIN, explain_body(RED, method="ig", budget=50, deadline=5))
-    assert status == (200 if stoppable else 400), answer
-    if not stoppable:
-        assert "takes no deadline" in answer["error"]
+def test_a_deadline_for_a_method_that_cannot_stop_is_refused(server, model):
+    assert "deadline" not in inspect.signature(ox.RandomMap.attribute).parameters
+    status, answer = server.post(EXPLAIN, explain_body(RED, method="random", seed=5, deadline=5))
+    assert status == 400 and "method 'random' takes no deadline" in answer["error"]
+    status, answer = server.post(EXPLAIN, explain_body(RED, method="random", seed=5))
+    assert status == 200 and answer["explanations"][0]["complete"] is True
+    want = ox.RandomMap(model).attribute(ox.load_image(DATA / "demo_red_square.png", model.input_size), seed=5)
+    np.testing.assert_array_equal(decoded_map(answer["explanations"][0]["maps"]["0"]), want[0])
 
 
 def test_queue_limit_and_cancellation_when_the_client_leaves():
