@@ -335,6 +335,15 @@ def test_queue_limit_and_cancellation_when_the_client_leaves():
         assert "Traceback" not in small.stop()
 
 
+def test_only_image_models_are_served():
+    from types import SimpleNamespace
+
+    from onnxplain.serve import Service
+
+    with pytest.raises(ox.OnnxplainError, match="explains image classifiers; this model's input is tabular"):
+        Service(SimpleNamespace(modality="tabular"), "table", ["occlusion"])
+
+
 def test_serve_flags_are_checked_before_loading(tmp_path, capsys):
     model = str(demo.demo_model_path())
     assert main(["serve", model, "--methods", "occlusion,gradcam"]) == 2

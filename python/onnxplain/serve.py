@@ -69,6 +69,9 @@ class Service:
 
     def __init__(self, model: Model, name: str, methods: list[str], *, workers: int = 2, max_queue: int = 32,
                  deadline: float = 60.0, max_request_bytes: int = 20 * 2**20) -> None:
+        if getattr(model, "modality", "image") != "image":
+            raise OnnxplainError(f"onnxplain serve explains image classifiers; this model's input is "
+                                 f"{model.modality} (serving it is not implemented)")
         for method in methods:
             get_method(method, "input")
         for option, value in (("workers", workers), ("max_queue", max_queue), ("max_request_bytes", max_request_bytes)):
