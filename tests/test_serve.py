@@ -139,13 +139,18 @@ def test_predict_round_trips_equal_the_library(server, model):
     status, answer = server.post("/v2/models/demo/infer", {"id": "7", "inputs": [tensor]})
     assert status == 200 and answer["id"] == "7" and answer["outputs"][0]["shape"] == [2, 3]
     np.testing.assert_array_equal(np.float32(answer["outputs"][0]["data"]).reshape(2, 3), want)
+    pixels = ox.load_image(DATA / "demo_green_cross.png").astype(np.uint8)  # 64 x 64 already: whole numbers
+    tensor = {"name": "images", "shape": list(pixels.shape), "datatype": "UINT8", "data": pixels.tolist()}
+    status, answer = server.post("/v2/models/demo/infer", {"inputs": [tensor]})
+    assert status == 200 and answer["outputs"][0]["shape"] == [1, 3]
+    np.testing.assert_array_equal(np.float32(answer["outputs"][0]["data"]), model.predict(pixels.astype(np.float32)))
     encoded = {"name": "images", "shape": [1], "datatype": "BYTES", "data": [png_b64("demo_blue_ring.png")]}
     status, answer = server.post("/v2/models/demo/infer", {"inputs": [encoded]})
     assert status == 200
     np.testing.assert_array_equal(np.float32(answer["outputs"][0]["data"]), want[1])
-    after = server.get("/stats")[1]  # the model's own counters: 5 images in 3 requests
-    assert after["model"]["evaluations"] - before["model"]["evaluations"] == 5
-    assert after["requests"]["predict"] - before["requests"]["predict"] == 3
+    after = server.get("/stats")[1]  # the model's own counters: 6 images in 4 requests
+    assert after["model"]["evaluations"] - before["model"]["evaluations"] == 6
+    assert after["requests"]["predict"] - before["requests"]["predict"] == 4
     model_seconds = after["model"]["inference_seconds"] - before["model"]["inference_seconds"]
     assert 0 < model_seconds <= after["work_seconds"] - before["work_seconds"] <= after["busy_seconds"] - before["busy_seconds"] + 1e-3
 

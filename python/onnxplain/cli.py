@@ -313,6 +313,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           max_queue=args.max_queue, deadline=args.deadline,
                           max_request_bytes=int(args.max_request_mb * 2**20))
         host, port = listener.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(f"serving model {service.name!r} ({', '.join(methods)}) on http://{host}:{port} "
               f"(KServe V1 /v1/models/{service.name}, V2 /v2/models/{service.name})", flush=True)
         config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
