@@ -45,13 +45,13 @@ def test_image(name: str, size):
     return ox.load_image(getattr(data, name)(), size)
 
 
-def pure_throughput(model, image, images_per_size: int) -> dict[int, float]:
+def pure_throughput(model, image, images_per_size: int, sizes=PURE_SIZES) -> dict[int, float]:
     """images/s of session.run alone at each batch size (same session, preprocessed inputs)."""
-    batch = np.empty((max(PURE_SIZES),) + model.input_shape, np.float32)
+    batch = np.empty((max(sizes),) + model.input_shape, np.float32)
     model.preprocessor.apply(np.repeat(image[None], len(batch), axis=0), batch)
     run, names, feed = model.session.run, [model.output_name], model.input_name
     rates = {}
-    for size in PURE_SIZES:
+    for size in sizes:
         calls = max(1, images_per_size // size)
         run(names, {feed: batch[:size]})  # warm this shape
         start = time.perf_counter()

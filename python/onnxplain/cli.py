@@ -1,10 +1,11 @@
-"""Command-line front end: `onnxplain explain`, `onnxplain demo`, `onnxplain evaluate`."""
+"""Command-line front end: `onnxplain explain`, `demo`, `evaluate`, `counterfactual` and `serve`."""
 from __future__ import annotations
 
 import argparse
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,20 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
+def _positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type: a positive int or float."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive {'integer' if kind is int else 'number'}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _pair(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.split(","))
@@ -357,6 +372,47 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 130
     print(report.table())
     print(f"{report.images} images; records, maps, summary.json and curves_<metric>.png in {report.out}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import socket
+
+    try:
+        import uvicorn
+
+        from .serve import Service, create_app
+    except ImportError as exc:
+        raise OnnxplainError(f"onnxplain serve needs its extra: pip install 'onnxplain[serve]' ({exc})") from None
+    methods = _csv(args.methods)
+    for name in methods:  # before loading anything
+        get_method(name, "input")
+    if not methods:
+        raise OnnxplainError("--methods names no method; give some of: " + ", ".join(method_names("input")))
+    # IPPROTO_TCP named: asyncio then turns off Nagle's delay on each connection
+    listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM,
+                             socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((args.host, args.port))
+        listener.listen(2048)  # connections wait in the backlog until the server accepts them
+    except OSError as exc:
+        listener.close()
+        raise OnnxplainError(f"cannot listen on --host {args.host} --port {args.port}: {exc.strerror or exc}") from None
+    with listener:
+        model = open_model(args, progress=False)
+        service = Service(model, args.name or Path(args.model).stem, methods, workers=args.workers,
+                          max_queue=args.max_queue, deadline=args.deadline,
+                          max_request_bytes=int(args.max_request_mb * 2**20))
+        host, port = listener.getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
+        print(f"serving model {service.name!r} ({', '.join(methods)}) on http://{host}:{port} "
+              f"(KServe V1 /v1/models/{service.name}, V2 /v2/models/{service.name})", flush=True)
+        config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
+        try:
+            uvicorn.Server(config).run(sockets=[listener])
+        finally:
+            service.close()
     return 0
 
 
@@ -475,6 +531,24 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--background", help="tabular models: rows to take the nearest one of class B from")
     cf.add_argument("--quiet", action="store_true", help="no progress bar")
     cf.set_defaults(handler=run_counterfactual)
+
+    sv = sub.add_parser("serve", help="predictions and explanations over HTTP (KServe V1, Open Inference Protocol V2)")
+    sv.add_argument("model", help="path to an .onnx classifier")
+    sv.add_argument("--name", help="the model's name in the routes (default: the file's stem)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
+    sv.add_argument("--port", type=int, default=8080, help="port (0: any free one, printed)")
+    sv.add_argument("--methods", default="occlusion,rise,ig,pmi,multi",
+                    help="comma-separated methods served, the first the default (of: " + ", ".join(method_names("input"))
+                         + ")")
+    sv.add_argument("--workers", type=_positive(int), default=2, help="explanations run at once (default 2)")
+    sv.add_argument("--max-queue", type=_positive(int), default=32,
+                    help="requests admitted at once, running or waiting; more get 429 (default 32)")
+    sv.add_argument("--deadline", type=_positive(float), default=60.0,
+                    help="longest an explanation runs, seconds from its arrival (default 60; a request may ask less)")
+    sv.add_argument("--max-request-mb", type=_positive(float), default=20.0,
+                    help="largest request body in MiB; larger get 413 (default 20)")
+    add_model_flags(sv)
+    sv.set_defaults(handler=run_serve)
     return parser
 
 

@@ -40,16 +40,7 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
             except (OSError, ValueError) as exc:
                 raise OnnxplainError(f"cannot read image array {path}: {exc}") from None
         else:
-            data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if data is None:
-                raise OnnxplainError(f"cannot read image file (corrupt or unsupported format): {path}")
-            if data.ndim == 3 and data.shape[2] == 4:
-                data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
-            elif data.ndim == 3 and data.shape[2] == 3:
-                data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-            if data.dtype == np.uint16:
-                data = data / 257.0
-            array = np.asarray(data)
+            array = _decoded(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), f"image file {path}")
     elif isinstance(source, np.ndarray):
         array = source
     else:
@@ -61,6 +52,24 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
         image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         image = np.clip(image, 0, 255).astype(np.float32, copy=False).reshape(h, w, channels)
     return np.ascontiguousarray(image)
+
+
+def decode_image(data: bytes, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+    """An encoded image (PNG, JPEG, ... bytes) as `load_image` gives it for the same file."""
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    return load_image(_decoded(decoded, "image bytes"), size, channels)
+
+
+def _decoded(data: np.ndarray | None, what: str) -> np.ndarray:
+    """An OpenCV decoding as grey, RGB or RGBA (16-bit scaled to 0..255); an error naming `what`
+    when it failed (None)."""
+    if data is None:
+        raise OnnxplainError(f"cannot read {what} (corrupt or unsupported format)")
+    if data.ndim == 3 and data.shape[2] == 4:
+        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
+    elif data.ndim == 3 and data.shape[2] == 3:
+        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    return data / 257.0 if data.dtype == np.uint16 else data
 
 
 RANGE_SLACK = 1e-2  # values this far outside 0..255 are float rounding and get clipped
