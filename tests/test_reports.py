@@ -13,6 +13,7 @@ import pytest
 import onnxplain as ox
 from onnxplain import cli, demo
 from onnxplain import fidelity as fd
+from helpers import needs_efficientnet
 from onnxplain.visualize import DIVERGING, SEQUENTIAL, display_size, map_scale, overlay, photo
 
 NAMES = ["red square", "green cross", "blue ring"]
@@ -204,3 +205,17 @@ def test_reports_render_in_a_real_browser(model, image, tmp_path):
             assert not severe, (report, severe)
     finally:
         driver.quit()
+
+
+@needs_efficientnet
+def test_readme_python_example_runs_on_the_shipped_photo(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "chelsea_path()" in code and "n_masks=1000" in code
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the README runs from the repository root
+    namespace = {}
+    exec(code.replace("n_masks=1000", "n_masks=64").replace('"out/"', repr(str(tmp_path))), namespace)
+    result = namespace["result"]
+    assert "cat" in result.names[result.targets[0]].lower() or result.targets[0] in range(281, 294)
+    assert (tmp_path / "report.html").exists() and (tmp_path / "input.png").exists()
+    assert cv2.imread(str(tmp_path / "input.png")).shape[:2] == (300, 451)  # the photo's own size
