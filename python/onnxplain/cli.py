@@ -17,7 +17,7 @@ from .image import load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
-from .reference import RISE, Occlusion
+from .reference import RISE
 from .registry import accepted, get_method, method_names
 from .report import fidelity_text
 from .visualize import class_label
