@@ -114,7 +114,7 @@ def explain(args: argparse.Namespace) -> int:
     for i, e in enumerate(getattr(result, "explanations", []), 1):
         print(f"  explanation {i}: {e.area} pixels ({e.area / e.mask.size:.1%}), p(target) alone {e.probability:.3f}, "
               f"{e.evaluations} evaluations")
-    print(fidelity_text(result.fidelity))
+    print(fidelity_text(result.fidelity, names))
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 

@@ -61,13 +61,13 @@ def fidelity_value(fidelity: dict | None) -> str:
     return "skipped" if "skipped" in fidelity else f"{fidelity['estimate']:+.3f}"
 
 
-def fidelity_text(fidelity: dict | None) -> str:
+def fidelity_text(fidelity: dict | None, names: list[str] | None = None) -> str:
     """The fidelity figure of an explanation in words."""
     if not fidelity:
         return "Fidelity figure: not computed."
     if "skipped" in fidelity:
         return f"Fidelity figure: skipped ({fidelity['skipped']})."
-    return (f"Fidelity figure {fidelity['estimate']:+.3f} for {fidelity['class']}: AUC(LIF) - AUC(MIF) of the "
+    return (f"Fidelity figure {fidelity['estimate']:+.3f} for {class_label(fidelity['class'], names)}: AUC(LIF) - AUC(MIF) of the "
             f"p(class) ratio with the map's most / least important pixels set to the mean, "
             f"{len(fidelity['fractions'])} steps up to {fidelity['fractions'][-1]:.0%} removed "
             f"({fidelity['evaluations']} extra model evaluations). Larger is more faithful; a random map "
@@ -82,7 +82,7 @@ def explanation_body(result, pictures: dict[str, np.ndarray], input_picture: np.
             + ("" if result.complete else "; stopped early (deadline or cancel): the best maps so far"))
     return ("<div>" + figure(input_picture, "input") + "".join(figure(rgb, name) for name, rgb in pictures.items())
             + "</div>" + "<h3>Top classes</h3>" + top_classes(result.top_classes, names)
-            + f'<p>{escape(fidelity_text(result.fidelity))}</p><p class="note">{escape(cost)}</p>'
+            + f'<p>{escape(fidelity_text(result.fidelity, names))}</p><p class="note">{escape(cost)}</p>'
             + "<h3>Parameters</h3>" + details({"params": result.params, "seed": result.seed,
                                                "convergence": result.convergence, "model": result.model}))
 
