@@ -79,8 +79,10 @@ class Explanation:
     def pictures(self, original: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """File name -> uint8 RGB picture, over `original` (any size) or the model-resolution image."""
         image = self.image if original is None else original
-        return {self.picture_name(t): map_figure(image, m, map_scale(self.method, m, self.signed, self.probability(t)),
-                                                 self.title(t)) for t, m in self.maps.items()}
+        logits = self.params.get("scores") == "logits"  # occlusion/RISE on logits: no probability limits
+        return {self.picture_name(t): map_figure(image, m, map_scale(
+            f"{self.method} (logits)" if logits else self.method, m, self.signed, None if logits else self.probability(t)),
+            self.title(t)) for t, m in self.maps.items()}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """File name -> array of the CLI contract (`<method>_<target>.npy`, H x W at model resolution)."""
