@@ -52,6 +52,18 @@ def test_scales_follow_one_convention():
     np.testing.assert_allclose(occlusion.strength(np.array([-2.0, 0.0, 0.4])), [-1.0, 0.0, 0.5])
 
 
+def test_logit_maps_get_no_probability_limits(model, image, monkeypatch):
+    from onnxplain import result as result_module
+
+    scales = []
+    monkeypatch.setattr(result_module, "map_scale", lambda *args: scales.append(map_scale(*args)) or scales[-1])
+    result = ox.Occlusion(model, fidelity=None).attribute(image, scores="logits")
+    assert result.params["scores"] == "logits" and list(result.pictures()) == ["occlusion_1.png"]
+    assert scales[0].high == pytest.approx(np.abs(result[1]).max()) and "logits" in scales[0].units  # real limits
+    ox.Occlusion(model, fidelity=None).attribute(image).pictures()
+    assert scales[1].high == pytest.approx(result.top_classes[0][1])  # probabilities: fixed at p(class)
+
+
 def test_overlay_at_the_photos_size_shows_the_photo_where_the_map_is_zero():
     photo_rgb = np.random.default_rng(0).uniform(0, 255, (90, 150, 3)).astype(np.float32)  # not square
     attribution = np.zeros((64, 64), np.float32)
