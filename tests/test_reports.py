@@ -94,6 +94,8 @@ def test_save_writes_input_pictures_named_by_class_and_a_report(model, image, tm
     html = (tmp_path / "report.html").read_text()
     assert html.count("<img ") == 3 and "green cross (1)" in html and "Fidelity figure" in html
     assert not re.search(r'src="(?!data:image/png;base64,)', html)  # self-contained
+    notebook = result._repr_html_()  # the same, at model resolution
+    assert notebook.count("data:image/png;base64,") == 3 and "Fidelity figure" in notebook and "<html" not in notebook
 
 
 def test_causal_pictures_outline_each_explanation_with_a_legend(model, image, tmp_path):
