@@ -76,13 +76,18 @@ class Explanation:
         p = self.probability(target)
         return [f"{self.method}: {class_label(target, self.names)}" + ("" if p is None else f", p = {p:.3f}")]
 
-    def pictures(self, original: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """File name -> uint8 RGB picture, over `original` (any size) or the model-resolution image."""
-        image = self.image if original is None else original
+    def picture(self, target: int, original: np.ndarray | None = None) -> np.ndarray:
+        """The uint8 RGB picture of one target's map (`visualize.map_figure`), over `original` (any
+        size) or the model-resolution image."""
+        attribution = self.maps[target]
         logits = self.params.get("scores") == "logits"  # occlusion/RISE on logits: no probability limits
-        return {self.picture_name(t): map_figure(image, m, map_scale(
-            f"{self.method} (logits)" if logits else self.method, m, self.signed, None if logits else self.probability(t)),
-            self.title(t)) for t, m in self.maps.items()}
+        scale = map_scale(f"{self.method} (logits)" if logits else self.method, attribution, self.signed,
+                          None if logits else self.probability(target))
+        return map_figure(self.image if original is None else original, attribution, scale, self.title(target))
+
+    def pictures(self, original: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """File name -> uint8 RGB picture of every target's map (`picture`)."""
+        return {self.picture_name(t): self.picture(t, original) for t in self.maps}
 
     def arrays(self) -> dict[str, np.ndarray]:
         """File name -> array of the CLI contract (`<method>_<target>.npy`, H x W at model resolution)."""
