@@ -125,11 +125,13 @@ def photo(image: np.ndarray) -> np.ndarray:
     return resample(rgb, size, nearest=size[0] > rgb.shape[0])
 
 
-def overlay(image: np.ndarray, attribution: np.ndarray, scale: Scale) -> np.ndarray:
-    """The map drawn over the image, uint8 RGB at the image's `display_size`: the photo in grey,
+def overlay(image: np.ndarray, attribution: np.ndarray, scale: Scale | None = None) -> np.ndarray:
+    """The map drawn over the image on `scale` (default: `map_scale` by the map's signs, real
+    limits), uint8 RGB at the image's `display_size`: the photo in grey,
     each pixel coloured with opacity OVERLAY_ALPHA x |strength|, so values at 0 (diverging) or at
     the low end (sequential) show the photo. The map (model resolution) is resampled bilinearly
     to the picture, whatever its aspect."""
+    scale = scale or map_scale("", attribution)
     base = photo(image).astype(np.float64)
     grey = np.repeat((base @ np.array([0.299, 0.587, 0.114]))[..., None], 3, axis=2)
     strength = scale.strength(resample(np.asarray(attribution, np.float32), base.shape[:2]))
