@@ -33,8 +33,13 @@ def test_explain_writes_contract_files(tmp_path):
 def test_demo_command(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.count("planted box") == 6
-    assert len(list(tmp_path.glob("*/occlusion_*.npy"))) == 3 and len(list(tmp_path.glob("*/rise_*.png"))) == 3
+    assert out.count("planted box") == 15  # every input method family on the three images
+    assert len(list(tmp_path.glob("demo_*/occlusion_*.npy"))) == 3 and len(list(tmp_path.glob("demo_*/rise_*.png"))) == 3
+    assert len(list(tmp_path.glob("*/multi_*_explanations.png"))) == 3 and "DAC" in out
+    assert out.rstrip().endswith(f"open {tmp_path / 'report.html'}")
+    html = (tmp_path / "report.html").read_text()
+    for section in ("ig", "pmi", "multi", "Counterfactual", "Fidelity"):
+        assert section in html
 
 
 @pytest.mark.parametrize("case", ["missing_model", "corrupt_model", "missing_image", "corrupt_image", "bad_target"])

@@ -116,14 +116,15 @@ def test_causal_stopped_keeps_what_it_found_verified(model, stage):
     image, box = demo.make_demo_image(1, seed=12)
     seen = cancelling_after(model, -1, threading.Event())  # count the calls of a whole run
     try:
-        ox.Causal(model).attribute(image, iterations=3, max_explanations=3, seed=0)
+        ox.Causal(model, fidelity=None).attribute(image, iterations=3, max_explanations=3, seed=0)  # calls: search only
     finally:
         del model.run
     whole = len(seen)
     cancel = threading.Event()
     cancelling_after(model, 2 if stage == "responsibility" else whole - 3, cancel)
     try:
-        partial = ox.Causal(model).attribute(image, iterations=3, max_explanations=3, cancel=cancel, seed=0)
+        partial = ox.Causal(model, fidelity=None).attribute(image, iterations=3, max_explanations=3, cancel=cancel,
+                                                            seed=0)
     finally:
         del model.run
     assert not partial.complete and partial.convergence["stopped_in"] == stage

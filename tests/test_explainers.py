@@ -102,7 +102,7 @@ def test_record_is_complete(demo_model, tmp_path):
     assert record["params"]["n_masks"] == 64 and record["model"]["output"] == "logits"
     assert record["top_classes"][0]["class"] == 0
     files = result.save(tmp_path)
-    assert {f.name for f in files} == {"rise_0.npy", "rise_0.png", "result.json"}
+    assert {f.name for f in files} == {"rise_0.npy", "rise_0.png", "input.png", "result.json", "report.html"}
     assert np.load(tmp_path / "rise_0.npy").dtype == np.float32
 
 

@@ -9,11 +9,9 @@ The same criterion decides every mutant during the search and the final check.
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -26,7 +24,7 @@ from .batches import Batches, Stopped
 from .explainer import Explainer, Target, describe_baseline
 from .masking import Baseline
 from .result import Explanation
-from .visualize import DISPLAY_MIN_SIDE, display_rgb, overlay, save_png
+from .visualize import annotate, photo, resample
 
 CRITERIA = ("top1", "confidence")
 _SPOTLIGHT_STREAM = 1 << 40  # spotlight draws use streams from here (box trees use 0..iterations-1)
@@ -73,10 +71,11 @@ class CausalExplanation(Explanation):
         return self.targets[0]
 
     def file_names(self) -> dict:
-        stem = f"{self.method}_{self.target}"
-        return {"responsibility": f"{stem}.npy", "overlay": f"{stem}.png", "composite": f"{stem}_explanations.png",
-                "explanations": [f"{stem}_explanation_{i}.npy" for i in range(1, len(self.explanations) + 1)],
-                "pictures": [f"{stem}_explanation_{i}.png" for i in range(1, len(self.explanations) + 1)]}
+        stem, n = f"{self.method}_{self.target}", len(self.explanations)
+        return {"responsibility": f"{stem}.npy", "overlay": self.picture_name(self.target),
+                "composite": self.picture_name(self.target, "_explanations"),
+                "explanations": [f"{stem}_explanation_{i}.npy" for i in range(1, n + 1)],
+                "pictures": [self.picture_name(self.target, f"_explanation_{i}") for i in range(1, n + 1)]}
 
     def record(self) -> dict:
         record = super().record()
@@ -86,48 +85,47 @@ class CausalExplanation(Explanation):
                                    **e.record()} for i, e in enumerate(self.explanations)]
         return record
 
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Writes the responsibility map (<method>_<target>.npy, float32) and its overlay, each
-        explanation as a boolean H x W .npy (<method>_<target>_explanation_<i>.npy, i from 1) and
-        a PNG with the rest greyed, a composite with coloured outlines
-        (<method>_<target>_explanations.png), and result.json."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The responsibility map (<method>_<target>.npy, float32) and each explanation as a
+        boolean H x W mask (<method>_<target>_explanation_<i>.npy, i from 1)."""
         names = self.file_names()
-        written = [out / names["responsibility"], out / names["overlay"], out / names["composite"]]
-        np.save(written[0], self.maps[self.target].astype(np.float32))
-        save_png(written[1], overlay(self.image, self.maps[self.target]))
-        save_png(written[2], outlines(self.image, [e.mask for e in self.explanations]))
-        for e, npy, png in zip(self.explanations, names["explanations"], names["pictures"]):
-            np.save(out / npy, e.mask.astype(bool))
-            save_png(out / png, greyed(self.image, e.mask))
-            written += [out / npy, out / png]
-        (out / "result.json").write_text(json.dumps(self.record(), indent=2))
-        return written + [out / "result.json"]
+        return {names["responsibility"]: self.maps[self.target].astype(np.float32),
+                **{npy: e.mask.astype(bool) for e, npy in zip(self.explanations, names["explanations"])}}
 
-
-def _display(rgb: np.ndarray, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
-    factor = int(np.ceil(DISPLAY_MIN_SIDE / min(rgb.shape[:2])))
-    return rgb if factor <= 1 else cv2.resize(rgb, (rgb.shape[1] * factor, rgb.shape[0] * factor),
-                                              interpolation=interpolation)
+    def pictures(self, original: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The responsibility overlay, all explanations outlined in colour with a legend (area,
+        p(target) shown alone), and each explanation with the rest greyed."""
+        image = self.image if original is None else original
+        names = self.file_names()
+        legend = [(_OUTLINE_COLOURS[i % len(_OUTLINE_COLOURS)],
+                   f"{i + 1}: {e.area} px ({e.area / e.mask.size:.1%}), p(class) alone {e.probability:.3f}") for i, e in enumerate(self.explanations)]
+        title = self.title(self.target)
+        composite = annotate(outlines(image, [e.mask for e in self.explanations]),
+                             [title[0] + f": {len(self.explanations)} minimal sufficient sets"], [
+                                 f"each set shown alone satisfies '{self.params.get('criterion', 'top1')}'"], legend)
+        return {**super().pictures(original), names["composite"]: composite,
+                **{png: annotate(greyed(image, e.mask), [f"{title[0]}: explanation {i + 1}"], [], legend[i:i + 1])
+                   for i, (e, png) in enumerate(zip(self.explanations, names["pictures"]))}}
 
 
 def greyed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image (H x W x C, 0..255) with the pixels outside mask faded to light grey, uint8 RGB
-    upsampled for display like `overlay`."""
-    image = display_rgb(image)
-    luminance = image @ np.array([0.299, 0.587, 0.114])
-    faded = np.repeat((0.3 * luminance + 0.7 * 200.0)[..., None], 3, axis=2)
-    return _display(np.clip(np.where(mask[..., None], image, faded), 0, 255).round().astype(np.uint8))
+    """The image (any size, 0..255) with the pixels outside the mask (model resolution, resampled)
+    faded to light grey, uint8 RGB at `display_size`."""
+    rgb = photo(image).astype(np.float64)
+    mask = resample(mask.astype(bool), rgb.shape[:2], nearest=True)
+    faded = np.repeat((0.3 * (rgb @ np.array([0.299, 0.587, 0.114])) + 0.7 * 200.0)[..., None], 3, axis=2)
+    return np.clip(np.where(mask[..., None], rgb, faded), 0, 255).round().astype(np.uint8)
 
 
 def outlines(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
-    """The image with the outline of each mask in its own colour (uint8 RGB, upsampled for display)."""
-    canvas = np.ascontiguousarray(_display(np.clip(display_rgb(image), 0, 255).round().astype(np.uint8)))
+    """The image (any size) with the outline of each mask (model resolution, resampled) in its own
+    colour, uint8 RGB at `display_size`."""
+    canvas = np.ascontiguousarray(photo(image))
+    thickness = max(2, min(canvas.shape[:2]) // 150)
     for i, mask in enumerate(masks):
-        big = _display(mask.astype(np.uint8) * 255)
+        big = resample(mask.astype(bool), canvas.shape[:2], nearest=True).astype(np.uint8) * 255
         contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(canvas, contours, -1, _OUTLINE_COLOURS[i % len(_OUTLINE_COLOURS)], 2)
+        cv2.drawContours(canvas, contours, -1, _OUTLINE_COLOURS[i % len(_OUTLINE_COLOURS)], thickness)
     return canvas
 
 

@@ -10,16 +10,22 @@ from pathlib import Path
 
 import numpy as np
 
-from . import demo
+from . import __version__, demo
 from .causal import Causal
 from .errors import OnnxplainError
+from .explainer import FIDELITY_SHARE, Explainer
 from .image import load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, MODALITIES, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
-from .reference import RISE, Occlusion
+from .reference import RISE
 from .registry import accepted, get_method, method_names
 from .tables import N_BACKGROUND, TabularModel, read_table
+from .report import fidelity_text
+from .visualize import class_label
+
+DEFAULT_PRESET = "imagenet"
+LABELS_HELP = "JSON list of class names (index -> name): shown in prints, pictures and reports, and in PNG names"
 
 
 def _parse_target(text: str):
@@ -78,21 +84,42 @@ def _print_top(top: list[tuple[int, float]], names: list[str] | None) -> None:
         print(f"  {c:>5}  p={p:.4f}{label}")
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal (never in piped or redirected output) and without --quiet."""
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _fidelity_share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share of the evaluations in 0..1 (0: off), got {text!r}")
+    return share
+
+
 def explain(args: argparse.Namespace) -> int:
-    model = open_model(args, progress=not args.quiet)
+    names = _class_names(args.labels)
+    model = open_model(args, progress=_progress(args))
     if isinstance(model, TabularModel):
         return explain_row(args, model)
     image = load_image(args.image, model.input_size, model.channels)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     explainer = get_method(args.method, "input").factory(model)
+    if isinstance(explainer, Explainer):
+        explainer.fidelity = args.fidelity or None
     result = explainer.attribute(image, target=target, **_method_options(args, explainer))
-    written = result.save(args.out)
-    _print_top(result.top_classes, _class_names(args.labels))
+    result.names = names
+    written = result.save(args.out, original=args.image)
+    _print_top(result.top_classes, names)
     print(f"{args.method}: targets {result.targets}, {result.evaluations} model evaluations, "
           f"{result.seconds:.2f} s; wrote {len(written)} files to {args.out}")
     for i, e in enumerate(getattr(result, "explanations", []), 1):
         print(f"  explanation {i}: {e.area} pixels ({e.area / e.mask.size:.1%}), p(target) alone {e.probability:.3f}, "
               f"{e.evaluations} evaluations")
+    print(fidelity_text(result.fidelity, names))
+    print(f"report: {Path(args.out) / 'report.html'}")
     return 0
 
 
@@ -181,32 +208,15 @@ def _images_only(model: Model, command: str) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    model = Model(demo.demo_model_path(), preset="unit", output="logits", progress=not args.quiet)
-    info = json.loads((demo.demo_model_path().parent / "demo_images.json").read_text())
-    out = Path(args.out)
-    print(f"demo model: {demo.demo_model_path().name}, classes {demo.DEMO_CLASSES}, input {model.input_size}")
-    for entry in info["images"]:
-        image = load_image(demo.demo_model_path().parent / entry["file"], model.input_size, model.channels)
-        y0, x0, y1, x1 = entry["box"]
-        box_area = (y1 - y0) * (x1 - x0) / (model.input_size[0] * model.input_size[1])
-        stem = Path(entry["file"]).stem
-        for method, explainer in (("occlusion", Occlusion(model)), ("rise", RISE(model))):
-            result = explainer.attribute(image, seed=args.seed)
-            target = result.targets[0]
-            share = demo.evidence_share(result[target], (y0, x0, y1, x1))
-            result.save(out / f"{stem}_{method}")
-            print(f"{stem:<18} {method:<9} predicted {demo.DEMO_CLASSES[target]!r} (p={result.top_classes[0][1]:.3f}); "
-                  f"{share:6.1%} of the map's mass above its median lies in the planted box ({box_area:.1%} of the image); "
-                  f"{result.evaluations} evaluations")
-    print(f"maps and overlays written to {out}/")
+    demo.run_demo(args.out, seed=args.seed, progress=_progress(args))
     return 0
 
 
 def run_counterfactual(args: argparse.Namespace) -> int:
     from . import counterfactual as cf
-    from .visualize import overlay, save_png
 
-    model = open_model(args, progress=not args.quiet)
+    names = _class_names(args.labels)
+    model = open_model(args, progress=_progress(args))
     if isinstance(model, TabularModel):
         return counterfactual_rows(args, model)
     confidence = None if args.min_confidence < 0 else args.min_confidence
@@ -214,40 +224,25 @@ def run_counterfactual(args: argparse.Namespace) -> int:
                         class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
                         generator_range=args.generator_range)
     methods = args.method or cf.METHODS
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     results = cf.explain_pair(model, pair, methods, n_thresholds=args.thresholds, seed=args.seed,
                               window=args.window, stride=args.stride, n_masks=args.masks)
-    b = pair.class_b
-    save_png(out / "real.png", np.clip(pair.real, 0, 255).round().astype(np.uint8))
-    save_png(out / "counterfactual.png", np.clip(pair.counterfactual, 0, 255).round().astype(np.uint8))
-    record = {"pair": pair.record(), "model": model.describe(), "seed": args.seed, "methods": {}}
-    print(f"A = {pair.class_a} (p(A|x_r) = {pair.p_a_real:.3f}), B = {b} (p(B|x_c) = {pair.p_b_counterfactual:.3f}), "
+    cf.save_results(args.out, pair, results, names, {"model": model.describe(), "seed": args.seed})
+    print(f"A = {class_label(pair.class_a, names)} (p(A|x_r) = {pair.p_a_real:.3f}), "
+          f"B = {class_label(pair.class_b, names)} (p(B|x_c) = {pair.p_b_counterfactual:.3f}), "
           f"counterfactual: {pair.source['kind']}")
     for method, (result, swap) in results.items():
-        np.save(out / f"{method}_{b}.npy", result[b].astype(np.float32))
-        save_png(out / f"{method}_{b}.png", overlay(pair.real, result[b]))
-        np.save(out / f"{method}_best_mask.npy", swap.best_mask)
-        save_png(out / f"{method}_best_hybrid.png", np.clip(swap.best_hybrid, 0, 255).round().astype(np.uint8))
-        save_png(out / f"{method}_curve.png", cf.plot_curves({method: swap.curve}))
-        record["methods"][method] = {
-            **swap.record(), "params": result.params, "map_evaluations": result.evaluations,
-            "map_seconds": round(result.seconds, 4),
-            "files": {"map": f"{method}_{b}.npy", "best_mask": f"{method}_best_mask.npy",
-                      "best_hybrid": f"{method}_best_hybrid.png", "curve": f"{method}_curve.png"}}
         best = swap.best
         print(f"{method:<12} DAC {swap.score:.3f}  best: m = {best['size']:.3f}, delta = {best['delta']:+.3f}, "
               f"p(B|h) = {best['p_b']:.3f}; {result.evaluations + swap.evaluations} evaluations")
-    save_png(out / "dac_curves.png", cf.plot_curves({m: s.curve for m, (_, s) in results.items()}))
-    (out / "result.json").write_text(json.dumps(record, indent=2))
-    print(f"wrote maps, masks, hybrids, curves and result.json to {out}")
+    print(f"wrote maps, masks, hybrids, curves, result.json and report.html to {args.out}")
     return 0
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that describe the model, shared by explain, counterfactual and evaluate."""
     group = parser.add_argument_group("model")
-    group.add_argument("--preset", choices=sorted(PRESETS), default="imagenet", help="preprocessing (default imagenet)")
+    group.add_argument("--preset", choices=sorted(PRESETS),
+                       help=f"preprocessing (default {DEFAULT_PRESET}; EfficientNet-Lite needs efficientnet-lite)")
     group.add_argument("--output", choices=list(OUTPUT_KINDS), default="auto",
                        help="what the model emits: logits, probabilities (softmax), sigmoid (independent per-class "
                             "probabilities, or p of class 1 for one output column); default: detect")
@@ -275,6 +270,10 @@ def open_model(args: argparse.Namespace, progress: bool) -> Model:
             constants[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise OnnxplainError(f"--constant {name}: cannot read {path}: {exc}") from None
+    if args.preset is None:
+        print(f"onnxplain: note: --preset not given, using {DEFAULT_PRESET} ((v/255 - mean) / std); models trained "
+              f"otherwise need theirs, e.g. --preset efficientnet-lite", file=sys.stderr)
+        args.preset = DEFAULT_PRESET
     return Model(args.model, preset=args.preset, output=args.output, input_size=args.input_size, layout=args.layout,
                  channels=args.channels, input_name=args.input_name, output_name=args.output_name,
                  constants=constants, batch_size=args.batch_size, progress=progress, modality=args.modality)
@@ -352,26 +351,30 @@ def run_evaluate(args: argparse.Namespace) -> int:
     methods = _csv(args.methods)
     for name in methods:  # before loading anything
         get_method(name, "input")
+    names = _class_names(args.labels)
+    labels = None
+    if args.label_map:
+        try:
+            labels = {str(k): int(v) for k, v in json.loads(Path(args.label_map).read_text()).items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise OnnxplainError(f"--label-map must be a JSON object image name -> class id: {exc}") from None
     model = open_model(args, progress=False)
     _images_only(model, "evaluate")
-    labels = None
-    if args.labels:
-        try:
-            labels = {str(k): int(v) for k, v in json.loads(Path(args.labels).read_text()).items()}
-        except (OSError, ValueError, AttributeError) as exc:
-            raise OnnxplainError(f"--labels must be a JSON object image name -> class id: {exc}") from None
     method_options, metric_options = _evaluate_options(args)
     metrics = _csv(args.metrics)
     try:
         report = evaluate(model, args.images, methods, metrics, args.out,
                           method_options=method_options,
                           metric_options={k: v for k, v in metric_options.items() if k in metrics},
-                          labels=labels, seed=args.seed, progress=not args.quiet)
+                          labels=labels, seed=args.seed, progress=_progress(args), names=names)
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {args.out}", file=sys.stderr)
         return 130
     print(report.table())
-    print(f"{report.images} images; records, maps, summary.json and curves_<metric>.png in {report.out}")
+    for name, error in report.failed.items():
+        print(f"onnxplain: {name} failed: {error}", file=sys.stderr)
+    print(f"{report.images} images ({len(report.failed)} failed); records, summary.json, curves and report.html "
+          f"in {report.out}")
     return 0
 
 
@@ -429,6 +432,7 @@ def _default(explainer: type, option: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxplain", description="Explain ONNX image classifiers.")
+    parser.add_argument("--version", action="version", version=f"onnxplain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ex = sub.add_parser("explain", help="explain one image")
@@ -439,7 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
     ex.add_argument("--out", default="onnxplain-out")
-    ex.add_argument("--labels", help="JSON list of class names, for printing")
+    ex.add_argument("--labels", help=LABELS_HELP)
+    ex.add_argument("--fidelity", type=_fidelity_share, default=FIDELITY_SHARE,
+                    help=f"share of the evaluations the fidelity figure may spend (default {FIDELITY_SHARE}; 0: off)")
     ex.add_argument("--seed", type=int, default=0)
     add_model_flags(ex)
     ex.add_argument("--baseline", default="mean", help="'mean', 'blur' or a pixel value 0..255")
@@ -488,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated, of: " + ", ".join(method_names("input")) + " (default occlusion,rise,random)")
     ev.add_argument("--metrics", default="mif-lif", help="comma-separated: mif-lif, deletion, insertion, road")
     ev.add_argument("--out", default="onnxplain-eval", help="run directory (an existing run resumes)")
-    ev.add_argument("--labels", help="JSON object image file name -> class id (top-1 agreement)")
+    ev.add_argument("--labels", help=LABELS_HELP)
+    ev.add_argument("--label-map", help="JSON object image file name -> class id (top-1 agreement)")
     ev.add_argument("--seed", type=int, default=0)
     add_model_flags(ev)
     ev.add_argument("--window", type=int, help="occlusion window (default H // 8)")
@@ -526,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--masks", type=int, default=2000, help="RISE / D-RISE masks")
     cf.add_argument("--out", default="onnxplain-counterfactual")
     cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--labels", help=LABELS_HELP)
     add_model_flags(cf)
     cf.add_argument("--row", type=int, default=0, help="tabular models: the row of REAL (a CSV / .npy) to explain")
     cf.add_argument("--background", help="tabular models: rows to take the nearest one of class B from")

@@ -53,6 +53,7 @@ integrates. The best threshold is the threshold point nearest (m, delta) = (0, 1
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,7 @@ from .information import PMI, MarginalSampler
 from .model import Model
 from .reference import RISE, Occlusion, check_rise, rise_map, sliding_window_map, window_geometry
 from .result import Explanation
-from .visualize import Series, line_chart
+from .visualize import Series, class_label, line_chart, map_figure, map_scale, save_png
 
 # The maps discriminative_map computes, each registered as a pair method in registry.py; the
 # front ends (explain_pair, `onnxplain counterfactual`) read the registry: `METHODS` below.
@@ -276,7 +277,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
     h, w = model.input_size
     x_r, x_c, b = pair.real, pair.counterfactual, pair.class_b
     if method in ("occlusion", "rise"):
-        explainer = Occlusion(model) if method == "occlusion" else RISE(model)
+        explainer = (Occlusion if method == "occlusion" else RISE)(model, fidelity=None)  # scored by mask swap
         kwargs = {"window": window, "stride": stride} if method == "occlusion" else \
             {"n_masks": n_masks, "grid": grid, "p_keep": p_keep}
         result = explainer.attribute(x_r, target=pair.class_a, baseline=baseline, seed=seed, **kwargs)
@@ -307,7 +308,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
         window, stride, total = window_geometry(model, window, stride)
         if not epsilon > 0:
             raise OnnxplainError(f"epsilon must be > 0, got {epsilon}")
-        pmi = PMI(model).attribute(x_r, target=b, patch=window, stride=stride, samples=1, mode="dense",
+        pmi = PMI(model, fidelity=None).attribute(x_r, target=b, patch=window, stride=stride, samples=1, mode="dense",
                                    sampler=MarginalSampler([x_c]), eps=epsilon, seed=seed)
         attribution, evaluations = -pmi[b], pmi.evaluations
         params.update(window=window, stride=stride, perturbations=total, epsilon=epsilon)
@@ -465,6 +466,39 @@ def explain_pair(model: Model, pair: Pair, methods=None, *, n_thresholds: int = 
         out[spec.name] = (result, mask_swap(model, pair, result[pair.class_b], method=spec.name,
                                             n_thresholds=n_thresholds))
     return out
+
+
+def save_results(out_dir: str | Path, pair: Pair, results: dict[str, tuple[Explanation, MaskSwap]],
+                 names: list[str] | None = None, record: dict | None = None) -> dict:
+    """Writes `explain_pair`'s results into out_dir: per method `<method>_<B>.npy` (the map),
+    `<method>_<B>.png` (its picture), `<method>_best_mask.npy` (bool), `<method>_best_hybrid.png`,
+    `<method>_curve.png`; `real.png`, `counterfactual.png`, `dac_curves.png`, `result.json` (the
+    pair, every score, `record`'s entries) and `report.html`. Returns the result.json record."""
+    from .report import counterfactual_body, page
+
+    out, b = Path(out_dir), pair.class_b
+    out.mkdir(parents=True, exist_ok=True)
+    save_png(out / "real.png", pair.real)
+    save_png(out / "counterfactual.png", pair.counterfactual)
+    a_label, b_label = class_label(pair.class_a, names), class_label(b, names)
+    record = {"pair": pair.record(), **(record or {}), "methods": {}}
+    for method, (result, swap) in results.items():
+        np.save(out / f"{method}_{b}.npy", result[b].astype(np.float32))
+        save_png(out / f"{method}_{b}.png", map_figure(pair.real, result[b], map_scale(method, result[b], result.signed),
+                                                       [f"{method}: why {b_label} and not {a_label}"]))
+        np.save(out / f"{method}_best_mask.npy", swap.best_mask)
+        save_png(out / f"{method}_best_hybrid.png", swap.best_hybrid)
+        save_png(out / f"{method}_curve.png", plot_curves({method: swap.curve}))
+        record["methods"][method] = {
+            **swap.record(), "params": result.params, "map_evaluations": result.evaluations,
+            "map_seconds": round(result.seconds, 4),
+            "files": {"map": f"{method}_{b}.npy", "best_mask": f"{method}_best_mask.npy",
+                      "best_hybrid": f"{method}_best_hybrid.png", "curve": f"{method}_curve.png"}}
+    save_png(out / "dac_curves.png", plot_curves({m: s.curve for m, (_, s) in results.items()}))
+    (out / "result.json").write_text(json.dumps(record, indent=2))
+    (out / "report.html").write_text(page(f"onnxplain counterfactual: {b_label} rather than {a_label}",
+                                          counterfactual_body(pair, results, names, out)))
+    return record
 
 
 # ---- pictures ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ Layout of the output directory:
   so metrics never recompute a map (the .json is written last and marks the entry complete);
 - `records.jsonl`: one line per (image, method, metric), appended, flushed and fsync'ed as it
   goes; on restart the recorded ones are skipped and a torn last line is cut off;
-- `summary.json` and `curves_<metric>.png`: the dataset summary, written at the end.
+- `summary.json`, `curves_<metric>.png` and `report.html` (the summary table, the mean curves, a
+  gallery of every image's maps, the images that failed): written at the end.
 """
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import OnnxplainError
+from .explainer import Explainer
 from .fidelity import METRICS, Curves, interval, paired_difference
 from .image import image_files, load_image
 from .model import Model
 from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
 from .result import Explanation
+from .report import evaluation_page
 from .visualize import Series, line_chart, save_png
 
 
@@ -38,6 +41,7 @@ class Report:
     summary: list[dict]
     out: Path
     images: int
+    failed: dict[str, str]
 
     def table(self) -> str:
         """The summary as a plain-text table."""
@@ -58,14 +62,18 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
 def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: Sequence[str] = ("occlusion", "rise", "random"),
              metrics: Sequence[str] = ("mif-lif",), out: str | Path = "onnxplain-eval", *,
              method_options: dict[str, dict] | None = None, metric_options: dict[str, dict] | None = None,
-             labels: dict[str, int] | None = None, seed: int = 0, progress: bool = True) -> Report:
+             labels: dict[str, int] | None = None, seed: int = 0, progress: bool = True,
+             names: list[str] | None = None) -> Report:
     """Explains every image with every method (registered input methods, `registry.py`; target:
     the clean top-1) and scores each map with every metric (`fidelity.METRICS`), resuming a run
     already in `out`. A method's map is its explanation's map of the target (multi: the causal
     responsibility map).
 
     method_options / metric_options: name -> keyword options (over the registered defaults);
-    labels: image file name -> class, for top-1 agreement (default: the clean prediction).
+    labels: image file name -> class, for top-1 agreement (default: the clean prediction); names:
+    class names for the report. An image that cannot be read or explained is listed in
+    `Report.failed` (name -> error) and the report, and the run goes on. Explanations carry no
+    fidelity figure here: the metrics measure fidelity fully.
     """
     methods, metrics = list(methods), list(metrics)
     specs = {name: get_method(name, "input") for name in methods}
@@ -88,32 +96,41 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     done = {(r["image"], r["method"], r["metric"]) for r in records}
     todo = [p for p in paths if any((p.name, a, k) not in done for a in methods for k in metrics)]
     explainers = {name: specs[name].factory(model) for name in methods}
+    for explainer in explainers.values():
+        if isinstance(explainer, Explainer):
+            explainer.fidelity = None
+    failed: dict[str, str] = {}
     with open(out / "records.jsonl", "ab") as sink, \
             tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", desc="evaluate",
                  disable=not progress) as bar:
         for path in todo:
-            image = load_image(path, model.input_size, model.channels)
-            for name in methods:
-                missing = [k for k in metrics if (path.name, name, k) not in done]
-                if not missing:
-                    continue
-                attribution, info = _explanation(out / "maps" / path.name, name, explainers[name], image,
-                                                 m_opts[name], seed)
-                for metric in missing:
-                    curves: Curves = METRICS[metric](model, image, attribution, target=info["target"],
-                                                     label=labels.get(path.name), seed=seed, **k_opts[metric])
-                    record = {"image": path.name, "method": name, **curves.record(),
-                              "explain": {"evaluations": info["evaluations"], "seconds": info["seconds"]}}
-                    _append(sink, record)
-                    records.append(record)
+            try:
+                image = load_image(path, model.input_size, model.channels)
+                for name in methods:
+                    missing = [k for k in metrics if (path.name, name, k) not in done]
+                    if not missing:
+                        continue
+                    attribution, info = _explanation(out / "maps" / path.name, name, explainers[name], image,
+                                                     m_opts[name], seed)
+                    for metric in missing:
+                        curves: Curves = METRICS[metric](model, image, attribution, target=info["target"],
+                                                         label=labels.get(path.name), seed=seed, **k_opts[metric])
+                        record = {"image": path.name, "method": name, **curves.record(),
+                                  "explain": {"evaluations": info["evaluations"], "seconds": info["seconds"]}}
+                        _append(sink, record)
+                        records.append(record)
+            except OnnxplainError as exc:
+                failed[path.name] = str(exc)
             bar.update(1)
-    names = {p.name for p in paths}
-    wanted = [r for r in records if r["image"] in names and r["method"] in methods and r["metric"] in metrics]
+    image_names = {p.name for p in paths}
+    wanted = [r for r in records if r["image"] in image_names and r["method"] in methods and r["metric"] in metrics]
     summary = summarize(wanted)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     for metric in metrics:
         save_png(out / f"curves_{metric}.png", plot_mean_curves([s for s in summary if s["metric"] == metric]))
-    return Report(records=wanted, summary=summary, out=out, images=len(paths))
+    report = Report(records=wanted, summary=summary, out=out, images=len(paths), failed=failed)
+    (out / "report.html").write_text(evaluation_page(report, paths, methods, metrics, model, names))
+    return report
 
 
 def read_records(path: Path) -> list[dict]:
@@ -177,28 +194,37 @@ def summarize(records: Sequence[dict]) -> list[dict]:
     return rows
 
 
+BETTER = {"mif-lif": "lower AUC MIF; higher AUC LIF, fidelity and vs random",
+          "road": "lower AUC MoRF (MIF column); higher AUC LeRF (LIF column), fidelity and vs random",
+          "deletion": "lower AUC and vs random", "insertion": "higher AUC and vs random"}
+
+
 def format_table(summary: Sequence[dict]) -> str:
-    """A plain-text table of summary rows."""
-    head = (f"{'method':<12}{'metric':<10}{'n':>4}  {'AUC (MIF / del / ins)':>22}  {'AUC LIF':>15}  "
-            f"{'fidelity':>17}  {'vs random':>17}  {'expl evals':>10}  {'expl s':>7}  {'metric evals':>12}  {'metric s':>8}")
+    """A plain-text table of summary rows (under 100 columns): mean +- 95 % half-width, then which
+    direction is better for each metric shown."""
+    head = (f"{'method':<11}{'metric':<10}{'n':>3}  {'AUC MIF/del/ins':<15} {'AUC LIF':<15} {'fidelity':<15} "
+            f"{'vs random':<15} {'evals/img':>9}")
     lines = [head, "-" * len(head)]
 
     def pm(entry):
-        return f"{entry['mean']:+.3f} +- {entry['ci95']:.3f}" if entry else "-"
+        return f"{entry['mean']:+.3f} +-{entry['ci95']:.3f}" if entry else "-"
 
     for row in summary:
         aucs = row["aucs"]
         first = aucs.get("mif") or next(iter(aucs.values()))
-        lines.append(
-            f"{row['method']:<12}{row['metric']:<10}{row['images']:>4}  {pm(first):>22}  {pm(aucs.get('lif')):>15}  "
-            f"{pm(row.get('fidelity')):>17}  {pm(row.get('vs_random')):>17}  {row['explain_evaluations']:>10.0f}  "
-            f"{row['explain_seconds']:>7.2f}  {row['metric_evaluations']:>12.0f}  {row['metric_seconds']:>8.2f}")
+        evals = row["explain_evaluations"] + row["metric_evaluations"]
+        lines.append(f"{row['method'][:10]:<11}{row['metric']:<10}{row['images']:>3}  {pm(first):<15} "
+                     f"{pm(aucs.get('lif')):<15} {pm(row.get('fidelity')):<15} {pm(row.get('vs_random')):<15} "
+                     f"{evals:>9.0f}")
+    lines.append("mean +- 95 % half-width; vs random: paired difference to random; evals: explain + metric")
+    lines += [f"better, {metric}: {BETTER[metric]}" for metric in dict.fromkeys(r["metric"] for r in summary)
+              if metric in BETTER]
     return "\n".join(lines)
 
 
 def plot_mean_curves(rows: Sequence[dict], size: int = 480) -> np.ndarray:
     """An RGB uint8 plot (OpenCV) of one metric's mean curves per method: the first curve (MIF,
-    deletion or insertion) solid, LIF thin with dots; score (y, 0 to the largest value, at least 1)
+    deletion or insertion) solid, LIF (when present) thin with dots; score (y, 0 to the largest value, at least 1)
     against the fraction perturbed (x, 0..1)."""
     top = max([1.0] + [max(c) for r in rows for c in r["mean_curves"].values()])
     bottom = min([0.0] + [min(c) for r in rows for c in r["mean_curves"].values()])
@@ -209,8 +235,9 @@ def plot_mean_curves(rows: Sequence[dict], size: int = 480) -> np.ndarray:
         for j, curve in enumerate(row["mean_curves"].values()):
             series.append(Series(np.asarray(row["x"]), np.asarray(curve), k, "" if j else legend, dotted=j > 0))
     metric = rows[0]["metric"] if rows else ""
-    return line_chart(series, "fraction perturbed", f"{metric}: mean score (solid: MIF/first, dotted: LIF)",
-                      (bottom, top), size)
+    two = any(len(r["mean_curves"]) > 1 for r in rows)
+    return line_chart(series, "fraction perturbed",
+                      f"{metric}: mean score" + (" (solid: MIF, dotted: LIF)" if two else ""), (bottom, top), size)
 
 
 # ---- internals ------------------------------------------------------------------------
@@ -240,8 +267,9 @@ def _explanation(folder: Path, name: str, explainer, image: np.ndarray, options:
         return np.load(npy), json.loads(meta.read_text())
     result: Explanation = explainer.attribute(image, target="top", seed=seed, **options)
     target = result.targets[0]
-    info = {"target": target, "evaluations": result.evaluations, "seconds": round(result.seconds, 4),
-            "params": result.params}
+    info = {"target": target, "probability": result.probability(target), "signed": result.signed,
+            "evaluations": result.evaluations,
+            "seconds": round(result.seconds, 4), "params": result.params}
     folder.mkdir(parents=True, exist_ok=True)
     attribution = result[target].astype(np.float32)
     tmp = npy.with_suffix(".npy.tmp")

@@ -15,6 +15,7 @@ from .model import Model
 from .result import Explanation
 
 Target = int | str | Sequence[int] | None
+FIDELITY_SHARE = 0.05  # default: an explanation's fidelity figure spends at most 5 % of its evaluations
 
 
 def positive_int(name: str, value) -> int:
@@ -70,6 +71,7 @@ class Run:
         self.clean = self.model.convert(raw[None], scores)[0]
         self.targets = resolve_targets(target, self.probabilities)
         self.batches = Batches(self.model, self.method, stop=stop)
+        self.fidelity_share, self.stopping = explainer.fidelity, stop is not None
 
     def __enter__(self) -> Run:
         return self
@@ -92,25 +94,35 @@ class Run:
         evaluations and wall time since the run began; extra fields of a result subclass in `extra`."""
         self.batches.close()
         top = np.argsort(-self.probabilities, kind="stable")[:5]
-        return result(
+        explanation = result(
             method=self.method, maps=maps, params=params, seed=seed,
             evaluations=self.evaluations, seconds=time.perf_counter() - self._start,
             top_classes=[(int(c), float(self.probabilities[c])) for c in top], image=self.image,
             model={**self.model.describe(), "batch": self.model.batch_record()}, **extra)
+        if self.fidelity_share:  # the fidelity figure, its evaluations counted apart
+            from .fidelity import fidelity_figure
+            explanation.fidelity = fidelity_figure(self.model, explanation, self.fidelity_share,
+                                                   self.stopping)
+        return explanation
 
 
 class Explainer:
-    """Base class: subclasses set `method` and implement `attribute` over a `Run`."""
+    """Base class: subclasses set `method` and implement `attribute` over a `Run`.
+
+    fidelity: the share of each explanation's model evaluations its fidelity figure may spend
+    (`fidelity.fidelity_figure`; default FIDELITY_SHARE), None or 0 for none."""
 
     method = ""
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, fidelity: float | None = FIDELITY_SHARE) -> None:
         if not isinstance(model, Model):
             raise OnnxplainError(f"explainers take an onnxplain.Model, got {type(model).__name__}")
         if model.modality == "tabular":
             raise OnnxplainError(f"{type(self).__name__} explains images; for a tabular model use "
                                  f"onnxplain.tabular.explain(model, row, {self.method!r}, background=...)")
-        self.model = model
+        if fidelity is not None and not (isinstance(fidelity, (int, float)) and 0 <= fidelity <= 1):
+            raise OnnxplainError(f"fidelity must be a share of the evaluations in 0..1 or None, got {fidelity!r}")
+        self.model, self.fidelity = model, fidelity
 
     def run(self, image: np.ndarray, target: Target, scores: str = "probabilities", deadline: float | None = None,
             cancel: threading.Event | None = None) -> Run:

@@ -18,7 +18,7 @@ import numpy as np
 from . import _core
 from .errors import OnnxplainError
 from .batches import Batches
-from .explainer import Explainer, Target
+from .explainer import Explainer, Target, positive_int
 from .masking import Features, as_features
 from .model import Model
 from .result import Explanation
@@ -218,6 +218,48 @@ def insertion(model: Model, image: np.ndarray, attribution: np.ndarray | Explana
 
 
 METRICS = {"mif-lif": mif_lif, "deletion": deletion, "insertion": insertion, "road": road}
+
+
+FIGURE_MAX_STEPS = 10  # fractions 0.095, 0.19, ..., 0.95 at most
+FIGURE_MIN_STEPS = 2
+
+
+def figure_steps(evaluations: int, share: float) -> int:
+    """MIF/LIF steps a fidelity figure can afford within share x evaluations (each step costs
+    two model evaluations, plus one for the clean image), at most FIGURE_MAX_STEPS."""
+    return min(FIGURE_MAX_STEPS, (int(share * evaluations) - 1) // 2)
+
+
+def quick_fidelity(model: Model, image: np.ndarray, attribution: np.ndarray | Explanation, steps: int, *,
+                   target: int | None = None, seed: int = 0) -> tuple[float, Curves]:
+    """A cheap estimate of `mif_lif`'s fidelity: pixels perturbed to the mean at `steps` fractions
+    0.95 k / steps (k = 1..steps), the clean point (0, 1) added to both ratio curves, AUC(LIF) -
+    AUC(MIF) over 0..0.95. Costs 2 x steps + 1 model evaluations. Returns (estimate, curves)."""
+    steps = positive_int("steps", steps)
+    fractions = [0.95 * k / steps for k in range(1, steps + 1)]
+    curves = mif_lif(model, image, attribution, target=target, fractions=fractions, seed=seed)
+    x = np.concatenate([[0.0], curves.x])
+    estimate = trapezoid(np.concatenate([[1.0], curves.curves["lif"]]), x) - \
+        trapezoid(np.concatenate([[1.0], curves.curves["mif"]]), x)
+    return estimate, curves
+
+
+def fidelity_figure(model: Model, result: Explanation, share: float, stopping: bool) -> dict:
+    """The fidelity figure recorded on an explanation (`Explanation.fidelity`): `quick_fidelity` of
+    its first target's map within share x its evaluations, counted apart from them
+    ("evaluations"); {"skipped": reason} under a deadline or cancel, or when the budget affords
+    fewer than FIGURE_MIN_STEPS steps."""
+    if stopping:
+        return {"skipped": "a deadline or cancel was set"}
+    steps = figure_steps(result.evaluations, share)
+    if steps < FIGURE_MIN_STEPS:
+        return {"skipped": f"{share:.0%} of {result.evaluations} evaluations affords fewer than "
+                           f"{FIGURE_MIN_STEPS} steps ({2 * FIGURE_MIN_STEPS + 1} evaluations)"}
+    target = result.targets[0]
+    estimate, curves = quick_fidelity(model, result.image, result[target], steps, target=target, seed=result.seed)
+    return {"estimate": estimate, "class": target, "fractions": [round(f, 4) for f in curves.x.tolist()],
+            "mif": curves.curves["mif"].tolist(), "lif": curves.curves["lif"].tolist(),
+            "evaluations": curves.evaluations, "seconds": round(curves.seconds, 4), "share": share}
 
 
 class RandomMap(Explainer):

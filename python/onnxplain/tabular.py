@@ -76,14 +76,17 @@ class TabularExplanation(Explanation):
                          for i, mask in enumerate(masks, 1)] for t, masks in self.explanations.items()}
         return record
 
-    def picture(self, target: int) -> np.ndarray:
+    def picture(self, target: int, original: np.ndarray | None = None) -> np.ndarray:
         """A horizontal bar chart of the strongest features of one target's map, values shown."""
         name = self.class_names[target] if self.class_names and target < len(self.class_names) else str(target)
         return bar_chart(self.columns, self.maps[target], f"{self.method}, class {name}")
 
+    def input_picture(self, original: np.ndarray | None = None) -> None:
+        return None  # a row is no picture: the report shows its values in result.json's "row"
+
     def save(self, out_dir: str | Path) -> list[Path]:
         """Writes <method>_<target>.npy ((F,) float32), <method>_<target>.png (`picture`), multi's
-        <method>_<target>_explanation_<i>.npy ((F,) bool) and result.json."""
+        <method>_<target>_explanation_<i>.npy ((F,) bool), result.json and report.html."""
         written = super().save(out_dir)
         for target, masks in self.explanations.items():
             for i, mask in enumerate(masks, 1):
