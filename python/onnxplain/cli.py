@@ -270,13 +270,14 @@ def open_model(args: argparse.Namespace, progress: bool) -> Model:
             constants[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise OnnxplainError(f"--constant {name}: cannot read {path}: {exc}") from None
-    if args.preset is None:
+    model = Model(args.model, preset=args.preset or DEFAULT_PRESET, output=args.output, input_size=args.input_size,
+                  layout=args.layout, channels=args.channels, input_name=args.input_name,
+                  output_name=args.output_name, constants=constants, batch_size=args.batch_size, progress=progress,
+                  modality=args.modality)
+    if args.preset is None and model.modality == "image":  # tables take their values as they are
         print(f"onnxplain: note: --preset not given, using {DEFAULT_PRESET} ((v/255 - mean) / std); models trained "
               f"otherwise need theirs, e.g. --preset efficientnet-lite", file=sys.stderr)
-        args.preset = DEFAULT_PRESET
-    return Model(args.model, preset=args.preset, output=args.output, input_size=args.input_size, layout=args.layout,
-                 channels=args.channels, input_name=args.input_name, output_name=args.output_name,
-                 constants=constants, batch_size=args.batch_size, progress=progress, modality=args.modality)
+    return model
 
 
 def _batch_size(text: str) -> int | str:
