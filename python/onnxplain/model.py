@@ -61,6 +61,9 @@ class Model:
     for callables (channels default 3).
     input_name, output_name: which graph input/output to use when it cannot be told.
     constants: values for the graph's other inputs, {name: array} (with or without the batch axis).
+    threads: the core's threads and the ONNX session's intra-op threads (0: all cores).
+    recipe: the keyword arguments that build this model again in another process (source a path
+    or bytes), or None for a session or a callable.
     """
 
     def __init__(
@@ -104,6 +107,10 @@ class Model:
         self._constants: dict[str, np.ndarray] = {}
         self._feeds: dict[int, dict[str, np.ndarray]] = {}  # batch size -> constant feeds
         self._graph_read = False  # whether the ONNX graph could be read (its final activation)
+        self.recipe = None if callable(source) or _is_session(source) else dict(
+            source=source, preset=preset, output=output, input_size=input_size, layout=layout, channels=channels,
+            input_name=input_name, output_name=output_name, constants=constants, batch_size=batch_size,
+            batch_memory=batch_memory, providers=providers)
         layout = layout or preprocess.layout
         if callable(source) and not _is_session(source):
             if input_size is None:
@@ -116,7 +123,7 @@ class Model:
             self.input_size = _size(input_size)
             self.channels = _positive("channels", 3 if channels is None else channels)
         else:
-            self.session = _open_session(source, providers)
+            self.session = _open_session(source, providers, threads)
             self._inspect_input(input_name, input_size, layout, channels, constants or {})
             self._inspect_output(self._choose_output(output_name), source)
             self._fn = self._run_session
@@ -430,7 +437,7 @@ def _is_session(obj: Any) -> bool:
     return hasattr(obj, "get_inputs") and hasattr(obj, "run")
 
 
-def _open_session(source: Any, providers: Sequence[str] | None):
+def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0):
     import onnxruntime as ort
 
     if _is_session(source):
@@ -446,6 +453,7 @@ def _open_session(source: Any, providers: Sequence[str] | None):
         raise OnnxplainError(f"a model must be an .onnx path, bytes, an InferenceSession or a callable, got {type(source).__name__}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
