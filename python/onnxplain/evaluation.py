@@ -32,6 +32,7 @@ from .fidelity import METRICS, Curves, interval, paired_difference
 from .image import decode_image, image_files, load_image
 from .model import Model
 from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
+from .explainer import Target
 from .result import Explanation
 from .visualize import Series, line_chart, save_png
 from .workers import ModelSpec, check_picklable, file_sha256, run_tasks, threads_per_worker
@@ -180,6 +181,46 @@ def _evaluate_image(model: Model, task: dict) -> dict:
             records.append({"image": task["image"], "image_sha256": task["sha256"], "method": name, **curves.record(),
                             "explain": {"evaluations": info["evaluations"], "seconds": info["seconds"]}})
     return {"maps": maps, "records": records}
+
+
+def explain_folder(model: Model, images: str | Path | Sequence[str | Path], method: str, out: str | Path, *,
+                   target: Target = "top", options: dict | None = None, executor: Executor | None = None,
+                   attempts: int = 2, progress: bool = True) -> tuple[dict[str, dict], list[dict]]:
+    """Explains every image of a folder (or list) with one registered input method, one task per
+    image as in `evaluate` (executor, attempts), and saves each result (`Explanation.save`) into
+    `out/<image file name>/` (suffix kept: a.png and a.jpg do not collide).
+
+    Returns (image name -> its result record, failed images as {"image", "error", "attempts"})."""
+    factory = get_method(method, "input").factory
+    options = dict(options or {})
+    paths = list_images(images)
+    spec = None
+    if executor is not None:
+        spec = ModelSpec.of(model, model.threads or threads_per_worker(executor))
+        check_picklable(method, (factory, options, target), "method")
+    out = Path(out)
+    records: dict[str, dict] = {}
+    failures: list[dict] = []
+    with tqdm(total=len(paths), unit="img", desc=method, disable=not progress) as bar:
+        def finished(name: str, result: Explanation) -> None:
+            result.save(out / name)
+            records[name] = result.record()
+            bar.update(1)
+
+        def failed(name: str, message: str, tries: int) -> None:
+            failures.append({"image": name, "error": message, "attempts": tries})
+            bar.update(1)
+
+        jobs = [(p.name, lambda p=p: {"image": p.name, "data": p.read_bytes(), "factory": factory, "target": target,
+                                      "options": options}) for p in paths]
+        run_tasks(executor, model, spec, _explain_image, jobs, finished, failed, attempts)
+    return dict(sorted(records.items())), sorted(failures, key=lambda f: f["image"])
+
+
+def _explain_image(model: Model, task: dict) -> Explanation:
+    """One image's explanation (a worker's task)."""
+    image = load_image(decode_image(task["data"], task["image"]), model.input_size, model.channels)
+    return task["factory"](model).attribute(image, target=task["target"], **task["options"])
 
 
 def read_records(path: Path) -> list[dict]:

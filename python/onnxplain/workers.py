@@ -3,9 +3,11 @@
 
 Each worker process builds its model once, from a picklable `ModelSpec`, and keeps it for every
 later task. The driver (the caller of `run_tasks`) receives every result and alone writes files.
-Failures: an image whose task raises, or whose worker dies (a broken standard-library process
-pool is replaced by a fresh one; Dask reschedules a dead worker's tasks itself), is tried again,
-up to `attempts` times in all, and then reported as failed.
+Failures: an image whose task raises, or whose worker dies, is tried again, up to `attempts` times
+in all, and then reported as failed. A dead worker breaks a standard-library process pool, which
+is replaced by a fresh one; the images that were in flight are tried again one at a time, and a
+death counts against an image only when it ran alone. Dask reschedules a dead worker's tasks itself
+(its `KilledWorker` counts as one failure).
 """
 from __future__ import annotations
 
@@ -97,15 +99,15 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def dask_executor(address: str):
+def dask_executor(address: str, timeout: float = 10):
     """A `concurrent.futures.Executor` over the Dask scheduler at `address` (tcp://host:8786), and
-    its client (close it when done)."""
+    its client (close it when done); `timeout`: seconds to wait for the scheduler."""
     try:
         from distributed import Client
     except ImportError:
         raise OnnxplainError("--scheduler needs Dask: pip install 'onnxplain[dask]'") from None
     try:
-        client = Client(address, timeout=10)
+        client = Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
         raise OnnxplainError(f"cannot reach the Dask scheduler at {address!r} (--scheduler): {exc}") from None
     return client.get_executor(), client
@@ -138,7 +140,7 @@ def run_tasks(executor: Executor | None, model: Model, spec: ModelSpec | None, t
               failed: Callable[[str, str, int], None], attempts: int = 2) -> None:
     """Runs `task` once per (key, make_payload) and hands each result to `done(key, result)`, in
     this thread, as tasks finish (in any order). A task that raises, or whose worker dies, is tried
-    again, up to `attempts` times; then `failed(key, message, attempts)`.
+    again, up to `attempts` times; then `failed(key, message, attempts)` (module docstring).
 
     executor None: in this process, on `model`. Otherwise on the workers' models (`spec`), with
     at most `slots(executor)` tasks in flight, payloads made just before they are submitted.
@@ -160,11 +162,18 @@ def run_tasks(executor: Executor | None, model: Model, spec: ModelSpec | None, t
         return
     queue = deque(payloads)
     tries: dict[str, int] = {}
+    suspects: set[str] = set()  # in flight when a pool broke: each tried again alone, so a death is its own
     running: dict[Future, tuple[str, Callable[[], Any], Executor]] = {}
     replacement: Executor | None = None  # the pool that replaced a broken one: ours to shut down
+
+    def may_submit() -> bool:
+        if not queue or any(key in suspects for key, _, _ in running.values()):
+            return False
+        return not running if queue[0][0] in suspects else len(running) < slots(executor)
+
     try:
         while queue or running:
-            while queue and len(running) < slots(executor):
+            while may_submit():
                 key, make = queue.popleft()
                 running[executor.submit(run_task, spec, task, make())] = (key, make, executor)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -173,16 +182,22 @@ def run_tasks(executor: Executor | None, model: Model, spec: ModelSpec | None, t
                 try:
                     result = future.result()
                 except Exception as exc:
-                    if isinstance(exc, BrokenProcessPool) and pool is executor:
+                    died = isinstance(exc, BrokenProcessPool)
+                    if died and pool is executor:
                         executor.shutdown(wait=False, cancel_futures=True)
                         executor = replacement = ProcessPoolExecutor(max_workers=slots(pool),
                                                                      mp_context=getattr(pool, "_mp_context", None))
+                    if died and key not in suspects:  # maybe another image's death: not counted
+                        suspects.add(key)
+                        queue.appendleft((key, make))
+                        continue
                     tries[key] = tries.get(key, 0) + 1
                     if tries[key] < attempts:
                         queue.appendleft((key, make))
                     else:
                         failed(key, describe_failure(exc), attempts)
                     continue
+                suspects.discard(key)
                 done(key, result)
     finally:
         for future in running:
