@@ -81,6 +81,8 @@ def explain(args: argparse.Namespace) -> int:
     _check_worker_flags(args)
     if Path(args.image).is_dir():
         return explain_folder(args)
+    if args.workers or args.scheduler:
+        raise OnnxplainError("--workers and --scheduler spread a directory of images; give a directory, or drop them")
     model = open_model(args, progress=not args.quiet)
     image = load_image(args.image, model.input_size, model.channels)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")

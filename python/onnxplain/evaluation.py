@@ -131,14 +131,13 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
         def finished(name: str, result: dict) -> None:
             for method, (attribution, info) in result["maps"].items():
                 _store_map(out / "maps" / name, method, attribution, info)
-            for record in result["records"]:
-                _append(sink, record)
-                records.append(record)
+            _append(sink, result["records"])
+            records.extend(result["records"])
             bar.update(1)
 
         def failed(name: str, message: str, tries: int) -> None:
             record = {"image": name, "image_sha256": digests[name], "error": message, "attempts": tries}
-            _append(sink, record)
+            _append(sink, [record])
             records.append(record)
             bar.update(1)
 
@@ -358,12 +357,14 @@ def _first_readable(paths: Sequence[Path], model: Model) -> np.ndarray:
 
 
 def _cached(folder: Path, name: str, sha256: str) -> tuple[np.ndarray, dict] | None:
-    """A cached map and its info, when complete and made from the image with this content hash."""
+    """A cached map and its info, when complete, readable and made from the image with this content
+    hash (maps are not fsync'ed: one torn by a system crash is recomputed)."""
     npy, meta = folder / f"{name}.npy", folder / f"{name}.json"
-    if not (meta.exists() and npy.exists()):
+    try:
+        info = json.loads(meta.read_text())
+        return (np.load(npy, allow_pickle=False), info) if info.get("image_sha256") == sha256 else None
+    except (OSError, ValueError):
         return None
-    info = json.loads(meta.read_text())
-    return (np.load(npy), info) if info.get("image_sha256") == sha256 else None
 
 
 def _store_map(folder: Path, name: str, attribution: np.ndarray, info: dict) -> None:
@@ -374,19 +375,22 @@ def _store_map(folder: Path, name: str, attribution: np.ndarray, info: dict) -> 
     with open(tmp, "wb") as f:
         np.save(f, attribution)
     os.replace(tmp, npy)
-    _write_atomic(folder / f"{name}.json", json.dumps(info).encode())
+    _write_atomic(folder / f"{name}.json", json.dumps(info).encode(), durable=False)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Writes a file whole or not at all (durable: fsync'ed before it replaces the old one)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def _append(sink, record: dict) -> None:
-    sink.write((json.dumps(record) + "\n").encode())
+def _append(sink, records: Sequence[dict]) -> None:
+    """Appends records (one image's) as JSON lines in one write, flushed and fsync'ed."""
+    sink.write("".join(json.dumps(r) + "\n" for r in records).encode())
     sink.flush()
     os.fsync(sink.fileno())
