@@ -1,9 +1,11 @@
 """Dataset runs spread over workers: scaling with 1 and 2 local worker processes, the per-image
 task overhead, and the scaling to expect on a cluster, worked out from them.
 
-    python bench/scaling.py [--model PATH] [--images 4] [--masks 500] [--tasks 30] [--json OUT]
+    python bench/scaling.py [--model PATH] [--images 4] [--masks 200] [--window 56] [--step 2240] [--tasks 30]
+                            [--json OUT]
 
-1. Scaling: `ox.evaluate` (occlusion, RISE, random; MIF/LIF and deletion) over N images in this
+1. Scaling: `ox.evaluate` (occlusion with --window and stride window / 2, RISE with --masks,
+   random; MIF/LIF and deletion with --step features per step) over N images in this
    process, then with 1 and with 2 local worker processes (`workers.local_pool`, spawned, one
    model each, onnxruntime threads = cores / workers); wall time (pool start and model builds
    included), images per second, and whether every record equals the sequential run's.
@@ -43,7 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EFFICIENTNET = ROOT.parent / "shared" / "models" / "efficientnet_lite0.onnx"
 METHODS = ["occlusion", "rise", "random"]
 METRICS = ["mif-lif", "deletion"]
-TIMING = ("seconds", "explain_seconds", "metric_seconds")
 
 
 def write_images(folder: Path, n: int, real: bool) -> None:
@@ -66,14 +67,6 @@ def write_images(folder: Path, n: int, real: bool) -> None:
             cv2.imwrite(str(folder / f"img{i:02d}.png"), cv2.cvtColor(image.round().astype(np.uint8), cv2.COLOR_RGB2BGR))
 
 
-def untimed(value):
-    if isinstance(value, dict):
-        return {k: untimed(v) for k, v in value.items() if k not in TIMING}
-    if isinstance(value, list):
-        return [untimed(v) for v in value]
-    return value
-
-
 def echo(model: ox.Model, payload: dict) -> dict:
     """A task without work: returns the real result it carries."""
     return payload["result"]
@@ -83,7 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=EFFICIENTNET if EFFICIENTNET.is_file() else None)
     parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--masks", type=int, default=500, help="RISE masks")
+    parser.add_argument("--masks", type=int, default=200, help="RISE masks")
+    parser.add_argument("--window", type=int, default=56, help="occlusion window (stride: half of it)")
+    parser.add_argument("--step", type=int, default=2240, help="deletion: features per step (10 rows at 224)")
     parser.add_argument("--tasks", type=int, default=30, help="overhead: empty tasks timed")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "scaling.json")
     args = parser.parse_args()
@@ -94,7 +89,9 @@ def main() -> None:
     try:
         images = work / "images"
         write_images(images, args.images, real)
-        options = {"method_options": {"rise": {"n_masks": args.masks}}, "progress": False}
+        options = {"method_options": {"rise": {"n_masks": args.masks},
+                                      "occlusion": {"window": args.window, "stride": args.window // 2}},
+                   "metric_options": {"deletion": {"step": args.step}}, "progress": False}
         runs = {}
         for label, count in (("sequential", 0), ("1 worker", 1), ("2 workers", 2)):
             model = ox.Model(model_path, preset=preset, progress=False)
@@ -105,9 +102,10 @@ def main() -> None:
             else:
                 report = ox.evaluate(model, images, METHODS, METRICS, work / label, **options)
             wall = time.perf_counter() - start
+            same = evaluation.without_timings(report.records) == evaluation.without_timings(
+                runs["sequential"]["records"]) if count else True
             runs[label] = {"workers": count, "wall_s": round(wall, 2), "images_per_s": round(args.images / wall, 3),
-                           "same_records_as_sequential": untimed(report.records) == untimed(runs["sequential"]["records"])
-                           if count else True, "records": report.records}
+                           "same_records_as_sequential": same, "records": report.records}
             print(f"{label:<11} {wall:7.2f} s  {args.images / wall:6.3f} images/s  "
                   f"same records as sequential: {runs[label]['same_records_as_sequential']}")
         per_image = runs["sequential"]["wall_s"] / args.images
@@ -157,7 +155,7 @@ def main() -> None:
               f"W* = {saturation:.0f} workers")
         summary = {
             "model": Path(model_path).name, "images": args.images, "methods": METHODS, "metrics": METRICS,
-            "rise_masks": args.masks, "cores": os.cpu_count(), "platform": platform.platform(),
+            "rise_masks": args.masks, "occlusion_window": args.window, "deletion_step": args.step, "cores": os.cpu_count(), "platform": platform.platform(),
             "runs": {k: {f: v for f, v in r.items() if f != "records"} for k, r in runs.items()},
             "per_image_compute_s": round(per_image, 4), "task_overhead_ms": round(overhead * 1e3, 2),
             "overhead_share": round(share, 5), "driver_ms_per_image": round(driver_s * 1e3, 2),

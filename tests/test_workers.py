@@ -3,6 +3,7 @@ loopback) with a worker SIGKILLed mid-run, poison and crashing images, run ident
 `onnxplain explain MODEL DIR`. Every run's records equal the sequential run's, timings aside."""
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 import onnxplain as ox
 from onnxplain import demo, registry, workers
+from onnxplain.evaluation import without_timings as untimed
 
 MODEL = str(demo.demo_model_path())
 METHODS = ["occlusion", "rise", "random"]
@@ -25,7 +27,6 @@ METHOD_OPTIONS = {"occlusion": {"window": 8, "stride": 4}, "rise": {"n_masks": 3
 METRIC_OPTIONS = {"mif-lif": {"fractions": [0.0, 0.25, 0.5, 0.75]}}
 CLI_OPTIONS = ["--preset", "unit", "--methods", ",".join(METHODS), "--metrics", ",".join(METRICS), "--window", "8",
                "--stride", "4", "--masks", "300", "--fractions", "0,0.25,0.5,0.75", "--quiet"]
-TIMING = ("seconds", "explain_seconds", "metric_seconds")
 
 
 def write_images(folder: Path, n: int, first: int = 0) -> Path:
@@ -43,15 +44,6 @@ def model() -> ox.Model:
 def run(images: Path, out: Path, **kwargs) -> ox.evaluation.Report:
     return ox.evaluate(model(), images, METHODS, METRICS, out, method_options=METHOD_OPTIONS,
                        metric_options=METRIC_OPTIONS, progress=False, **kwargs)
-
-
-def untimed(value):
-    """A record or summary with its wall times removed."""
-    if isinstance(value, dict):
-        return {k: untimed(v) for k, v in value.items() if k not in TIMING}
-    if isinstance(value, list):
-        return [untimed(v) for v in value]
-    return value
 
 
 def file_records(out: Path) -> list[dict]:
@@ -219,6 +211,13 @@ def test_sequential_poison_image_and_unpicklable_methods(tmp_path):
     (images / "empty.png").write_bytes(b"")
     report = ox.evaluate(model(), images, ["random"], ["mif-lif"], tmp_path / "run", progress=False, attempts=1)
     assert [f["image"] for f in report.failed] == ["empty.png"] and len(report.records) == 1
+    with ThreadPoolExecutor(2) as pool:  # any Executor: threads sharing one worker model
+        threaded = ox.evaluate(model(), images, ["random"], ["mif-lif"], tmp_path / "threads", progress=False,
+                               attempts=1, executor=pool)
+        assert untimed(threaded.records) == untimed(report.records) and threaded.failed == report.failed
+        callable_model = ox.Model(lambda batch: np.zeros((len(batch), 3), np.float32), input_size=(64, 64))
+        with pytest.raises(ox.OnnxplainError, match="workers build their own model"):
+            ox.evaluate(callable_model, images, ["random"], ["mif-lif"], tmp_path / "run4", executor=pool)
 
     class Local(Fragile):
         pass
@@ -252,3 +251,20 @@ def test_explain_a_folder_with_workers(tmp_path):
         expected = ox.RISE(local).attribute(ox.load_image(images / name, local.input_size), n_masks=200, seed=0)
         assert expected.targets == [target]
         np.testing.assert_array_equal(np.load(out / name / f"rise_{target}.npy"), expected[target])
+
+
+def test_worker_model_is_built_once_from_a_picklable_spec_that_checks_the_file(tmp_path):
+    with ThreadPoolExecutor(3) as pool:
+        assert workers.slots(pool) == 3 and workers.threads_per_worker(pool) == max(1, (os.cpu_count() or 1) // 3)
+    spec = workers.ModelSpec.of(model(), threads=1)
+    assert spec.recipe["source"] == MODEL and spec.sha256 == workers.file_sha256(MODEL)
+    assert pickle.loads(pickle.dumps(spec)).key == spec.key
+    built = workers.worker_model(spec)
+    assert workers.worker_model(spec) is built and built.threads == 1 and built.describe() == model().describe()
+    from_bytes = workers.ModelSpec.of(ox.Model(Path(MODEL).read_bytes(), preset="unit", progress=False), threads=1)
+    assert from_bytes.sha256 == spec.sha256 and from_bytes.key == spec.key and from_bytes.build().num_classes == 3
+    changed = tmp_path / "demo.onnx"
+    changed.write_bytes(Path(MODEL).read_bytes() + b"\0")
+    moved = workers.ModelSpec({**spec.recipe, "source": str(changed)}, spec.sha256, 1)
+    with pytest.raises(ox.OnnxplainError, match="does not see the driver's model"):
+        moved.build()

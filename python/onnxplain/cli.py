@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onnxplain", description="Explain ONNX image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ex = sub.add_parser("explain", help="explain one image")
+    ex = sub.add_parser("explain", help="explain one image, or every image of a directory")
     ex.add_argument("model", help="path to an .onnx classifier")
     ex.add_argument("image", help="path to an image file, or a directory: every image into --out/<file name>/")
     ex.add_argument("--method", choices=method_names("input"), default="occlusion",

@@ -32,10 +32,10 @@ from .fidelity import METRICS, Curves, interval, paired_difference
 from .image import decode_image, image_files, load_image
 from .model import Model
 from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
-from .explainer import Target
+from .explainer import Target, positive_int
 from .result import Explanation
 from .visualize import Series, line_chart, save_png
-from .workers import ModelSpec, check_picklable, file_sha256, run_tasks, threads_per_worker
+from .workers import file_sha256, run_tasks, worker_spec
 
 
 @dataclass
@@ -100,11 +100,8 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     out = Path(out)
     m_opts = {name: {**specs[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
-    spec = None
-    if executor is not None:
-        spec = ModelSpec.of(model, model.threads or threads_per_worker(executor))
-        for name in methods:
-            check_picklable(name, (specs[name].factory, m_opts[name]), "method")
+    positive_int("attempts", attempts)
+    spec = worker_spec(executor, model, {name: (specs[name].factory, m_opts[name]) for name in methods})
     digests = {p.name: file_sha256(p) for p in paths}
     if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
         model.predict(_first_readable(paths, model))
@@ -120,7 +117,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     def payload(path: Path) -> Callable[[], dict]:
         return lambda: {
             "image": path.name, "data": path.read_bytes(), "sha256": digests[path.name], "seed": seed,
-            "label": labels.get(path.name), "metrics": {k: k_opts[k] for k in metrics},
+            "label": labels.get(path.name), "metrics": k_opts,
             "methods": {a: {"factory": specs[a].factory, "options": m_opts[a], "metrics": missing[path.name][a],
                             "cached": _cached(out / "maps" / path.name, a, digests[path.name])}
                         for a in methods if missing[path.name][a]}}
@@ -193,10 +190,8 @@ def explain_folder(model: Model, images: str | Path | Sequence[str | Path], meth
     factory = get_method(method, "input").factory
     options = dict(options or {})
     paths = list_images(images)
-    spec = None
-    if executor is not None:
-        spec = ModelSpec.of(model, model.threads or threads_per_worker(executor))
-        check_picklable(method, (factory, options, target), "method")
+    positive_int("attempts", attempts)
+    spec = worker_spec(executor, model, {method: (factory, options, target)})
     out = Path(out)
     records: dict[str, dict] = {}
     failures: list[dict] = []
@@ -220,6 +215,18 @@ def _explain_image(model: Model, task: dict) -> Explanation:
     """One image's explanation (a worker's task)."""
     image = load_image(decode_image(task["data"], task["image"]), model.input_size, model.channels)
     return task["factory"](model).attribute(image, target=task["target"], **task["options"])
+
+
+TIMING_FIELDS = ("seconds", "explain_seconds", "metric_seconds")  # the only fields that differ between equal runs
+
+
+def without_timings(value):
+    """A record, a summary (or lists, dicts of them) without its wall times, for comparing runs."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
 
 
 def read_records(path: Path) -> list[dict]:

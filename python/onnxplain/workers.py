@@ -145,8 +145,6 @@ def run_tasks(executor: Executor | None, model: Model, spec: ModelSpec | None, t
     executor None: in this process, on `model`. Otherwise on the workers' models (`spec`), with
     at most `slots(executor)` tasks in flight, payloads made just before they are submitted.
     """
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise OnnxplainError(f"attempts must be a positive integer (--attempts), got {attempts!r}")
     if executor is None:
         for key, make in payloads:
             payload = make()
@@ -216,10 +214,17 @@ def describe_failure(exc: BaseException) -> str:
     return text if isinstance(exc, OnnxplainError) else f"{type(exc).__name__}: {text}"
 
 
-def check_picklable(name: str, value: Any, what: str) -> None:
-    """Refuses, in one line, something a task must carry to a worker process but cannot."""
-    try:
-        pickle.dumps(value)
-    except Exception as exc:
-        raise OnnxplainError(f"{what} {name!r} cannot be sent to worker processes ({type(exc).__name__}: "
-                             f"{str(exc)[:200]}); define it at module level, or run without workers") from None
+def worker_spec(executor: Executor | None, model: Model, methods: dict[str, Any]) -> ModelSpec | None:
+    """The workers' `ModelSpec` (threads: `model.threads`, else `threads_per_worker`), None without
+    an executor; first refuses, in one line, a method (name -> what its tasks carry: factory,
+    options) that cannot be sent to worker processes."""
+    if executor is None:
+        return None
+    for name, carried in methods.items():
+        try:
+            pickle.dumps(carried)
+        except Exception as exc:
+            raise OnnxplainError(f"method {name!r} cannot be sent to worker processes ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}); define it and its options at module level, or run without "
+                                 "workers") from None
+    return ModelSpec.of(model, model.threads or threads_per_worker(executor))
