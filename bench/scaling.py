@@ -14,7 +14,7 @@ task overhead, and the scaling to expect on a cluster, worked out from them.
    (three maps, six records), which the driver writes as `evaluate` does (maps, fsync'ed records):
    wall / tasks. The driver's own share, d (payload read and pickled, result written), is timed
    apart. Against the per-image compute time T (the sequential run's wall / images): o / T,
-   target <= 2 %.
+   target <= 2 %. Then o again on a Dask LocalCluster (one worker process) when Dask is installed.
 3. Cluster: W workers finish W / (T + o) images per second until the one driver saturates at
    1 / d, so the speedup over one process is S(W) = min(W * T / (T + o), T / d), with the driver
    saturating at W* = (T + o) / d. Printed for several W.
@@ -137,17 +137,34 @@ def main() -> None:
                 evaluation._append(sink, got["records"])
                 driver[-1] += time.perf_counter() - start
 
-            spec = workers.ModelSpec.of(model, threads=1)
-            with workers.local_pool(1) as pool:
-                workers.run_tasks(pool, model, spec, echo, [("warm-up", make)], done, print)  # model built
+            def per_task(executor) -> float:
+                """Seconds per empty task on a 1-slot executor, its model built first."""
+                spec = workers.ModelSpec.of(model, threads=1)
+                workers.run_tasks(executor, model, spec, echo, [("warm-up", make)], done, print)
                 driver.clear()
                 start = time.perf_counter()
-                workers.run_tasks(pool, model, spec, echo, [(f"t{i}", make) for i in range(args.tasks)], done, print)
-                overhead = (time.perf_counter() - start) / args.tasks
-        driver_s = float(np.median(driver))
+                workers.run_tasks(executor, model, spec, echo, [(f"t{i}", make) for i in range(args.tasks)], done,
+                                  print)
+                return (time.perf_counter() - start) / args.tasks
+
+            with workers.local_pool(1) as pool:
+                overhead = per_task(pool)
+            driver_s = float(np.median(driver))
+            try:
+                import distributed
+            except ImportError:
+                dask_overhead = None
+            else:
+                with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                              dashboard_address=None, silence_logs=50) as cluster, \
+                        distributed.Client(cluster) as client:
+                    dask_overhead = per_task(client.get_executor())
         share = overhead / per_image
         print(f"per image: compute T = {per_image:.3f} s (sequential), task overhead o = {overhead * 1e3:.1f} ms "
               f"({share:.2%} of T; target <= 2 %), driver's share d = {driver_s * 1e3:.1f} ms")
+        if dask_overhead is not None:
+            print(f"on a Dask LocalCluster (1 worker process): o = {dask_overhead * 1e3:.1f} ms "
+                  f"({dask_overhead / per_image:.2%} of T)")
         saturation = (per_image + overhead) / driver_s
         cluster = {w: round(min(w * per_image / (per_image + overhead), per_image / driver_s), 1)
                    for w in (1, 2, 8, 32, 128, 512)}
@@ -155,9 +172,11 @@ def main() -> None:
               f"W* = {saturation:.0f} workers")
         summary = {
             "model": Path(model_path).name, "images": args.images, "methods": METHODS, "metrics": METRICS,
-            "rise_masks": args.masks, "occlusion_window": args.window, "deletion_step": args.step, "cores": os.cpu_count(), "platform": platform.platform(),
+            "rise_masks": args.masks, "occlusion_window": args.window, "deletion_step": args.step,
+            "cores": os.cpu_count(), "platform": platform.platform(),
             "runs": {k: {f: v for f, v in r.items() if f != "records"} for k, r in runs.items()},
             "per_image_compute_s": round(per_image, 4), "task_overhead_ms": round(overhead * 1e3, 2),
+            "dask_task_overhead_ms": None if dask_overhead is None else round(dask_overhead * 1e3, 2),
             "overhead_share": round(share, 5), "driver_ms_per_image": round(driver_s * 1e3, 2),
             "expected_cluster_speedup": cluster, "driver_saturates_at_workers": round(saturation),
         }
