@@ -238,12 +238,15 @@ def test_explain_a_folder_with_workers(tmp_path):
     pictures = [demo.make_demo_image(k, seed=9)[0] for k in range(3)]
     for name, picture in zip(("a.png", "a.jpg", "b.png"), pictures):
         cv2.imwrite(str(images / name), cv2.cvtColor(picture.round().astype(np.uint8), cv2.COLOR_RGB2BGR))
+    (images / "c.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "onnxplain.cli", "explain", MODEL, str(images), "--preset", "unit",
                            "--method", "rise", "--masks", "200", "--workers", "2", "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "wrote 3 of 3" in done.stdout
+    assert done.returncode == 2 and "wrote 3 of 4" in done.stdout  # the others done, the corrupt one reported
+    assert done.stderr.splitlines() == ["onnxplain: error: c.png: cannot read image file (corrupt or unsupported "
+                                        "format): c.png (2 attempts)"]
+    assert not (out / "c.png").exists()
     local = model()
     for name in ("a.png", "a.jpg", "b.png"):
         record = json.loads((out / name / "result.json").read_text())

@@ -44,7 +44,8 @@ def file_sha256(data: bytes | str | Path) -> str:
 @dataclass(frozen=True)
 class ModelSpec:
     """What a worker needs to build the model: `Model(**recipe, threads=threads)`, with the content
-    hash of its file (a worker that finds another file at the path refuses it)."""
+    hash of its file (a worker that finds another file at the path refuses it). A model made from
+    bytes carries them in every task: give large models as a path the workers can read."""
 
     recipe: dict
     sha256: str
@@ -163,11 +164,12 @@ def run_tasks(executor: Executor | None, model: Model, spec: ModelSpec | None, t
     suspects: set[str] = set()  # in flight when a pool broke: each tried again alone, so a death is its own
     running: dict[Future, tuple[str, Callable[[], Any], Executor]] = {}
     replacement: Executor | None = None  # the pool that replaced a broken one: ours to shut down
+    capacity = slots(executor)
 
     def may_submit() -> bool:
         if not queue or any(key in suspects for key, _, _ in running.values()):
             return False
-        return not running if queue[0][0] in suspects else len(running) < slots(executor)
+        return not running if queue[0][0] in suspects else len(running) < capacity
 
     try:
         while queue or running:
@@ -183,7 +185,7 @@ def run_tasks(executor: Executor | None, model: Model, spec: ModelSpec | None, t
                     died = isinstance(exc, BrokenProcessPool)
                     if died and pool is executor:
                         executor.shutdown(wait=False, cancel_futures=True)
-                        executor = replacement = ProcessPoolExecutor(max_workers=slots(pool),
+                        executor = replacement = ProcessPoolExecutor(max_workers=capacity,
                                                                      mp_context=getattr(pool, "_mp_context", None))
                     if died and key not in suspects:  # maybe another image's death: not counted
                         suspects.add(key)
