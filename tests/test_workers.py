@@ -151,7 +151,7 @@ def test_poison_and_worker_killing_images_become_error_records_and_reruns_retry_
                                  progress=False)
         assert sorted(r["image"] for r in report.records) == ["img00.png", "img01.png", "img02.png"]
         assert [(f["image"], f["attempts"]) for f in report.failed] == [("bad.png", 2), ("black.png", 2)]
-        assert "cannot read image file" in report.failed[0]["error"] and "died" in report.failed[1]["error"]
+        assert "cannot read image" in report.failed[0]["error"] and "died" in report.failed[1]["error"]
         assert "2 of 5 images failed" in report.table() and "bad.png" in report.table()
         summary = json.loads((tmp_path / "run" / "summary.json").read_text())
         assert summary["failed"] == report.failed and summary["rows"][0]["images"] == 3
@@ -215,6 +215,11 @@ def test_sequential_poison_image_and_unpicklable_methods(tmp_path):
         threaded = ox.evaluate(model(), images, ["random"], ["mif-lif"], tmp_path / "threads", progress=False,
                                attempts=1, executor=pool)
         assert untimed(threaded.records) == untimed(report.records) and threaded.failed == report.failed
+        arrays = tmp_path / "array.npy"  # a task carries an .npy image as its bytes too
+        np.save(arrays, demo.make_demo_image(1, seed=3)[0])
+        mixed = ox.evaluate(model(), [arrays, images / "img00.png"], ["random"], ["mif-lif"], tmp_path / "npy",
+                            progress=False, executor=pool)
+        assert mixed.failed == [] and [r["image"] for r in mixed.records] == ["array.npy", "img00.png"]
         callable_model = ox.Model(lambda batch: np.zeros((len(batch), 3), np.float32), input_size=(64, 64))
         with pytest.raises(ox.OnnxplainError, match="workers build their own model"):
             ox.evaluate(callable_model, images, ["random"], ["mif-lif"], tmp_path / "run4", executor=pool)
@@ -244,8 +249,8 @@ def test_explain_a_folder_with_workers(tmp_path):
                            "--method", "rise", "--masks", "200", "--workers", "2", "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "wrote 3 of 4" in done.stdout  # the others done, the corrupt one reported
-    assert done.stderr.splitlines() == ["onnxplain: error: c.png: cannot read image file (corrupt or unsupported "
-                                        "format): c.png (2 attempts)"]
+    assert done.stderr.splitlines() == ["onnxplain: error: c.png: cannot read image bytes (corrupt or unsupported "
+                                        "format) (2 attempts)"]
     assert not (out / "c.png").exists()
     local = model()
     for name in ("a.png", "a.jpg", "b.png"):

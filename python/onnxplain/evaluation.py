@@ -17,6 +17,7 @@ process (the driver) writes files, whatever executor runs the images (`workers.p
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -159,7 +160,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
 def _evaluate_image(model: Model, task: dict) -> dict:
     """One image's work (a worker's task): its maps (cached ones given) and every missing metric.
     Returns {"maps": method -> (H x W float32 map, its info), computed ones only; "records": [...]}."""
-    image = load_image(decode_image(task["data"], task["image"]), model.input_size, model.channels)
+    image = _task_image(model, task)
     maps, records = {}, []
     for name, job in task["methods"].items():
         if job["cached"] is None:
@@ -213,7 +214,7 @@ def explain_folder(model: Model, images: str | Path | Sequence[str | Path], meth
 
 def _explain_image(model: Model, task: dict) -> Explanation:
     """One image's explanation (a worker's task)."""
-    image = load_image(decode_image(task["data"], task["image"]), model.input_size, model.channels)
+    image = _task_image(model, task)
     return task["factory"](model).attribute(image, target=task["target"], **task["options"])
 
 
@@ -351,6 +352,17 @@ def _check_config(path: Path, config: dict) -> None:
                                          f"not {options}; choose another --out")
             config[group] = {**old[group], **config[group]}
     _write_atomic(path, json.dumps(config, indent=2).encode())
+
+
+def _task_image(model: Model, task: dict) -> np.ndarray:
+    """A task's image, from its file's bytes, as `load_image` reads the file (.npy: an array)."""
+    if not task["image"].lower().endswith(".npy"):
+        return decode_image(task["data"], model.input_size, model.channels)
+    try:
+        array = np.load(io.BytesIO(task["data"]), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise OnnxplainError(f"cannot read image array {task['image']}: {exc}") from None
+    return load_image(array, model.input_size, model.channels)
 
 
 def _first_readable(paths: Sequence[Path], model: Model) -> np.ndarray:

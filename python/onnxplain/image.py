@@ -1,7 +1,6 @@
 """Loading and checking images: float32 0..255, H x W x C (C = the model's channels), at model resolution."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import cv2
@@ -35,7 +34,13 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
         path = Path(source)
         if not path.is_file():
             raise OnnxplainError(f"image file not found: {path}")
-        array = decode_image(path.read_bytes(), str(path))
+        if path.suffix.lower() == ".npy":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise OnnxplainError(f"cannot read image array {path}: {exc}") from None
+        else:
+            array = _decoded(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), f"image file {path}")
     elif isinstance(source, np.ndarray):
         array = source
     else:
@@ -49,22 +54,22 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
     return np.ascontiguousarray(image)
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """The array an image file's bytes hold (`name` gives its suffix, and names it in errors): .npy
-    as stored, other formats decoded as grey, RGB or RGBA (16-bit scaled to 0..255)."""
-    if name.lower().endswith(".npy"):
-        try:
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise OnnxplainError(f"cannot read image array {name}: {exc}") from None
+def decode_image(data: bytes, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+    """An encoded image (PNG, JPEG, ... bytes) as `load_image` gives it for the same file."""
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-    if decoded is None:
-        raise OnnxplainError(f"cannot read image file (corrupt or unsupported format): {name}")
-    if decoded.ndim == 3 and decoded.shape[2] == 4:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
-    elif decoded.ndim == 3 and decoded.shape[2] == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    return decoded / 257.0 if decoded.dtype == np.uint16 else np.asarray(decoded)
+    return load_image(_decoded(decoded, "image bytes"), size, channels)
+
+
+def _decoded(data: np.ndarray | None, what: str) -> np.ndarray:
+    """An OpenCV decoding as grey, RGB or RGBA (16-bit scaled to 0..255); an error naming `what`
+    when it failed (None)."""
+    if data is None:
+        raise OnnxplainError(f"cannot read {what} (corrupt or unsupported format)")
+    if data.ndim == 3 and data.shape[2] == 4:
+        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
+    elif data.ndim == 3 and data.shape[2] == 3:
+        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+    return data / 257.0 if data.dtype == np.uint16 else data
 
 
 RANGE_SLACK = 1e-2  # values this far outside 0..255 are float rounding and get clipped
