@@ -127,6 +127,12 @@ def test_dask_cluster_equals_sequential_and_survives_a_sigkilled_worker(sequenti
         assert_same_run(out, reference)  # every record exactly once, equal to the sequential run's
         assert pids[victim] not in client.run(os.getpid).values()  # the worker really died (and was replaced)
 
+        done = subprocess.run([sys.executable, "-m", "onnxplain.cli", "evaluate", MODEL, str(images), "--out",
+                               str(tmp_path / "cli"), "--scheduler", cluster.scheduler_address, *CLI_OPTIONS],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert_same_run(tmp_path / "cli", reference)
+
 
 class Fragile:
     """A plug-in method (importable, so workers can receive it) whose worker process dies on an all-black image."""
