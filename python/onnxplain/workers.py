@@ -127,7 +127,8 @@ def slots(executor: Executor | None) -> int:
 
 def threads_per_worker(executor: Executor | None) -> int:
     """The default threads of each worker's model: this machine's cores shared by the workers on
-    it (a Dask cluster's threads spread over its hosts)."""
+    it. A Dask cluster's threads are spread over its hosts, taken to have this machine's cores
+    (set `Model(threads=...)` when they differ)."""
     cores = os.cpu_count() or 1
     client = getattr(executor, "_client", None)
     if client is not None:
