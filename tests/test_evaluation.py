@@ -87,7 +87,8 @@ def test_killed_run_resumes_without_loss_or_repetition(tmp_path):
         assert np.array_equal(np.load(broken / "maps" / "img00.png" / f"{name}.npy"),
                               np.load(full / "maps" / "img00.png" / f"{name}.npy"))
     summary = json.loads((broken / "summary.json").read_text())
-    assert {(s["method"], s["metric"]) for s in summary} == {(a, k) for a in ("occlusion", "rise", "random")
+    assert summary["images"] == 8 and summary["failed"] == []
+    assert {(s["method"], s["metric"]) for s in summary["rows"]} == {(a, k) for a in ("occlusion", "rise", "random")
                                                              for k in ("mif-lif", "deletion", "insertion")}
     assert (broken / "curves_mif-lif.png").stat().st_size > 1000
 

@@ -190,5 +190,5 @@ def test_evaluate_multi_stores_the_responsibility_map(tmp_path, images, capsys):
                                             max_explanations=1)
         assert info["target"] == result.target
         np.testing.assert_array_equal(cached, result[result.target])  # the responsibility map, as float32
-    summary = {(s["method"], s["metric"]): s for s in json.loads((out / "summary.json").read_text())}
+    summary = {(s["method"], s["metric"]): s for s in json.loads((out / "summary.json").read_text())["rows"]}
     assert summary[("multi", "mif-lif")]["images"] == 2 and "vs_random" in summary[("multi", "mif-lif")]

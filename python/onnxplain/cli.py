@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import sys
@@ -100,6 +101,11 @@ def _fidelity_share(text: str) -> float:
 
 
 def explain(args: argparse.Namespace) -> int:
+    _check_worker_flags(args)
+    if Path(args.image).is_dir():
+        return explain_folder(args)
+    if args.workers or args.scheduler:
+        raise OnnxplainError("--workers and --scheduler spread a directory of images; give a directory, or drop them")
     names = _class_names(args.labels)
     model = open_model(args, progress=_progress(args))
     if isinstance(model, TabularModel):
@@ -121,6 +127,71 @@ def explain(args: argparse.Namespace) -> int:
     print(fidelity_text(result.fidelity, names))
     print(f"report: {Path(args.out) / 'report.html'}")
     return 0
+
+
+def explain_folder(args: argparse.Namespace) -> int:
+    """`onnxplain explain MODEL DIR`: every image of DIR into --out/<image file name>/."""
+    from .evaluation import explain_folder as explain_all
+    from .image import image_files
+
+    paths = image_files(args.image)  # before loading anything
+    model = open_model(args, progress=False)
+    target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
+    options = _method_options(args, get_method(args.method, "input").factory(model))
+    with _executor(args) as executor:
+        records, failed = explain_all(model, paths, args.method, args.out, target=target, options=options,
+                                      executor=executor, attempts=args.attempts, progress=_progress(args))
+    for name, record in records.items():
+        print(f"{name}: {args.method}, targets {record['targets']}, {record['evaluations']} model evaluations, "
+              f"{record['seconds']:.2f} s")
+    print(f"wrote {len(records)} of {len(paths)} images' results to {args.out}/<image file name>/")
+    for f in failed:
+        print(f"onnxplain: error: {f['image']}: {f['error']} ({f['attempts']} attempts)", file=sys.stderr)
+    return 2 if failed else 0
+
+
+def add_worker_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the images run: this process, local worker processes or a Dask cluster."""
+    group = parser.add_argument_group("workers")
+    group.add_argument("--workers", type=int, default=0,
+                       help="local worker processes, one image at a time each (default 0: in this process)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a Dask scheduler, e.g. tcp://host:8786 (pip install 'onnxplain[dask]'); its workers "
+                            "must see the model file at the same path")
+    group.add_argument("--attempts", type=int, default=2,
+                       help="tries per image (it raised, or its worker died) before it is reported failed (default 2)")
+
+
+def _check_worker_flags(args: argparse.Namespace) -> None:
+    if args.workers < 0:
+        raise OnnxplainError(f"--workers must be 0 (this process) or more, got {args.workers}")
+    if args.workers and args.scheduler:
+        raise OnnxplainError("--workers and --scheduler exclude each other: give one")
+    if args.attempts < 1:
+        raise OnnxplainError(f"--attempts must be at least 1, got {args.attempts}")
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace):
+    """The executor the worker flags ask for (None: this process), shut down afterwards."""
+    from .workers import dask_executor, local_pool
+
+    if args.scheduler:
+        executor, client = dask_executor(args.scheduler)
+        try:
+            yield executor
+        finally:
+            client.close()
+    elif args.workers:
+        pool = local_pool(args.workers)
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+    else:
+        yield None
 
 
 def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
@@ -353,6 +424,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for name in methods:  # before loading anything
         get_method(name, "input")
     names = _class_names(args.labels)
+    _check_worker_flags(args)
     labels = None
     if args.label_map:
         try:
@@ -364,16 +436,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     method_options, metric_options = _evaluate_options(args)
     metrics = _csv(args.metrics)
     try:
-        report = evaluate(model, args.images, methods, metrics, args.out,
-                          method_options=method_options,
-                          metric_options={k: v for k, v in metric_options.items() if k in metrics},
-                          labels=labels, seed=args.seed, progress=_progress(args), names=names)
+        with _executor(args) as executor:
+            report = evaluate(model, args.images, methods, metrics, args.out,
+                              method_options=method_options,
+                              metric_options={k: v for k, v in metric_options.items() if k in metrics},
+                              labels=labels, seed=args.seed, progress=_progress(args), names=names,
+                              executor=executor,
+                              attempts=args.attempts)
     except KeyboardInterrupt:
         print(f"\ninterrupted; run the same command again to resume from {args.out}", file=sys.stderr)
         return 130
     print(report.table())
-    for name, error in report.failed.items():
-        print(f"onnxplain: {name} failed: {error}", file=sys.stderr)
     print(f"{report.images} images ({len(report.failed)} failed); records, summary.json, curves and report.html "
           f"in {report.out}")
     return 0
@@ -436,10 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"onnxplain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ex = sub.add_parser("explain", help="explain one image")
+    ex = sub.add_parser("explain", help="explain one image, or every image of a directory")
     ex.add_argument("model", help="path to an .onnx classifier")
-    ex.add_argument("image", help="path to an image file; for a tabular model a CSV (header = feature names) or "
-                                  ".npy of rows")
+    ex.add_argument("image", help="path to an image file, or a directory: every image into --out/<file name>/; for a "
+                                  "tabular model a CSV (header = feature names) or .npy of rows")
     ex.add_argument("--method", choices=method_names("input"), default="occlusion",
                     help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
@@ -479,6 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "default 1); ig/pmi: conditional draws per feature")
     tab.add_argument("--group", action="append", metavar="NAME=COL,COL",
                      help="explain these columns as one feature; repeatable")
+    add_worker_flags(ex)
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
 
@@ -511,6 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--perturbation", choices=["mean", "blur", "noise"], help="mif-lif replacement (default mean)")
     ev.add_argument("--score", choices=["ratio", "probability", "logit"], help="mif-lif/road score (default ratio)")
     ev.add_argument("--step", type=int, help="deletion/insertion features per step (default one row)")
+    add_worker_flags(ev)
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(handler=run_evaluate)
 

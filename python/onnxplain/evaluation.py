@@ -6,46 +6,61 @@ Layout of the output directory:
 - `maps/<image>/<method>.npy` (H x W float32) and `.json` (its record): the explanation cache,
   so metrics never recompute a map (the .json is written last and marks the entry complete);
 - `records.jsonl`: one line per (image, method, metric), appended, flushed and fsync'ed as it
-  goes; on restart the recorded ones are skipped and a torn last line is cut off;
-- `summary.json`, `curves_<metric>.png` and `report.html` (the summary table, the mean curves, a
-  gallery of every image's maps, the images that failed): written at the end.
+  goes; on restart the recorded ones are skipped and a torn last line is cut off; an image that
+  failed every attempt gets one error line ({"image", "image_sha256", "error", "attempts"}) and
+  is tried again by the next run;
+- `summary.json` ({"images", "failed", "rows"}), `curves_<metric>.png` and `report.html` (the
+  summary table, the mean curves, a gallery of every image's maps, the images that failed): written
+  at the end.
+
+Run identity: config.json holds the model file's SHA-256, each record and cached map its image's.
+A resumed run refuses another model and recomputes an image whose content changed. Only this
+process (the driver) writes files, whatever executor runs the images (`workers.py`).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import OnnxplainError
-from .explainer import Explainer
+from .explainer import Explainer, Target, positive_int
 from .fidelity import METRICS, Curves, interval, paired_difference
-from .image import image_files, load_image
+from .image import decode_image, image_files, load_image
 from .model import Model
 from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
 from .result import Explanation
 from .report import evaluation_page
 from .visualize import Series, line_chart, save_png
+from .workers import file_sha256, run_tasks, worker_spec
 
 
 @dataclass
 class Report:
-    """What a run produced: all records (this run's and earlier ones'), the summary rows (one per
-    method and metric) and the files written."""
+    """What a run produced: all records (this run's and earlier ones', sorted by image, method and
+    metric), the summary rows (one per method and metric), the output folder, the number of
+    images and the failed ones ({"image", "error", "attempts"}: an error record and no results)."""
 
     records: list[dict]
     summary: list[dict]
     out: Path
     images: int
-    failed: dict[str, str]
+    failed: list[dict] = field(default_factory=list)
 
     def table(self) -> str:
-        """The summary as a plain-text table."""
-        return format_table(self.summary)
+        """The summary as a plain-text table, then the failed images."""
+        lines = [format_table(self.summary)]
+        if self.failed:
+            lines.append(f"{len(self.failed)} of {self.images} images failed (run again to retry them):")
+            lines += [f"  {f['image']}: {f['error']} ({f['attempts']} attempts)" for f in self.failed]
+        return "\n".join(lines)
 
 
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -63,7 +78,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
              metrics: Sequence[str] = ("mif-lif",), out: str | Path = "onnxplain-eval", *,
              method_options: dict[str, dict] | None = None, metric_options: dict[str, dict] | None = None,
              labels: dict[str, int] | None = None, seed: int = 0, progress: bool = True,
-             names: list[str] | None = None) -> Report:
+             names: list[str] | None = None, executor: Executor | None = None, attempts: int = 2) -> Report:
     """Explains every image with every method (registered input methods, `registry.py`; target:
     the clean top-1) and scores each map with every metric (`fidelity.METRICS`), resuming a run
     already in `out`. A method's map is its explanation's map of the target (multi: the causal
@@ -71,9 +86,13 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
 
     method_options / metric_options: name -> keyword options (over the registered defaults);
     labels: image file name -> class, for top-1 agreement (default: the clean prediction); names:
-    class names for the report. An image that cannot be read or explained is listed in
-    `Report.failed` (name -> error) and the report, and the run goes on. Explanations carry no
-    fidelity figure here: the metrics measure fidelity fully.
+    class names for the report. Explanations carry no fidelity figure here: the metrics measure
+    fidelity fully.
+    executor: any `concurrent.futures.Executor` (`workers.local_pool(n)`, a Dask client's
+    `get_executor()`): one task per image, on a model each worker builds from `model.recipe`, with
+    `model.threads` threads (0: its machine's cores / its workers); None: in this process.
+    attempts: tries per image (its task raised or its worker died) before an error record.
+    Records and summary equal the sequential run's for the same seed, except their wall times.
     """
     methods, metrics = list(methods), list(metrics)
     specs = {name: get_method(name, "input") for name in methods}
@@ -85,57 +104,145 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     paths = list_images(images)
     labels = labels or {}
     out = Path(out)
-    (out / "maps").mkdir(parents=True, exist_ok=True)
     m_opts = {name: {**specs[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
+    positive_int("attempts", attempts)
+    spec = worker_spec(executor, model, {name: (specs[name].factory, m_opts[name]) for name in methods})
+    digests = {p.name: file_sha256(p) for p in paths}
     if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
-        model.predict(load_image(paths[0], model.input_size, model.channels))
-    _check_config(out / "config.json", {"model": model.describe(), "seed": int(seed), "labels": labels,
-                                         "methods": m_opts, "metrics": k_opts})
-    records = read_records(out / "records.jsonl")
-    done = {(r["image"], r["method"], r["metric"]) for r in records}
-    todo = [p for p in paths if any((p.name, a, k) not in done for a in methods for k in metrics)]
-    explainers = {name: specs[name].factory(model) for name in methods}
-    for explainer in explainers.values():
-        if isinstance(explainer, Explainer):
-            explainer.fidelity = None
-    failed: dict[str, str] = {}
+        model.predict(_first_readable(paths, model))
+    model_sha = spec.sha256 if spec else file_sha256(model.recipe["source"]) if model.recipe else None
+    (out / "maps").mkdir(parents=True, exist_ok=True)
+    _check_config(out / "config.json", {"model": {**model.describe(), "sha256": model_sha}, "seed": int(seed),
+                                         "labels": labels, "methods": m_opts, "metrics": k_opts})
+    records = [r for r in read_records(out / "records.jsonl") if digests.get(r["image"]) == r.get("image_sha256")]
+    done = {(r["image"], r["method"], r["metric"]) for r in records if "error" not in r}
+    missing = {p.name: {a: [k for k in metrics if (p.name, a, k) not in done] for a in methods} for p in paths}
+    todo = [p for p in paths if any(missing[p.name].values())]
+
+    def payload(path: Path) -> Callable[[], dict]:
+        return lambda: {
+            "image": path.name, "data": path.read_bytes(), "sha256": digests[path.name], "seed": seed,
+            "label": labels.get(path.name), "metrics": k_opts,
+            "methods": {a: {"factory": specs[a].factory, "options": m_opts[a], "metrics": missing[path.name][a],
+                            "cached": _cached(out / "maps" / path.name, a, digests[path.name])}
+                        for a in methods if missing[path.name][a]}}
+
     with open(out / "records.jsonl", "ab") as sink, \
             tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", desc="evaluate",
                  disable=not progress) as bar:
-        for path in todo:
-            try:
-                image = load_image(path, model.input_size, model.channels)
-                for name in methods:
-                    missing = [k for k in metrics if (path.name, name, k) not in done]
-                    if not missing:
-                        continue
-                    attribution, info = _explanation(out / "maps" / path.name, name, explainers[name], image,
-                                                     m_opts[name], seed)
-                    for metric in missing:
-                        curves: Curves = METRICS[metric](model, image, attribution, target=info["target"],
-                                                         label=labels.get(path.name), seed=seed, **k_opts[metric])
-                        record = {"image": path.name, "method": name, **curves.record(),
-                                  "explain": {"evaluations": info["evaluations"], "seconds": info["seconds"]}}
-                        _append(sink, record)
-                        records.append(record)
-            except OnnxplainError as exc:
-                failed[path.name] = str(exc)
+        def finished(name: str, result: dict) -> None:
+            for method, (attribution, info) in result["maps"].items():
+                _store_map(out / "maps" / name, method, attribution, info)
+            _append(sink, result["records"])
+            records.extend(result["records"])
             bar.update(1)
-    image_names = {p.name for p in paths}
-    wanted = [r for r in records if r["image"] in image_names and r["method"] in methods and r["metric"] in metrics]
+
+        def failed(name: str, message: str, tries: int) -> None:
+            record = {"image": name, "image_sha256": digests[name], "error": message, "attempts": tries}
+            _append(sink, [record])
+            records.append(record)
+            bar.update(1)
+
+        run_tasks(executor, model, spec, _evaluate_image, [(p.name, payload(p)) for p in todo], finished, failed,
+                  attempts)
+    names = set(digests)
+    wanted = sorted((r for r in records if "error" not in r and r["image"] in names and r["method"] in methods
+                     and r["metric"] in metrics), key=lambda r: (r["image"], r["method"], r["metric"]))
+    complete = {(r["image"], r["method"], r["metric"]) for r in wanted}
+    errors = {r["image"]: r for r in records if "error" in r}  # the last one per image
+    failed_images = [{"image": name, "error": errors[name]["error"], "attempts": errors[name]["attempts"]}
+                     for name in sorted(names) if name in errors
+                     and any((name, a, k) not in complete for a in methods for k in metrics)]
     summary = summarize(wanted)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps({"images": len(paths), "failed": failed_images, "rows": summary},
+                                                 indent=2))
     for metric in metrics:
         save_png(out / f"curves_{metric}.png", plot_mean_curves([s for s in summary if s["metric"] == metric]))
-    report = Report(records=wanted, summary=summary, out=out, images=len(paths), failed=failed)
+    report = Report(records=wanted, summary=summary, out=out, images=len(paths), failed=failed_images)
     (out / "report.html").write_text(evaluation_page(report, paths, methods, metrics, model, names))
     return report
 
 
+def _evaluate_image(model: Model, task: dict) -> dict:
+    """One image's work (a worker's task): its maps (cached ones given) and every missing metric.
+    Returns {"maps": method -> (H x W float32 map, its info), computed ones only; "records": [...]}."""
+    image = _task_image(model, task)
+    maps, records = {}, []
+    for name, job in task["methods"].items():
+        if job["cached"] is None:
+            explainer = job["factory"](model)
+            if isinstance(explainer, Explainer):
+                explainer.fidelity = None  # the metrics measure fidelity fully
+            result: Explanation = explainer.attribute(image, target="top", seed=task["seed"], **job["options"])
+            target = result.targets[0]
+            info = {"target": target, "probability": result.probability(target), "signed": result.signed,
+                    "evaluations": result.evaluations, "seconds": round(result.seconds, 4), "params": result.params,
+                    "image_sha256": task["sha256"]}
+            maps[name] = attribution, info = result[target].astype(np.float32), info
+        else:
+            attribution, info = job["cached"]
+        for metric in job["metrics"]:
+            curves: Curves = METRICS[metric](model, image, attribution, target=info["target"], label=task["label"],
+                                             seed=task["seed"], **task["metrics"][metric])
+            records.append({"image": task["image"], "image_sha256": task["sha256"], "method": name, **curves.record(),
+                            "explain": {"evaluations": info["evaluations"], "seconds": info["seconds"]}})
+    return {"maps": maps, "records": records}
+
+
+def explain_folder(model: Model, images: str | Path | Sequence[str | Path], method: str, out: str | Path, *,
+                   target: Target = "top", options: dict | None = None, executor: Executor | None = None,
+                   attempts: int = 2, progress: bool = True) -> tuple[dict[str, dict], list[dict]]:
+    """Explains every image of a folder (or list) with one registered input method, one task per
+    image as in `evaluate` (executor, attempts), and saves each result (`Explanation.save`) into
+    `out/<image file name>/` (suffix kept: a.png and a.jpg do not collide).
+
+    Returns (image name -> its result record, failed images as {"image", "error", "attempts"})."""
+    factory = get_method(method, "input").factory
+    options = dict(options or {})
+    paths = list_images(images)
+    positive_int("attempts", attempts)
+    spec = worker_spec(executor, model, {method: (factory, options, target)})
+    out = Path(out)
+    records: dict[str, dict] = {}
+    failures: list[dict] = []
+    with tqdm(total=len(paths), unit="img", desc=method, disable=not progress) as bar:
+        def finished(name: str, result: Explanation) -> None:
+            result.save(out / name)
+            records[name] = result.record()
+            bar.update(1)
+
+        def failed(name: str, message: str, tries: int) -> None:
+            failures.append({"image": name, "error": message, "attempts": tries})
+            bar.update(1)
+
+        jobs = [(p.name, lambda p=p: {"image": p.name, "data": p.read_bytes(), "factory": factory, "target": target,
+                                      "options": options}) for p in paths]
+        run_tasks(executor, model, spec, _explain_image, jobs, finished, failed, attempts)
+    return dict(sorted(records.items())), sorted(failures, key=lambda f: f["image"])
+
+
+def _explain_image(model: Model, task: dict) -> Explanation:
+    """One image's explanation (a worker's task)."""
+    image = _task_image(model, task)
+    return task["factory"](model).attribute(image, target=task["target"], **task["options"])
+
+
+TIMING_FIELDS = ("seconds", "explain_seconds", "metric_seconds")  # the only fields that differ between equal runs
+
+
+def without_timings(value):
+    """A record, a summary (or lists, dicts of them) without its wall times, for comparing runs."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
 def read_records(path: Path) -> list[dict]:
-    """The complete records of a records.jsonl; a torn last line (an interrupted write) is cut
-    off the file so later appends stay line-aligned."""
+    """The complete records of a records.jsonl (the first of any repeated one); a torn last line
+    (an interrupted write) is cut off the file so later appends stay line-aligned."""
     if not path.exists():
         return []
     data = path.read_bytes()
@@ -153,7 +260,8 @@ def read_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except ValueError:
             raise OnnxplainError(f"{path} line {number} is not JSON; the file is damaged") from None
-        key = (record["image"], record["method"], record["metric"])
+        key = (record["image"], record.get("image_sha256"), record.get("method"), record.get("metric"),
+               record.get("error"))
         if key not in seen:
             seen.add(key)
             records.append(record)
@@ -248,6 +356,12 @@ def _check_config(path: Path, config: dict) -> None:
     config = json.loads(json.dumps(config))  # normalise tuples etc.
     if path.exists():
         old = json.loads(path.read_text())
+        if "sha256" not in old.get("model", {}):
+            raise OnnxplainError(f"{path.parent} was made by an older onnxplain, without content hashes to check "
+                                 "it against; choose another --out")
+        if old["model"]["sha256"] != config["model"]["sha256"]:
+            raise OnnxplainError(f"{path.parent} holds a run of another model (SHA-256 {old['model']['sha256']}, "
+                                 f"not {config['model']['sha256']}); choose another --out")
         for key in ("model", "seed", "labels"):
             if old.get(key) != config[key]:
                 raise OnnxplainError(f"{path.parent} holds a run with a different {key}; choose another --out")
@@ -260,36 +374,62 @@ def _check_config(path: Path, config: dict) -> None:
     _write_atomic(path, json.dumps(config, indent=2).encode())
 
 
-def _explanation(folder: Path, name: str, explainer, image: np.ndarray, options: dict, seed: int):
-    """The cached map and its record, computing and caching them if absent."""
+def _task_image(model: Model, task: dict) -> np.ndarray:
+    """A task's image, from its file's bytes, as `load_image` reads the file (.npy: an array)."""
+    if not task["image"].lower().endswith(".npy"):
+        return decode_image(task["data"], model.input_size, model.channels)
+    try:
+        array = np.load(io.BytesIO(task["data"]), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise OnnxplainError(f"cannot read image array {task['image']}: {exc}") from None
+    return load_image(array, model.input_size, model.channels)
+
+
+def _first_readable(paths: Sequence[Path], model: Model) -> np.ndarray:
+    """The first image that loads (a corrupt one becomes an error record later), else mid-grey."""
+    for path in paths:
+        try:
+            return load_image(path, model.input_size, model.channels)
+        except OnnxplainError:
+            continue
+    return np.full((*model.input_size, model.channels), 127.5, np.float32)
+
+
+def _cached(folder: Path, name: str, sha256: str) -> tuple[np.ndarray, dict] | None:
+    """A cached map and its info, when complete, readable and made from the image with this content
+    hash (maps are not fsync'ed: one torn by a system crash is recomputed)."""
     npy, meta = folder / f"{name}.npy", folder / f"{name}.json"
-    if meta.exists() and npy.exists():
-        return np.load(npy), json.loads(meta.read_text())
-    result: Explanation = explainer.attribute(image, target="top", seed=seed, **options)
-    target = result.targets[0]
-    info = {"target": target, "probability": result.probability(target), "signed": result.signed,
-            "evaluations": result.evaluations,
-            "seconds": round(result.seconds, 4), "params": result.params}
+    try:
+        info = json.loads(meta.read_text())
+        return (np.load(npy, allow_pickle=False), info) if info.get("image_sha256") == sha256 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _store_map(folder: Path, name: str, attribution: np.ndarray, info: dict) -> None:
+    """Caches a map; its .json, written last, marks the entry complete."""
     folder.mkdir(parents=True, exist_ok=True)
-    attribution = result[target].astype(np.float32)
+    npy = folder / f"{name}.npy"
     tmp = npy.with_suffix(".npy.tmp")
     with open(tmp, "wb") as f:
         np.save(f, attribution)
     os.replace(tmp, npy)
-    _write_atomic(meta, json.dumps(info).encode())  # written last: marks the entry complete
-    return attribution, info
+    _write_atomic(folder / f"{name}.json", json.dumps(info).encode(), durable=False)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Writes a file whole or not at all (durable: fsync'ed before it replaces the old one)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def _append(sink, record: dict) -> None:
-    sink.write((json.dumps(record) + "\n").encode())
+def _append(sink, records: Sequence[dict]) -> None:
+    """Appends records (one image's) as JSON lines in one write, flushed and fsync'ed."""
+    sink.write("".join(json.dumps(r) + "\n" for r in records).encode())
     sink.flush()
     os.fsync(sink.fileno())

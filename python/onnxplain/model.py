@@ -65,6 +65,9 @@ class Model:
     for callables (channels default 3).
     input_name, output_name: which graph input/output to use when it cannot be told.
     constants: values for the graph's other inputs, {name: array} (with or without the batch axis).
+    threads: the core's threads and the ONNX session's intra-op threads (0: all cores).
+    recipe: the keyword arguments that build this model again in another process (source a path
+    or bytes), or None for a session or a callable.
     batch_size: rows per model call, or "auto" (timed on the first batches, within batch_memory
     bytes of batch buffers). shared_batching: threads sharing the model fill each model call from
     all their waiting batches (`onnxplain.scheduler`); False lets each call the model on its own.
@@ -83,7 +86,7 @@ class Model:
             return super().__new__(cls)
         from .tables import TabularModel, detect_modality
 
-        session = _open_session(source, kwargs.get("providers"))
+        session = _open_session(source, kwargs.get("providers"), kwargs.get("threads", 0))
         tabular = modality == "tabular" or detect_modality(session, kwargs.get("input_name")) == "tabular"
         model = super().__new__(TabularModel if tabular else cls)
         model._opened = session
@@ -132,6 +135,10 @@ class Model:
         self._constants: dict[str, np.ndarray] = {}
         self._feeds: dict[int, dict[str, np.ndarray]] = {}  # batch size -> constant feeds
         self._graph_read = False  # whether the ONNX graph could be read (its final activation)
+        self.recipe = None if callable(source) or _is_session(source) else dict(
+            source=source, preset=preset, output=output, input_size=input_size, layout=layout, channels=channels,
+            input_name=input_name, output_name=output_name, constants=constants, batch_size=batch_size,
+            batch_memory=batch_memory, providers=providers, modality=modality, shared_batching=shared_batching)
         layout = layout or preprocess.layout
         if callable(source) and not _is_session(source):
             if input_size is None:
@@ -144,7 +151,7 @@ class Model:
             self.input_size = _size(input_size)
             self.channels = _positive("channels", 3 if channels is None else channels)
         else:
-            self.session = self.__dict__.pop("_opened", None) or _open_session(source, providers)
+            self.session = self.__dict__.pop("_opened", None) or _open_session(source, providers, threads)
             self._inspect_input(input_name, input_size, layout, channels, constants or {})
             self._inspect_output(self._choose_output(output_name), source)
             self._fn = self._run_session
@@ -466,7 +473,7 @@ def _is_session(obj: Any) -> bool:
     return hasattr(obj, "get_inputs") and hasattr(obj, "run")
 
 
-def _open_session(source: Any, providers: Sequence[str] | None):
+def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0):
     import onnxruntime as ort
 
     if _is_session(source):
@@ -482,6 +489,7 @@ def _open_session(source: Any, providers: Sequence[str] | None):
         raise OnnxplainError(f"a model must be an .onnx path, bytes, an InferenceSession or a callable, got {type(source).__name__}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads
     try:
         return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files

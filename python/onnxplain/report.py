@@ -133,10 +133,11 @@ def evaluation_page(report, paths, methods: Sequence[str], metrics: Sequence[str
                    + "</ul><p class='note'>mean ± 95 % half-width (1.96 std / sqrt(n)) over images</p>")
     body += section("Mean curves", "".join(figure(photo(load_image(report.out / f"curves_{m}.png")), m)
                                            for m in metrics if (report.out / f"curves_{m}.png").exists()))
+    failed = {f["image"] for f in report.failed}
     gallery = ""
     for path in paths:
         folder = report.out / "maps" / path.name
-        if path.name in report.failed or not folder.is_dir():
+        if path.name in failed or not folder.is_dir():
             continue
         image = load_image(path, model.input_size, model.channels)
         cells = ""
@@ -150,5 +151,6 @@ def evaluation_page(report, paths, methods: Sequence[str], metrics: Sequence[str
         gallery += f"<h3>{escape(path.name)}</h3><div>" + figure(photo(image), "input") + cells + "</div>"
     body += section("Gallery", gallery or "<p>no maps</p>")
     if report.failed:
-        body += section("Failed images", table(["image", "error"], sorted(report.failed.items())))
+        body += section("Failed images", table(["image", "error", "attempts"],
+                                               [(f["image"], f["error"], f["attempts"]) for f in report.failed]))
     return page(f"onnxplain evaluate: {report.images} images", body)
