@@ -161,9 +161,9 @@ def test_cli_evaluate_labels_label_map_table_and_report(tmp_path, capsys):
                      "--label-map", str(tmp_path / "map.json"), "--out", str(tmp_path / "run"), "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    table = captured.out.split("\n4 images (1 failed)")[0]
+    table, failures = captured.out.split("\n1 of 4 images failed")
     assert table.count("\n") >= 6 and max(len(line) for line in table.splitlines()) <= 100
-    assert "zz_broken.png failed: cannot read image file" in captured.err
+    assert "zz_broken.png: cannot read" in failures and "4 images (1 failed, listed above)" in failures
     assert "better, deletion: lower AUC" in captured.out and "better, mif-lif" in captured.out
     html = (tmp_path / "run" / "report.html").read_text()
     assert "zz_broken.png" in html and "green cross (1)" in html and "higher AUC LIF" in html

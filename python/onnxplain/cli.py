@@ -447,8 +447,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; run the same command again to resume from {args.out}", file=sys.stderr)
         return 130
     print(report.table())
-    print(f"{report.images} images ({len(report.failed)} failed); records, summary.json, curves and report.html "
-          f"in {report.out}")
+    failed = f" ({len(report.failed)} failed, listed above)" if report.failed else ""
+    print(f"{report.images} images{failed}; records, summary.json, curves and report.html in {report.out}")
     return 0
 
 

@@ -146,13 +146,13 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
 
         run_tasks(executor, model, spec, _evaluate_image, [(p.name, payload(p)) for p in todo], finished, failed,
                   attempts)
-    names = set(digests)
-    wanted = sorted((r for r in records if "error" not in r and r["image"] in names and r["method"] in methods
+    image_names = set(digests)
+    wanted = sorted((r for r in records if "error" not in r and r["image"] in image_names and r["method"] in methods
                      and r["metric"] in metrics), key=lambda r: (r["image"], r["method"], r["metric"]))
     complete = {(r["image"], r["method"], r["metric"]) for r in wanted}
     errors = {r["image"]: r for r in records if "error" in r}  # the last one per image
     failed_images = [{"image": name, "error": errors[name]["error"], "attempts": errors[name]["attempts"]}
-                     for name in sorted(names) if name in errors
+                     for name in sorted(image_names) if name in errors
                      and any((name, a, k) not in complete for a in methods for k in metrics)]
     summary = summarize(wanted)
     (out / "summary.json").write_text(json.dumps({"images": len(paths), "failed": failed_images, "rows": summary},
