@@ -79,6 +79,12 @@ def _print_top(top: list[tuple[int, float]], names: list[str] | None) -> None:
 
 def explain(args: argparse.Namespace) -> int:
     model = open_model(args, progress=not args.quiet)
+    if model.modality in ("series", "text"):
+        from .sequential import explain_cli
+
+        return explain_cli(args, model)
+    if args.image is None:
+        raise OnnxplainError("give the input file after the model (IMAGE; --text only for text models)")
     if isinstance(model, TabularModel):
         return explain_row(args, model)
     image = load_image(args.image, model.input_size, model.channels)
@@ -251,7 +257,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="what the model emits: logits, probabilities (softmax), sigmoid (independent per-class "
                             "probabilities, or p of class 1 for one output column); default: detect")
     group.add_argument("--input-size", type=_pair, metavar="H,W", help="resolution, for models with a dynamic one")
-    group.add_argument("--layout", choices=["NCHW", "NHWC"], help="input layout (default: read from the model)")
+    group.add_argument("--layout", choices=["NCHW", "NHWC", "NCT", "NTC"],
+                       help="input layout, NCT/NTC for series (default: read from the model)")
     group.add_argument("--channels", type=int, help="input channels, for models with a dynamic count")
     group.add_argument("--input-name", help="the image input, when the model has several")
     group.add_argument("--output-name", help="the class-score output, when the model has several")
@@ -260,7 +267,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=_batch_size, default=DEFAULT_BATCH_SIZE,
                        help="images per model call, or 'auto' (default: timed on the first batches)")
     group.add_argument("--modality", choices=list(MODALITIES), default="auto",
-                       help="image or tabular model (default: read from the model's main input)")
+                       help="image, tabular, series or text model (default: read from the model's inputs)")
 
 
 def open_model(args: argparse.Namespace, progress: bool) -> Model:
@@ -377,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explain", help="explain one image")
     ex.add_argument("model", help="path to an .onnx classifier")
-    ex.add_argument("image", help="path to an image file; for a tabular model a CSV (header = feature names) or "
-                                  ".npy of rows")
+    ex.add_argument("image", nargs="?", help="path to an image file; for a tabular model a CSV (header = feature "
+                                             "names) or .npy of rows; a series (C x T or T x C) or token ids (L) .npy")
     ex.add_argument("--method", choices=method_names("input"), default="occlusion",
                     help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
@@ -416,6 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "default 1); ig/pmi: conditional draws per feature")
     tab.add_argument("--group", action="append", metavar="NAME=COL,COL",
                      help="explain these columns as one feature; repeatable")
+    seq = ex.add_argument_group("series and text models (--window: steps per segment, default T // 16)")
+    seq.add_argument("--text", help="text models: the text to explain (with --tokenizer)")
+    seq.add_argument("--tokenizer", help="text models: a tokenizer.json (the `tokenizers` package)")
+    seq.add_argument("--segments", choices=["channel", "across"], default="channel",
+                     help="series: one feature per channel and segment (default), or per segment across channels")
+    seq.add_argument("--replacement", choices=["mean", "interpolate", "mask", "delete"],
+                     help="removed features: series mean (default) / interpolate, text mask (default) / delete")
+    seq.add_argument("--mask-token", help="text: the mask token's id or string (default the tokenizer's [MASK]/[UNK])")
+    seq.add_argument("--level", choices=["token", "word"], default="token", help="text features (word: needs --text)")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)
 

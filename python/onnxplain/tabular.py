@@ -423,6 +423,14 @@ def mask_swap(model: TabularModel, pair: TabularPair, attribution: np.ndarray, *
     k = 0..G; sizes k / G, deltas p(B|hybrid) - p(B|x_r)."""
     start = time.perf_counter()
     masker = TabularMasker(model, pair.real, pair.counterfactual[None], groups=groups, n_background=1)
+    return swap_score(masker, pair, attribution, method, start)
+
+
+def swap_score(masker: TabularMasker, pair: TabularPair, attribution: np.ndarray, method: str = "",
+               start: float | None = None) -> MaskSwap:
+    """The mask-swap (DAC) score of a map over the masker's features (the masker's row x_r, its
+    fill x_c), as `mask_swap`."""
+    start = time.perf_counter() if start is None else start
     order = _order(masker, attribution, 0)
     keep = np.ones((masker.count + 1, masker.count))
     for k in range(1, masker.count + 1):
