@@ -181,10 +181,10 @@ def test_fidelity_ranks_the_true_map_first(series):
 def test_counterfactual_swaps_the_bump(series, text):
     real, other = bump_series(), bump_series(seed=1)
     other[BUMP] -= 2.0
-    result, swap = sequential.counterfactual(series, real, other, window=8)
+    _, result, swap = sequential.counterfactual(series, real, other, window=8)
     assert result.targets == [0] and bump_is_top(result[0])
     assert swap.score > 0.8 and swap.best_mask[BUMP].all() and swap.best_mask.sum() == 8
-    result, swap = sequential.counterfactual(text, token_ids({4: KEY}), token_ids({}, seed=1), mask_token=MASK)
+    _, result, swap = sequential.counterfactual(text, token_ids({4: KEY}), token_ids({}, seed=1), mask_token=MASK)
     assert int(np.argmax(result[0])) == 4
     with pytest.raises(ox.OnnxplainError, match="same number of tokens"):
         sequential.counterfactual(text, token_ids({4: KEY}), token_ids({}, length=9), mask_token=MASK)
@@ -250,6 +250,14 @@ def test_cli_series_and_text(tmp_path, tokenizer_file):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert int(np.argmax(np.load(tmp_path / "i" / "rise_1.npy"))) == 4
+    np.save(tmp_path / "plain.npy", token_ids({}, seed=1))
+    done = subprocess.run([sys.executable, "-m", "onnxplain.cli", "counterfactual", str(tmp_path / "key.onnx"),
+                           str(tmp_path / "ids.npy"), str(tmp_path / "plain.npy"), "--out", str(tmp_path / "c")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(np.argmax(np.load(tmp_path / "c" / "d-occlusion_0.npy"))) == 4
+    np.testing.assert_array_equal(np.load(tmp_path / "c" / "d-occlusion_best_mask.npy"), np.arange(12) == 4)
+    assert json.loads((tmp_path / "c" / "result.json").read_text())["modality"] == "text"
     bad = subprocess.run(cli + [str(tmp_path / "series.onnx"), str(tmp_path / "ids.npy")], capture_output=True, text=True)
     assert bad.returncode == 2 and "a series is numeric" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -143,7 +143,6 @@ def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
     """`counterfactual` for a tabular model: row --row of REAL against the first row of CF, or the
     nearest --background row of class B; the d-occlusion map and its mask-swap score."""
     from . import tabular
-    from .visualize import save_png
 
     if args.counterfactual is None and args.background is None:
         raise OnnxplainError("give the counterfactual row (CF) or --background bg.csv to take the nearest row of class B")
@@ -151,18 +150,39 @@ def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
     other = None if args.counterfactual is None else _data_row(args.counterfactual, 0, "the first row")
     pair = tabular.make_pair(model, real, other, background=args.background, class_b=args.class_b)
     result = tabular.discriminative_map(model, pair)
+    swap = tabular.mask_swap(model, pair, result[pair.class_b], method="d-occlusion")
+    return _save_feature_counterfactual(args.out, model, pair, result, swap)
+
+
+def counterfactual_sequences(args: argparse.Namespace, model: Model) -> int:
+    """`counterfactual` for a series or text model: REAL and CF .npy of one shape (texts: token ids of one length)."""
+    from . import sequential
+
+    if args.counterfactual is None:
+        raise OnnxplainError("a series or text model needs the counterfactual input: onnxplain counterfactual MODEL "
+                             "REAL.npy CF.npy")
+    real, other = (sequential.read_npy(path) for path in (args.real, args.counterfactual))
+    pair, result, swap = sequential.counterfactual(model, real, other, **(
+        {"window": args.window} if model.modality == "series" else {}))
+    return _save_feature_counterfactual(args.out, model, pair, result, swap)
+
+
+def _save_feature_counterfactual(out_dir: str, model: TabularModel, pair, result, swap) -> int:
+    """Writes d-occlusion_<B>.npy / .png, d-occlusion_best_mask.npy and result.json of a pair of
+    rows, series or texts, and prints the swap."""
+    from .visualize import save_png
+
     b = pair.class_b
-    swap = tabular.mask_swap(model, pair, result[b], method="d-occlusion")
-    out = Path(args.out)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / f"d-occlusion_{b}.npy", result[b])
     save_png(out / f"d-occlusion_{b}.png", result.picture(b))
     np.save(out / "d-occlusion_best_mask.npy", swap.best_mask)
-    record = {"modality": "tabular", "features": result.columns, "model": model.describe(), "pair": pair.record(),
+    record = {"modality": model.modality, "features": result.columns, "model": model.describe(), "pair": pair.record(),
               "methods": {"d-occlusion": {**swap.record(), "map_evaluations": result.evaluations, "files": {
             "map": f"d-occlusion_{b}.npy", "best_mask": "d-occlusion_best_mask.npy"}}}}
     (out / "result.json").write_text(json.dumps(record, indent=2))
-    swapped = [result.columns[j] for j in np.flatnonzero(swap.best_mask)]
+    swapped = result.members(swap.best_mask)
     print(f"A = {pair.class_a}, B = {b} ({pair.source}); d-occlusion DAC {swap.score:.3f}; swapping "
           f"{', '.join(swapped) or 'nothing'} gives p(B) = {swap.best['p_b']:.3f}; wrote {out}")
     return 0
@@ -181,8 +201,9 @@ def _groups(items: list[str] | None) -> dict | None:
 
 def _images_only(model: Model, command: str) -> None:
     if isinstance(model, TabularModel):
-        raise OnnxplainError(f"`onnxplain {command}` takes image models; for tables use onnxplain.tabular from Python "
-                             "(or --modality image if this model takes images)")
+        module = "tabular" if model.modality == "tabular" else "sequential"
+        raise OnnxplainError(f"`onnxplain {command}` takes image models; for {model.modality} models use "
+                             f"onnxplain.{module} from Python (or --modality image if this model takes images)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -212,6 +233,8 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     from .visualize import overlay, save_png
 
     model = open_model(args, progress=not args.quiet)
+    if model.modality in ("series", "text"):
+        return counterfactual_sequences(args, model)
     if isinstance(model, TabularModel):
         return counterfactual_rows(args, model)
     confidence = None if args.min_confidence < 0 else args.min_confidence

@@ -54,8 +54,7 @@ class SequenceExplanation(TabularExplanation):
 
     def record(self) -> dict:
         record = super().record()
-        del record["row"]
-        record.update(modality=self.modality, input=self.image.tolist())
+        record.update(modality=self.modality, input=record.pop("row"))
         return record
 
     def members(self, mask: np.ndarray) -> list[str]:
@@ -97,8 +96,7 @@ def series_picture(series: np.ndarray, values: np.ndarray, title: str = "", sign
     for c in range(channels):
         top = 30 + strip * c
         for t in range(length):
-            tint = (0.45 * colours[c, t] + 0.55 * 255).astype(np.uint8)
-            cv2.rectangle(img, (int(xs[t]), top + 4), (int(xs[t + 1]), top + strip - 4), tint.tolist(), -1)
+            cv2.rectangle(img, (int(xs[t]), top + 4), (int(xs[t + 1]), top + strip - 4), _tint(colours[c, t]), -1)
         y = series[c]
         span = float(y.max() - y.min()) or 1.0
         ys = top + strip - 8 - (y - y.min()) / span * (strip - 16)
@@ -106,6 +104,11 @@ def series_picture(series: np.ndarray, values: np.ndarray, title: str = "", sign
         cv2.polylines(img, [points], False, black, 1, cv2.LINE_AA)
         cv2.putText(img, f"c{c}", (6, top + strip // 2), font, 0.45, black, 1, cv2.LINE_AA)
     return img
+
+
+def _tint(colour: np.ndarray) -> list[int]:
+    """A map colour lightened so that black lines and text stay readable on it."""
+    return (0.45 * colour + 0.55 * 255).astype(np.uint8).tolist()
 
 
 def text_picture(tokens: list[str], values: np.ndarray, title: str = "", signed: bool | None = None,
@@ -124,7 +127,7 @@ def text_picture(tokens: list[str], values: np.ndarray, title: str = "", signed:
     img = np.full((y + 16, width, 3), 255, np.uint8)
     cv2.putText(img, title, (10, 20), font, 0.5, black, 1, cv2.LINE_AA)
     for (text, x, y, w), colour in zip(boxes, colours):
-        cv2.rectangle(img, (x, y - 16), (x + w, y + 6), colour.tolist(), -1)
+        cv2.rectangle(img, (x, y - 16), (x + w, y + 6), _tint(colour), -1)
         cv2.putText(img, text, (x + 4, y), font, scale, black, 1, cv2.LINE_AA)
     return img
 
@@ -246,6 +249,8 @@ def curves(model: Any, x: Any, attribution: Any, metric: str = "deletion", *, ta
 def make_pair(model: Any, real: Any, counterfactual: Any, **features: Any) -> tuple[TabularPair, Any]:
     """The pair (x_r of class A, x_c of class B = its top class) and x_r's masker; texts must have
     equal token length."""
+    if isinstance(model, TextModel):
+        features.setdefault("replacement", "delete")  # no mask token needed: x_c replaces
     masker = make_masker(model, real, **features)
     other = make_masker(model, counterfactual, **features).row
     if other.shape != masker.row.shape:
@@ -261,13 +266,14 @@ def make_pair(model: Any, real: Any, counterfactual: Any, **features: Any) -> tu
 
 
 def counterfactual(model: Any, real: Any, counterfactual: Any, **features: Any
-                   ) -> tuple[SequenceExplanation, tabular.MaskSwap]:
-    """d-occlusion (p(B | x_r with feature g from x_c) - p(B | x_r), keyed by B) and its mask-swap score."""
+                   ) -> tuple[TabularPair, SequenceExplanation, tabular.MaskSwap]:
+    """The pair, its d-occlusion map (p(B | x_r with feature g from x_c) - p(B | x_r), keyed by B)
+    and the map's mask-swap score."""
     pair, masker = make_pair(model, real, counterfactual, **features)
     run = SequenceRun(model, "d-occlusion", masker, pair.class_b, 0)
     gains = masker.scores(1 - np.eye(masker.count)) - run.probabilities[None]
     result = run.finish({pair.class_b: gains[:, pair.class_b]}, {"pair": pair.source})
-    return result, tabular.swap_score(masker, pair, result[pair.class_b], "d-occlusion")
+    return pair, result, tabular.swap_score(masker, pair, result[pair.class_b], "d-occlusion")
 
 
 # ---- the command line ----------------------------------------------------------------------------
@@ -328,11 +334,16 @@ def _cli_input(args: Any, model: Any) -> Any:
     if args.image is None:
         raise OnnxplainError("give the input .npy after the model (a series C x T / T x C, or token ids L), "
                              "or --text \"...\" --tokenizer tokenizer.json")
+    return read_npy(args.image)
+
+
+def read_npy(path: str) -> np.ndarray:
+    """A series or token ids from a .npy file."""
     try:
-        return np.load(args.image, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise OnnxplainError(f"cannot read {args.image} as .npy: {exc}") from None
+        raise OnnxplainError(f"cannot read {path} as .npy: {exc}") from None
 
 
 __all__ = ["METHODS", "SequenceExplanation", "occlusion", "rise", "ig", "pmi", "information_maps", "multi",
-           "explain", "explain_cli", "curves", "make_pair", "counterfactual", "make_masker", "series_picture", "text_picture"]
+           "explain", "explain_cli", "read_npy", "curves", "make_pair", "counterfactual", "make_masker", "series_picture", "text_picture"]

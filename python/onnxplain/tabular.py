@@ -68,7 +68,7 @@ class TabularExplanation(Explanation):
     def record(self) -> dict:
         record = super().record()
         record.update(modality="tabular", features=self.columns, grouping=self.features,
-                      class_names=self.class_names, row=[_json_value(v) for v in self.image])
+                      class_names=self.class_names, row=_json_values(self.image))
         if self.explanations:
             record["explanations"] = {
                 str(t): [{"file": f"{self.method}_{t}_explanation_{i}.npy",
@@ -95,6 +95,11 @@ class TabularExplanation(Explanation):
                 np.save(path, mask.astype(bool))
                 written.append(path)
         return written
+
+def _json_values(values: np.ndarray) -> list:
+    """An input (a row, a series, token ids) as JSON lists."""
+    return values.tolist() if values.dtype.kind in "fiu" else [_json_value(v) for v in values]
+
 
 def _json_value(value: Any) -> Any:
     return float(value) if isinstance(value, (float, np.floating, int, np.integer)) else str(value)
@@ -361,8 +366,7 @@ class TabularPair:
         return {"class_a": self.class_a, "class_b": self.class_b,
                 "p_a_real": float(self.probabilities_real[self.class_a]),
                 "p_b_counterfactual": float(self.probabilities_counterfactual[self.class_b]), "source": self.source,
-                "real": [_json_value(v) for v in self.real],
-                "counterfactual": [_json_value(v) for v in self.counterfactual]}
+                "real": _json_values(self.real), "counterfactual": _json_values(self.counterfactual)}
 
 
 def make_pair(model: TabularModel, real: Any, counterfactual: Any = None, *, background: Any = None,
