@@ -29,6 +29,7 @@ INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 SERIES_LAYOUTS = ("NCT", "NTC")
 SERIES_REPLACEMENTS = ("mean", "interpolate")
 TEXT_REPLACEMENTS = ("mask", "delete")
+DEFAULT_BATCH = 64  # inputs per model call for batch_size="auto" (one batch's memory stays bounded)
 ABSENT = -1  # a deleted token position inside the masker
 MASK_NAMES = ("[MASK]", "<mask>", "[UNK]", "<unk>")
 PAD_NAMES = ("[PAD]", "<pad>")
@@ -59,6 +60,7 @@ class SeriesModel(TabularModel):
     (N, *series_shape) in the model's layout; probabilities (N, K) float32."""
 
     modality = "series"
+    default_batch = DEFAULT_BATCH
 
     def __init__(self, source: Any, *args: Any, layout: str | None = None, **options: Any) -> None:
         if layout is not None and layout not in SERIES_LAYOUTS:
@@ -114,6 +116,7 @@ class TextModel(TabularModel):
     (N, L) int64 (-1: absent); probabilities (N, K) float32."""
 
     modality = "text"
+    default_batch = DEFAULT_BATCH
 
     def __init__(self, source: Any, *args: Any, pad_token: int = 0, **options: Any) -> None:
         self.pad_token = int(pad_token)

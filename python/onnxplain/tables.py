@@ -130,6 +130,7 @@ class TabularModel(Model):
     """
 
     modality = "tabular"
+    default_batch = DEFAULT_BATCH_ROWS  # rows per model call for batch_size="auto"
 
     def __init__(self, source: Any, preset: Any = None, output: str = "auto", *, modality: str = "tabular",
                  input_name: str | None = None, output_name: str | None = None, batch_size: int | str = "auto",
@@ -147,7 +148,7 @@ class TabularModel(Model):
         self.session, self.progress, self.threads = session, progress, threads
         self._graph_source = self._binary = None  # Model's lazily read graph: unused here
         self.evaluations, self.inference_seconds = 0, 0.0
-        self.batch_size = DEFAULT_BATCH_ROWS if batch_size == "auto" else int(batch_size)
+        self.batch_size = self.default_batch if batch_size == "auto" else int(batch_size)
         self.batch_setting = batch_size
         inputs = session.get_inputs()
         main = [i for i in inputs if i.name == input_name]
