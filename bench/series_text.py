@@ -122,6 +122,7 @@ def corpus(n: int = 200) -> list[str]:
 
 
 def ours(model, inputs, features: dict, evaluations: int, background) -> dict[str, dict]:
+    sequential.occlusion(model, inputs[0], 1, **features)  # warm-up, untimed (DIANNA's side warms up too)
     out = {}
     for method in ("occlusion", "rise", "pmi"):
         maps, wall, inference, evaluated = [], [], [], []

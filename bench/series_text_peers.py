@@ -81,6 +81,8 @@ def main(work: Path, evaluations: int) -> None:
         "text:dianna-lime": (texts, text_counter, lambda s: _lime_text(dianna, text_predict, s, tokenizer, evaluations)),
     }
     result = {}
+    for _, (inputs, _, explain) in tools.items():  # warm-up, untimed
+        explain(inputs[0])
     for tool, (inputs, counter, explain) in tools.items():
         maps, seconds, inference, evaluated = [], [], [], []
         for x in inputs:

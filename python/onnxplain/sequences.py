@@ -374,26 +374,36 @@ class SegmentSampler:
         self.mean = stretches.mean(axis=0)
         cov = np.cov(stretches, rowvar=False)
         self.cov = cov + np.eye(span) * 1e-3 * float(np.mean(np.diag(cov)))
+        self._conditionals: dict[tuple[int, int], tuple] = {}
 
     def draws(self, group: int, samples: int, seed: int) -> np.ndarray:
         """(samples, *series shape): the series with feature `group` drawn given its neighbours."""
-        masker, f, w = self.masker, self.frame, self.masker.window
+        masker = self.masker
         rng = np.random.default_rng([seed, group])
         out = np.repeat(masker.channel_major(masker.row)[None], samples, axis=0)  # (S, C, T)
-        length = out.shape[2]
-        positions = masker.groups[group]
-        channels = np.unique(np.unravel_index(positions, masker.row.shape)[masker.axis])
-        times = np.unique(np.unravel_index(positions, masker.row.shape)[1 - masker.axis])
+        where = np.unravel_index(masker.groups[group], masker.row.shape)
+        channels, times = np.unique(where[masker.axis]), np.unique(where[1 - masker.axis])
         start, end = int(times[0]), int(times[-1]) + 1
-        inside = np.arange(f, f + end - start)  # the segment within the stretch
+        steps, known, gain, factor = self._conditional(start, end, out.shape[2])
+        noise = rng.standard_normal((samples, len(channels), factor.shape[1])) @ factor.T
+        for k, c in enumerate(channels):
+            z = (masker.channel_major(masker.row)[c] - self.center[c]) / self.scale[c]
+            mean = self.mean[self.frame:self.frame + end - start] + gain @ (z[steps[known]] - self.mean[known])
+            out[:, c, start:end] = self.center[c] + self.scale[c] * (mean[None] + noise[:, k])
+        return out if masker.axis == 0 else out.transpose(0, 2, 1)
+
+    def _conditional(self, start: int, end: int, length: int) -> tuple:
+        """For steps start..end-1: the stretch's steps, the known ones (inside the series, outside the
+        segment), the gain on them and a factor F of the conditional covariance (F F^T); computed
+        once per segment (the channels share it)."""
+        if (start, end) in self._conditionals:
+            return self._conditionals[start, end]
+        f = self.frame
+        inside = np.arange(f, f + end - start)
         steps = np.arange(start - f, start - f + len(self.mean))
         known = np.flatnonzero(((steps < start) | (steps >= end)) & (steps >= 0) & (steps < length))
         gain = np.linalg.solve(self.cov[np.ix_(known, known)], self.cov[np.ix_(known, inside)]).T
         cov = self.cov[np.ix_(inside, inside)] - gain @ self.cov[np.ix_(known, inside)]
-        noise = rng.multivariate_normal(np.zeros(len(inside)), (cov + cov.T) / 2, size=(samples, len(channels)),
-                                        method="eigh")
-        for k, c in enumerate(channels):
-            z = (masker.channel_major(masker.row)[c] - self.center[c]) / self.scale[c]
-            mean = self.mean[inside] + gain @ (z[steps[known]] - self.mean[known])
-            out[:, c, start:end] = self.center[c] + self.scale[c] * (mean[None] + noise[:, k])
-        return out if masker.axis == 0 else out.transpose(0, 2, 1)
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+        self._conditionals[start, end] = steps, known, gain, vectors * np.sqrt(np.clip(values, 0, None))[None]
+        return self._conditionals[start, end]
