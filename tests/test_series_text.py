@@ -44,9 +44,13 @@ def series_model(layout: str = "NCT") -> bytes:
                         numpy_helper.from_array(np.float32([8.0]), "gain")])
 
 
-def text_model(keys: tuple[int, ...] = (KEY,)) -> bytes:
-    """score = 6 x (number of attended key tokens) - 3."""
+def text_model(keys: tuple[int, ...] = (KEY,), length: int | None = None) -> bytes:
+    """score = 6 x (number of attended key tokens) - 3; with a fixed `length`, also a
+    token_type_ids input that adds 6 x its sum (so it must be fed zeros)."""
     nodes, counts = [helper.make_node("Cast", ["attention_mask"], ["attended"], to=TensorProto.FLOAT)], []
+    if length is not None:
+        nodes += [helper.make_node("Cast", ["token_type_ids"], ["types"], to=TensorProto.FLOAT)]
+        counts.append("types")
     for k, key in enumerate(keys):
         nodes += [helper.make_node("Equal", ["input_ids", f"key{k}"], [f"is{k}"]),
                   helper.make_node("Cast", [f"is{k}"], [f"hit{k}"], to=TensorProto.FLOAT),
@@ -55,7 +59,8 @@ def text_model(keys: tuple[int, ...] = (KEY,)) -> bytes:
     nodes += [helper.make_node("Sum", counts, ["hits"]),
               helper.make_node("ReduceSum", ["hits", "axis"], ["total"], keepdims=1),
               helper.make_node("Mul", ["total", "six"], ["scaled"]), helper.make_node("Sub", ["scaled", "three"], ["score"])]
-    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None, None]) for n in ("input_ids", "attention_mask")]
+    names = ("input_ids", "attention_mask") + (("token_type_ids",) if length is not None else ())
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None, length]) for n in names]
     return _classifier(nodes, inputs, [numpy_helper.from_array(np.int64([key]), f"key{k}") for k, key in enumerate(keys)]
                        + [numpy_helper.from_array(np.int64([1]), "axis"), numpy_helper.from_array(np.float32([6]), "six"),
                           numpy_helper.from_array(np.float32([3]), "three")])
@@ -275,3 +280,24 @@ def test_bad_input_is_one_clear_error(series, text):
         sequential.occlusion(series, np.full((3, 64), np.nan))
     with pytest.raises(ox.OnnxplainError, match="no series/text form"):
         sequential.explain(series, bump_series(), "gradcam")
+
+
+def test_fixed_length_text_model_gets_padding_and_token_types():
+    model = ox.Model(text_model(length=16))
+    assert model.roles == {"ids": "input_ids", "attention": "attention_mask", "types": "token_type_ids"}
+    result = sequential.occlusion(model, token_ids({4: KEY}), replacement="delete")  # 12 tokens, padded to 16
+    assert result[1].shape == (12,) and int(np.argmax(result[1])) == 4
+    feeds = model.feeds(np.array([[11, 12, -1]]))
+    np.testing.assert_array_equal(feeds["attention_mask"], [[1, 1] + [0] * 14])
+    assert not feeds["token_type_ids"].any()
+    with pytest.raises(ox.OnnxplainError, match="at most 16"):
+        sequential.occlusion(model, token_ids({}, length=20), mask_token=MASK)
+
+
+def test_series_ig_is_deterministic_and_refuses_short_series():
+    model = ox.Model(series_model(), batch_size=7)
+    ig = sequential.ig(model, bump_series(), window=8, samples=6, seed=2)[1]
+    again = sequential.ig(ox.Model(series_model(), batch_size=64), bump_series(), window=8, samples=6, seed=2)[1]
+    np.testing.assert_array_equal(ig, again)
+    with pytest.raises(ox.OnnxplainError, match="too short"):
+        sequential.ig(model, bump_series()[:, :20], window=8)
