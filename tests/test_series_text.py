@@ -44,7 +44,7 @@ def series_model(layout: str = "NCT") -> bytes:
                         numpy_helper.from_array(np.float32([8.0]), "gain")])
 
 
-def text_model(keys: tuple[int, ...] = (KEY,), length: int | None = None) -> bytes:
+def text_model(keys: tuple[int, ...] = (KEY,), length: int | None = None, mask_first: bool = False) -> bytes:
     """score = 6 x (number of attended key tokens) - 3; with a fixed `length`, also a
     token_type_ids input that adds 6 x its sum (so it must be fed zeros)."""
     nodes, counts = [helper.make_node("Cast", ["attention_mask"], ["attended"], to=TensorProto.FLOAT)], []
@@ -60,6 +60,7 @@ def text_model(keys: tuple[int, ...] = (KEY,), length: int | None = None) -> byt
               helper.make_node("ReduceSum", ["hits", "axis"], ["total"], keepdims=1),
               helper.make_node("Mul", ["total", "six"], ["scaled"]), helper.make_node("Sub", ["scaled", "three"], ["score"])]
     names = ("input_ids", "attention_mask") + (("token_type_ids",) if length is not None else ())
+    names = names[::-1] if mask_first else names
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None, length]) for n in names]
     return _classifier(nodes, inputs, [numpy_helper.from_array(np.int64([key]), f"key{k}") for k, key in enumerate(keys)]
                        + [numpy_helper.from_array(np.int64([1]), "axis"), numpy_helper.from_array(np.float32([6]), "six"),
@@ -104,6 +105,7 @@ def test_modality_is_read_from_the_inputs(series, text):
     assert isinstance(ntc, SeriesModel) and ntc.layout == "NTC"
     with pytest.raises(ox.OnnxplainError, match="int64/int32"):
         ox.Model(series_model(), modality="text")
+    assert ox.Model(text_model(mask_first=True)).roles == text.roles  # the ids are found by name, not order
     np.testing.assert_allclose(series.run(bump_series()[None])[0, 1], 1, atol=1e-3)
     assert text.run(token_ids({4: KEY})[None])[0, 1] > 0.9 and text.run(token_ids({})[None])[0, 1] < 0.1
 

@@ -124,17 +124,22 @@ class TextModel(TabularModel):
         super().__init__(source, *args, modality="text", **options)
 
     def _read_inputs(self, inputs: list, node) -> None:
-        roles: dict[str, str] = {}
-        for i in inputs:
+        def role(i) -> str:
             name = i.name.lower()
+            return "attention" if "mask" in name else "types" if "type" in name else "ids"
+
+        for i in inputs:
             if i.type not in INT_TYPES or len(i.shape) != 2:
                 raise OnnxplainError(f"a text model's inputs are int64/int32 (N, L); {i.name!r} is {i.type} "
                                      f"{list(i.shape)}")
-            role = "attention" if "mask" in name else "types" if "type" in name else "ids"
-            if role in roles and i is not node:
-                raise OnnxplainError(f"inputs {roles[role]!r} and {i.name!r} both look like {role}; name the "
-                                     "token ids with input_name= (--input-name)")
-            roles[role if i is not node else "ids"] = i.name
+        node = node if role(node) == "ids" else next((i for i in inputs if role(i) == "ids"), node)
+        roles = {"ids": node.name}
+        for i in inputs:
+            if i is not node:
+                if role(i) in roles:
+                    raise OnnxplainError(f"inputs {roles[role(i)]!r} and {i.name!r} both look like {role(i)}; name "
+                                         "the token ids with input_name= (--input-name)")
+                roles[role(i)] = i.name
         self.roles = roles
         self.inputs = [(i.name, np.dtype(INT_TYPES[i.type])) for i in inputs]
         width = node.shape[1]

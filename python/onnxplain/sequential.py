@@ -305,11 +305,9 @@ def explain_cli(args: Any, model: Any) -> int:
             options["background"] = args.background
     elif args.method == "multi":
         options.update(criterion=args.criterion, fraction=args.fraction, max_explanations=args.max_explanations)
-    target = args.target
-    if target is None:
-        target = "top3" if args.method == "pmi" else "top"
-    elif not target.startswith("top"):
-        target = [int(t) for t in target.split(",") if t.strip().lstrip("-").isdigit()] or target
+    from .cli import _parse_target
+
+    target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     result = explain(model, x, args.method, target, **options)
     written = result.save(args.out)
     print(f"{args.method}: targets {result.targets}, {result.evaluations} inputs evaluated, {result.seconds:.2f} s; "
