@@ -250,6 +250,15 @@ def test_cli_series_and_text(tmp_path, tokenizer_file):
     assert done.returncode == 0, done.stderr
     assert int(np.argmax(np.load(tmp_path / "t" / "occlusion_1.npy"))) == 3
     assert json.loads((tmp_path / "t" / "result.json").read_text())["features"] == ["the", "film", "was", "dull"]
+    (tmp_path / "corpus.txt").write_text("the film was great\nthe film and the film\n")
+    done = subprocess.run(cli + [str(tmp_path / "text.onnx"), "--text", "the film was dull", "--tokenizer", str(path),
+                                 "--method", "pmi", "--background", str(tmp_path / "corpus.txt"), "--samples", "4",
+                                 "--target", "1", "--out", str(tmp_path / "p"), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(np.argmax(np.load(tmp_path / "p" / "pmi_1.npy"))) == 3
+    bad = subprocess.run(cli + [str(tmp_path / "series.onnx"), str(tmp_path / "series.npy"), "--replacement", "mask"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--replacement mean/interpolate" in bad.stderr
     np.save(tmp_path / "ids.npy", token_ids({4: KEY}))
     (tmp_path / "key.onnx").write_bytes(text_model())
     done = subprocess.run(cli + [str(tmp_path / "key.onnx"), str(tmp_path / "ids.npy"), "--mask-token", "2",
