@@ -1,4 +1,4 @@
-"""Series and text explanations: onnxplain against DIANNA's explain_timeseries (RISE) and
+"""Series and text explanations: onnxplain against DIANNA's explain_timeseries (RISE, LIME) and
 explain_text (RISE, LIME), on the same ONNX models and inputs, in one run.
 
     python bench/series_text.py [--peers /work/venv-dianna/bin/python] [--inputs 12] [--evaluations 1000]
@@ -13,7 +13,8 @@ Models (analytic, built here with the onnx helper):
 Each tool explains every input's predicted class at about E model evaluations: onnxplain RISE
 n_masks = E, PMI samples = E / G (G features; text: tokens drawn from 200 background sentences
 without the key word), occlusion G + 1; DIANNA RISE n_masks = E (p_keep
-0.5; text: given, so that it does not tune p_keep with 9 E more), LIME num_samples = E. DIANNA
+0.5; text: given, so that it does not tune p_keep with 9 E more), LIME num_samples = E (series: one
+feature per value, as DIANNA's time-series LIME fits). DIANNA
 gets the same tokenizer wrapped in an object with tokenize / convert_tokens_to_string /
 mask_token. Every map is scored by one deletion curve, `onnxplain.sequential.curves(...,
 "deletion")` over the same features (series: 16-step segments per channel, removed ones at the

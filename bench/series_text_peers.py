@@ -75,6 +75,9 @@ def main(work: Path, evaluations: int) -> None:
         "series:dianna-rise": (series, series_counter, lambda x: dianna.explain_timeseries(
             series_predict, x, method="RISE", labels=[1], n_masks=evaluations, p_keep=0.5, batch_size=64,
             mask_type="mean")[0]),
+        "series:dianna-lime": (series, series_counter, lambda x: dianna.explain_timeseries(
+            series_predict, x, method="LIME", labels=[1], num_samples=evaluations, num_features=x.size,
+            batch_size=64, mask_type="mean")[0]),
         "text:dianna-rise": (texts, text_counter, lambda s: np.array([v for _, _, v in dianna.explain_text(
             text_predict, s, tokenizer, method="RISE", labels=[1], n_masks=evaluations, p_keep=0.5,
             batch_size=64)[0]])),
