@@ -342,13 +342,13 @@ class TextMasker(TabularMasker):
         shifted[np.arange(row.shape[0])[None] >= keep.sum(axis=1, keepdims=True)] = ABSENT
         return shifted
 
-    def corpus_draws(self, corpus: np.ndarray, samples: int, seed: int) -> np.ndarray:
-        """(G, samples, L): the text with feature g's tokens drawn from the corpus' tokens
-        (uniformly over its positions: the unigram distribution), generator seeded (seed, g)."""
-        draws = np.repeat(np.repeat(self.row[None, None], self.count, axis=0), samples, axis=1)
-        for g, positions in enumerate(self.groups):
-            rng = np.random.default_rng([seed, g])
-            draws[g][:, positions] = corpus[rng.integers(len(corpus), size=(samples, len(positions)))]
+    def corpus_draws(self, corpus: np.ndarray, group: int, samples: int, seed: int) -> np.ndarray:
+        """(samples, L): the text with feature `group`'s tokens drawn from the corpus' tokens
+        (uniformly over its positions: the unigram distribution), generator seeded (seed, group)."""
+        draws = np.repeat(self.row[None], samples, axis=0)
+        positions = self.groups[group]
+        rng = np.random.default_rng([seed, group])
+        draws[:, positions] = corpus[rng.integers(len(corpus), size=(samples, len(positions)))]
         return draws
 
     def record(self) -> dict:

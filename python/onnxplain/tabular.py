@@ -238,17 +238,26 @@ def information_maps(model: TabularModel, row: Any, target: Target = "top3", *, 
     """(IG, PMI) from the same evaluations: `samples` conditional draws of each removed group."""
     samples = positive_int("samples", samples)
     run = _Run(model, "ig", row, target, background, groups, samples, seed)
-    masker, sampler = run.masker, ConditionalSampler(run.masker, model.categorical)
-    draws = np.stack([sampler.draws(g, samples, run.seed) for g in range(masker.count)])  # (G, samples, F)
+    sampler = ConditionalSampler(run.masker, model.categorical)
     params = {"samples": samples, "sampler": "conditional gaussian (numeric), background (categorical)"}
-    return information_from(run, draws, params)
+    return information_from(run, lambda g: sampler.draws(g, samples, run.seed), samples, params)
 
 
-def information_from(run: FeatureRun, draws: np.ndarray, params: dict
+def information_from(run: FeatureRun, draw, samples: int, params: dict
                      ) -> tuple[TabularExplanation, TabularExplanation]:
-    """(IG, PMI) of the run's features from `draws` (G, S, ...): feature g's S replacement inputs."""
+    """(IG, PMI) of the run's features; draw(g) gives feature g's `samples` replacement inputs
+    (samples, ...), drawn a model batch of features at a time (memory bounded by one batch)."""
     masker = run.masker
-    removed = masker.scores(1 - np.eye(masker.count), fill=draws, description="ig/pmi")
+    count, chunk = masker.count, max(1, run.model.batch_size // samples)
+    parts = []
+    with tqdm(total=count, desc="ig/pmi", unit="feature", leave=False,
+              disable=run.model.progress is False or count < 4 * chunk) as bar:
+        for first in range(0, count, chunk):
+            features = range(first, min(first + chunk, count))
+            fills = np.stack([draw(g) for g in features])  # (chunk, samples, ...)
+            parts.append(masker.scores(1 - np.eye(count)[first:features.stop], fill=fills))
+            bar.update(len(features))
+    removed = np.concatenate(parts)
     p = np.clip(run.probabilities, 1e-12, 1.0)
     q = np.clip(removed, 1e-12, 1.0)
     ig = np.sum(p[None] * (np.log(p[None]) - np.log(q)), axis=1)
