@@ -279,8 +279,11 @@ def test_cli_series_and_text(tmp_path, tokenizer_file):
 
 
 def test_bad_input_is_one_clear_error(series, text):
-    with pytest.raises(ox.OnnxplainError, match="window must be 1..64"):
-        sequential.occlusion(series, bump_series(), window=0)
+    for window in (0, 8.5, "8"):
+        with pytest.raises(ox.OnnxplainError, match="window must be an integer 1..64"):
+            sequential.occlusion(series, bump_series(), window=window)
+    with pytest.raises(ox.OnnxplainError, match="mask_token must be a token id"):
+        sequential.occlusion(text, token_ids({}), mask_token=-3)
     with pytest.raises(ox.OnnxplainError, match="mask_token="):
         sequential.occlusion(text, token_ids({}))
     with pytest.raises(ox.OnnxplainError, match="background="):

@@ -245,9 +245,10 @@ class SeriesMasker(TabularMasker):
         self.model, self.row = model, model.check_series(series)
         self.axis = model.channel_axis
         channels, length = self.row.shape[self.axis], self.row.shape[1 - self.axis]
+        if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer))
+                                   or not 1 <= window <= length):
+            raise OnnxplainError(f"window must be an integer 1..{length} (steps), got {window!r} (--window)")
         self.window = max(1, length // 16) if window is None else int(window)
-        if isinstance(window, bool) or not 1 <= self.window <= length:
-            raise OnnxplainError(f"window must be 1..{length} steps, got {window!r} (--window)")
         self.per_channel, self.replacement = bool(per_channel), replacement
         self.starts = np.arange(0, length, self.window)
         segment = np.arange(length) // self.window  # (T,)
@@ -306,6 +307,10 @@ class TextMasker(TabularMasker):
         tokens = list(tokens) if tokens is not None else [f"#{i}" for i in self.row]
         if len(tokens) != len(self.row):
             raise OnnxplainError(f"{len(tokens)} token strings for {len(self.row)} ids")
+        if mask_token is not None and (isinstance(mask_token, bool) or not isinstance(mask_token, (int, np.integer))
+                                       or mask_token < 0):
+            raise OnnxplainError(f"mask_token must be a token id >= 0 (or a token string with a tokenizer), got "
+                                 f"{mask_token!r} (--mask-token)")
         if replacement == "mask" and mask_token is None:
             raise OnnxplainError("mask replacement needs the mask token's id: mask_token= (--mask-token ID), or "
                                  "a tokenizer that has [MASK]/[UNK]; or replacement='delete'")
