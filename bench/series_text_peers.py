@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from tabular_peers import timed  # this script's folder is on sys.path when run as a script
+
 MASK = "[MASK]"
 
 
@@ -87,19 +89,7 @@ def main(work: Path, evaluations: int) -> None:
     for _, (inputs, _, explain) in tools.items():  # warm-up, untimed
         explain(inputs[0])
     for tool, (inputs, counter, explain) in tools.items():
-        maps, seconds, inference, evaluated = [], [], [], []
-        for x in inputs:
-            counter.update(evaluations=0, seconds=0.0)
-            start = time.perf_counter()
-            maps.append(np.asarray(explain(x), np.float64))
-            seconds.append(time.perf_counter() - start)
-            inference.append(counter["seconds"])
-            evaluated.append(counter["evaluations"])
-        result[f"{tool}/maps"] = np.stack(maps)
-        result[f"{tool}/seconds"] = np.array(seconds)
-        result[f"{tool}/inference"] = np.array(inference)
-        result[f"{tool}/evaluations"] = np.array(evaluated)
-        print(f"{tool}: {np.mean(seconds):.3f} s per input, {np.mean(evaluated):.0f} evaluations", file=sys.stderr)
+        result.update(timed(tool, explain, inputs, counter, "evaluations"))
     np.savez(work / "peers.npz", **result)
 
 
