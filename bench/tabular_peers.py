@@ -56,20 +56,25 @@ def main(model_path: str, inputs: str, out: str, evaluations: int) -> None:
     }
     result = {}
     for tool, explain in tools.items():
-        maps, seconds, inference, evaluated = [], [], [], []
-        for row, t in zip(rows, targets):
-            counter.update(rows=0, seconds=0.0)
-            start = time.perf_counter()
-            maps.append(np.asarray(explain(row, int(t)), np.float64).reshape(-1))
-            seconds.append(time.perf_counter() - start)
-            inference.append(counter["seconds"])
-            evaluated.append(counter["rows"])
-        result[f"{tool}/maps"] = np.stack(maps)
-        result[f"{tool}/seconds"] = np.array(seconds)
-        result[f"{tool}/inference"] = np.array(inference)
-        result[f"{tool}/rows"] = np.array(evaluated)
-        print(f"{tool}: {np.mean(seconds):.3f} s per row, {np.mean(evaluated):.0f} rows", file=sys.stderr)
+        result.update(timed(tool, lambda item: np.reshape(explain(item[0], int(item[1])), -1),
+                            list(zip(rows, targets)), counter, "rows"))
     np.savez(out, **result)
+
+
+def timed(tool: str, explain, inputs: list, counter: dict, count: str) -> dict[str, np.ndarray]:
+    """Runs explain on each input, with counter {count: model rows, "seconds": inference} reset
+    before each: {"<tool>/maps", "/seconds" (wall), "/inference", "/<count>"} arrays."""
+    maps, seconds, inference, evaluated = [], [], [], []
+    for item in inputs:
+        counter.update({count: 0, "seconds": 0.0})
+        start = time.perf_counter()
+        maps.append(np.asarray(explain(item), np.float64))
+        seconds.append(time.perf_counter() - start)
+        inference.append(counter["seconds"])
+        evaluated.append(counter[count])
+    print(f"{tool}: {np.mean(seconds):.3f} s per input, {np.mean(evaluated):.0f} {count}", file=sys.stderr)
+    return {f"{tool}/maps": np.stack(maps), f"{tool}/seconds": np.array(seconds),
+            f"{tool}/inference": np.array(inference), f"{tool}/{count}": np.array(evaluated)}
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def test_modality_detected_and_forced(forest):
     with pytest.raises(ox.OnnxplainError, match="name the image input with input_name="):
         ox.Model(onnx_bytes, modality="image")
     with pytest.raises(ox.OnnxplainError, match="modality must be one of"):
-        ox.Model(onnx_bytes, modality="text")
+        ox.Model(onnx_bytes, modality="audio")
     with pytest.raises(ox.OnnxplainError, match="input_size describe image models"):
         ox.Model(onnx_bytes, input_size=(4, 4))
     with pytest.raises(ox.OnnxplainError, match="must be ONNX"):

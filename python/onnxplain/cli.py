@@ -102,12 +102,18 @@ def _fidelity_share(text: str) -> float:
 
 def explain(args: argparse.Namespace) -> int:
     _check_worker_flags(args)
-    if Path(args.image).is_dir():
+    if args.image is not None and Path(args.image).is_dir():
         return explain_folder(args)
     if args.workers or args.scheduler:
         raise OnnxplainError("--workers and --scheduler spread a directory of images; give a directory, or drop them")
     names = _class_names(args.labels)
     model = open_model(args, progress=_progress(args))
+    if model.modality in ("series", "text"):
+        from .sequential import explain_cli
+
+        return explain_cli(args, model)
+    if args.image is None:
+        raise OnnxplainError("give the input file after the model (IMAGE; --text only for text models)")
     if isinstance(model, TabularModel):
         return explain_row(args, model)
     image = load_image(args.image, model.input_size, model.channels)
@@ -236,7 +242,6 @@ def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
     """`counterfactual` for a tabular model: row --row of REAL against the first row of CF, or the
     nearest --background row of class B; the d-occlusion map and its mask-swap score."""
     from . import tabular
-    from .visualize import save_png
 
     if args.counterfactual is None and args.background is None:
         raise OnnxplainError("give the counterfactual row (CF) or --background bg.csv to take the nearest row of class B")
@@ -244,18 +249,39 @@ def counterfactual_rows(args: argparse.Namespace, model: TabularModel) -> int:
     other = None if args.counterfactual is None else _data_row(args.counterfactual, 0, "the first row")
     pair = tabular.make_pair(model, real, other, background=args.background, class_b=args.class_b)
     result = tabular.discriminative_map(model, pair)
+    swap = tabular.mask_swap(model, pair, result[pair.class_b], method="d-occlusion")
+    return _save_feature_counterfactual(args.out, model, pair, result, swap)
+
+
+def counterfactual_sequences(args: argparse.Namespace, model: Model) -> int:
+    """`counterfactual` for a series or text model: REAL and CF .npy of one shape (texts: token ids of one length)."""
+    from . import sequential
+
+    if args.counterfactual is None:
+        raise OnnxplainError("a series or text model needs the counterfactual input: onnxplain counterfactual MODEL "
+                             "REAL.npy CF.npy")
+    real, other = (sequential.read_npy(path) for path in (args.real, args.counterfactual))
+    pair, result, swap = sequential.counterfactual(model, real, other, **(
+        {"window": args.window} if model.modality == "series" else {}))
+    return _save_feature_counterfactual(args.out, model, pair, result, swap)
+
+
+def _save_feature_counterfactual(out_dir: str, model: TabularModel, pair, result, swap) -> int:
+    """Writes d-occlusion_<B>.npy / .png, d-occlusion_best_mask.npy and result.json of a pair of
+    rows, series or texts, and prints the swap."""
+    from .visualize import save_png
+
     b = pair.class_b
-    swap = tabular.mask_swap(model, pair, result[b], method="d-occlusion")
-    out = Path(args.out)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / f"d-occlusion_{b}.npy", result[b])
     save_png(out / f"d-occlusion_{b}.png", result.picture(b))
     np.save(out / "d-occlusion_best_mask.npy", swap.best_mask)
-    record = {"modality": "tabular", "features": result.columns, "model": model.describe(), "pair": pair.record(),
+    record = {"modality": model.modality, "features": result.columns, "model": model.describe(), "pair": pair.record(),
               "methods": {"d-occlusion": {**swap.record(), "map_evaluations": result.evaluations, "files": {
             "map": f"d-occlusion_{b}.npy", "best_mask": "d-occlusion_best_mask.npy"}}}}
     (out / "result.json").write_text(json.dumps(record, indent=2))
-    swapped = [result.columns[j] for j in np.flatnonzero(swap.best_mask)]
+    swapped = result.members(swap.best_mask)
     print(f"A = {pair.class_a}, B = {b} ({pair.source}); d-occlusion DAC {swap.score:.3f}; swapping "
           f"{', '.join(swapped) or 'nothing'} gives p(B) = {swap.best['p_b']:.3f}; wrote {out}")
     return 0
@@ -274,8 +300,9 @@ def _groups(items: list[str] | None) -> dict | None:
 
 def _images_only(model: Model, command: str) -> None:
     if isinstance(model, TabularModel):
-        raise OnnxplainError(f"`onnxplain {command}` takes image models; for tables use onnxplain.tabular from Python "
-                             "(or --modality image if this model takes images)")
+        module = "tabular" if model.modality == "tabular" else "sequential"
+        raise OnnxplainError(f"`onnxplain {command}` takes image models; for {model.modality} models use "
+                             f"onnxplain.{module} from Python (or --modality image if this model takes images)")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -288,6 +315,8 @@ def run_counterfactual(args: argparse.Namespace) -> int:
 
     names = _class_names(args.labels)
     model = open_model(args, progress=_progress(args))
+    if model.modality in ("series", "text"):
+        return counterfactual_sequences(args, model)
     if isinstance(model, TabularModel):
         return counterfactual_rows(args, model)
     confidence = None if args.min_confidence < 0 else args.min_confidence
@@ -318,7 +347,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="what the model emits: logits, probabilities (softmax), sigmoid (independent per-class "
                             "probabilities, or p of class 1 for one output column); default: detect")
     group.add_argument("--input-size", type=_pair, metavar="H,W", help="resolution, for models with a dynamic one")
-    group.add_argument("--layout", choices=["NCHW", "NHWC"], help="input layout (default: read from the model)")
+    group.add_argument("--layout", choices=["NCHW", "NHWC", "NCT", "NTC"],
+                       help="input layout, NCT/NTC for series (default: read from the model)")
     group.add_argument("--channels", type=int, help="input channels, for models with a dynamic count")
     group.add_argument("--input-name", help="the image input, when the model has several")
     group.add_argument("--output-name", help="the class-score output, when the model has several")
@@ -327,7 +357,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=_batch_size, default=DEFAULT_BATCH_SIZE,
                        help="images per model call, or 'auto' (default: timed on the first batches)")
     group.add_argument("--modality", choices=list(MODALITIES), default="auto",
-                       help="image or tabular model (default: read from the model's main input)")
+                       help="image, tabular, series or text model (default: read from the model's inputs)")
 
 
 def open_model(args: argparse.Namespace, progress: bool) -> Model:
@@ -511,8 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explain", help="explain one image, or every image of a directory")
     ex.add_argument("model", help="path to an .onnx classifier")
-    ex.add_argument("image", help="path to an image file, or a directory: every image into --out/<file name>/; for a "
-                                  "tabular model a CSV (header = feature names) or .npy of rows")
+    ex.add_argument("image", nargs="?", help="path to an image file, or a directory: every image into --out/<file "
+                                             "name>/; for a tabular model a CSV (header = feature names) or .npy of "
+                                             "rows; a series (C x T or T x C) or token ids (L) .npy")
     ex.add_argument("--method", choices=method_names("input"), default="occlusion",
                     help=_describe("input") + " (default occlusion)")
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
@@ -552,6 +583,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "default 1); ig/pmi: conditional draws per feature")
     tab.add_argument("--group", action="append", metavar="NAME=COL,COL",
                      help="explain these columns as one feature; repeatable")
+    seq = ex.add_argument_group("series and text models (--window: steps per segment, default T // 16)")
+    seq.add_argument("--text", help="text models: the text to explain (with --tokenizer)")
+    seq.add_argument("--tokenizer", help="text models: a tokenizer.json (the `tokenizers` package)")
+    seq.add_argument("--segments", choices=["channel", "across"], default="channel",
+                     help="series: one feature per channel and segment (default), or per segment across channels")
+    seq.add_argument("--replacement", choices=["mean", "interpolate", "mask", "delete"],
+                     help="removed features: series mean (default) / interpolate, text mask (default) / delete")
+    seq.add_argument("--mask-token", help="text: the mask token's id or string (default the tokenizer's [MASK]/[UNK])")
+    seq.add_argument("--level", choices=["token", "word"], default="token", help="text features (word: needs --text)")
     add_worker_flags(ex)
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(handler=explain)

@@ -21,7 +21,7 @@ BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_R
 TUNING_REPEATS = 2
 BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
 OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
-MODALITIES = ("auto", "image", "tabular")
+MODALITIES = ("auto", "image", "tabular", "series", "text")
 INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                 "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 
@@ -55,8 +55,10 @@ class Model:
 
     source: path to an .onnx file, its bytes, an ``onnxruntime.InferenceSession``, or a callable
     taking a preprocessed float32 batch (model layout) and returning (N, classes) scores.
-    modality: "auto" (read from the model's main input), "image" or "tabular"; a tabular model
-    (main input (N, F), or one input per column) is a `tables.TabularModel`.
+    modality: "auto" (read from the model's main input), "image", "tabular", "series" or "text"; a
+    tabular model (main input (N, F), or one input per column) is a `tables.TabularModel`, a series
+    model (one rank-3 float input) a `sequences.SeriesModel`, a text model (int token ids (N, L)) a
+    `sequences.TextModel`.
     preset: preprocessing, a name from ``onnxplain.PRESETS`` or a ``Preprocess``.
     output: what the model emits: "logits", "probabilities" (softmax over classes), "sigmoid"
     (independent per-class probabilities, multi-label; with one output column, p of class 1), or
@@ -76,19 +78,23 @@ class Model:
     modality = "image"
 
     def __new__(cls, source: Any = None, *args: Any, modality: str = "auto", **kwargs: Any) -> Model:
-        """A `tables.TabularModel` when the ONNX model takes a table (or modality="tabular"), else a
-        Model; the session opened to tell is handed to __init__."""
+        """A `tables.TabularModel`, `sequences.SeriesModel` or `sequences.TextModel` when the ONNX
+        model takes a table, a series or token ids (or `modality` says so), else a Model; the
+        session opened to tell is handed to __init__."""
         if modality not in MODALITIES:
             raise OnnxplainError(f"modality must be one of {MODALITIES}, got {modality!r}")
-        if callable(source) and not _is_session(source) and modality == "tabular":
-            raise OnnxplainError("a tabular model must be ONNX (a path, bytes or an InferenceSession), not a callable")
+        if callable(source) and not _is_session(source) and modality not in ("auto", "image"):
+            raise OnnxplainError(f"a {modality} model must be ONNX (a path, bytes or an InferenceSession), not a callable")
         if cls is not Model or modality == "image" or (callable(source) and not _is_session(source)):
             return super().__new__(cls)
-        from .tables import TabularModel, detect_modality
+        from . import sequences, tables
 
         session = _open_session(source, kwargs.get("providers"), kwargs.get("threads", 0))
-        tabular = modality == "tabular" or detect_modality(session, kwargs.get("input_name")) == "tabular"
-        model = super().__new__(TabularModel if tabular else cls)
+        if modality == "auto":
+            modality = sequences.detect_modality(session, kwargs.get("input_name")) or \
+                tables.detect_modality(session, kwargs.get("input_name"))
+        classes = {"tabular": tables.TabularModel, "series": sequences.SeriesModel, "text": sequences.TextModel}
+        model = super().__new__(classes.get(modality, cls))
         model._opened = session
         return model
 

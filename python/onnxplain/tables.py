@@ -130,6 +130,7 @@ class TabularModel(Model):
     """
 
     modality = "tabular"
+    default_batch = DEFAULT_BATCH_ROWS  # rows per model call for batch_size="auto"
 
     def __init__(self, source: Any, preset: Any = None, output: str = "auto", *, modality: str = "tabular",
                  input_name: str | None = None, output_name: str | None = None, batch_size: int | str = "auto",
@@ -137,8 +138,8 @@ class TabularModel(Model):
                  **image_options: Any) -> None:
         given = sorted(k for k, v in image_options.items() if v not in (None, {}))
         if given:
-            raise OnnxplainError(f"{', '.join(given)} describe image models; this model takes a table "
-                                 "(modality='image' / --modality image to treat it as an image model)")
+            raise OnnxplainError(f"{', '.join(given)} describe image models; this model's modality is "
+                                 f"{self.modality} (modality='image' / --modality image to treat it as an image model)")
         if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise OnnxplainError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
         if output not in ("auto", "probabilities", "logits"):
@@ -147,14 +148,23 @@ class TabularModel(Model):
         self.session, self.progress, self.threads = session, progress, threads
         self._graph_source = self._binary = None  # Model's lazily read graph: unused here
         self.evaluations, self.inference_seconds = 0, 0.0
-        self.batch_size = DEFAULT_BATCH_ROWS if batch_size == "auto" else int(batch_size)
+        self.batch_size = self.default_batch if batch_size == "auto" else int(batch_size)
         self.batch_setting = batch_size
         inputs = session.get_inputs()
         main = [i for i in inputs if i.name == input_name]
         if input_name is not None and not main:
             raise OnnxplainError(f"model has no input named {input_name!r}; its inputs are "
                                  f"{[i.name for i in inputs]} (input_name= / --input-name)")
-        node = (main or inputs)[0]
+        self._read_inputs(inputs, (main or inputs)[0])
+        self.input_name = ",".join(name for name, _ in self.inputs)
+        self._choose_probability_output(output_name, output)
+        self.class_names = _class_labels(source)
+        self.num_classes: int | None = len(self.class_names) if self.class_names else None
+        self._zipmap_keys: list | None = None
+
+    def _read_inputs(self, inputs: list, node) -> None:
+        """Sets `inputs` [(name, dtype)], `per_column`, `feature_names` and `categorical` from the
+        graph inputs (`node`: the main one)."""
         if len(inputs) == 1 and len(node.shape) == 2 and node.shape[1] != 1:
             if node.type not in TENSOR_DTYPES:
                 raise OnnxplainError(f"tabular input {node.name!r} has type {node.type}; onnxplain feeds "
@@ -177,11 +187,6 @@ class TabularModel(Model):
             self.feature_names = [i.name for i in inputs]
             self.categorical = np.array([i.type in ("tensor(string)", "tensor(int64)", "tensor(int32)")
                                          for i in inputs])
-        self.input_name = ",".join(name for name, _ in self.inputs)
-        self._choose_probability_output(output_name, output)
-        self.class_names = _class_labels(source)
-        self.num_classes: int | None = len(self.class_names) if self.class_names else None
-        self._zipmap_keys: list | None = None
 
     @property
     def n_features(self) -> int:
@@ -414,31 +419,37 @@ class TabularMasker:
         return len(self.groups)
 
     def columns_of(self, masks: np.ndarray) -> np.ndarray:
-        """Masks over groups (B, G) as masks over columns (B, F), bool."""
+        """Masks over groups (B, G) as masks over positions (B, *row.shape) (a table's columns), bool."""
         return np.asarray(masks, bool)[:, self.group_of]
 
     def tables(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None) -> np.ndarray:
-        """Model rows (B * R, F): for each mask (B, G) and each fill row (R, F, or (B, R, F): one
-        set per mask; default the background draws), the row's value where kept, the fill's elsewhere."""
+        """Model rows (B * R, *row.shape): for each mask (B, G) and each fill row (R, *row.shape, or
+        (B, R, *row.shape): one set per mask; default the background draws), the row's value where
+        kept, the fill's elsewhere."""
         fill = self.fill if fill is None else fill
         row = self.row if row is None else row
-        keep = self.columns_of(masks)[:, None, :]
-        return np.where(keep, row[None, None, :], fill if fill.ndim == 3 else fill[None]).reshape(-1, len(self.row))
+        keep = self.columns_of(masks)[:, None]
+        fill = fill if fill.ndim == row.ndim + 2 else fill[None]
+        return np.where(keep, row[None, None], fill).reshape(-1, *row.shape)
+
+    def _per_mask(self, fill: np.ndarray) -> bool:
+        """Whether `fill` holds one set of rows per mask (B, R, *row.shape)."""
+        return fill.ndim == self.row.ndim + 2
 
     def scores(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None,
                description: str = "") -> np.ndarray:
-        """Mean probabilities (B, K) float64 over the fill rows ((R, F) or (B, R, F), see `tables`),
+        """Mean probabilities (B, K) float64 over the fill rows ((R, ...) or (B, R, ...), see `tables`),
         for masks (B, G), streamed in batches of the model's batch size (memory bounded by one batch)."""
         fill = self.fill if fill is None else fill
         masks = np.asarray(masks)
-        rows = fill.shape[-2]
+        rows = fill.shape[1] if self._per_mask(fill) else fill.shape[0]
         per_batch = max(1, self.model.batch_size // rows)
         bar = tqdm(total=len(masks), desc=description, unit="mask", leave=False,
                    disable=not description or self.model.progress is False or len(masks) < 4 * per_batch)
         parts = []
         for first in range(0, len(masks), per_batch):
             chunk = masks[first:first + per_batch]
-            fills = fill if fill.ndim == 2 else fill[first:first + per_batch]
+            fills = fill[first:first + per_batch] if self._per_mask(fill) else fill
             probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
             parts.append(probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
             self.evaluations += len(chunk) * rows
@@ -452,7 +463,7 @@ class TabularMasker:
         return self.model.run((self.row if row is None else row)[None]).astype(np.float64)[0]
 
     def spread(self, values: np.ndarray) -> np.ndarray:
-        """Values per group (..., G) as values per column (..., F)."""
+        """Values per group (..., G) as values per position (..., *row.shape): a table's columns."""
         return np.asarray(values)[..., self.group_of]
 
     def record(self) -> dict:

@@ -68,13 +68,17 @@ class TabularExplanation(Explanation):
     def record(self) -> dict:
         record = super().record()
         record.update(modality="tabular", features=self.columns, grouping=self.features,
-                      class_names=self.class_names, row=[_json_value(v) for v in self.image])
+                      class_names=self.class_names, row=_json_values(self.image))
         if self.explanations:
             record["explanations"] = {
                 str(t): [{"file": f"{self.method}_{t}_explanation_{i}.npy",
-                          "features": [self.columns[j] for j in np.flatnonzero(mask)]}
+                          "features": self.members(mask)}
                          for i, mask in enumerate(masks, 1)] for t, masks in self.explanations.items()}
         return record
+
+    def members(self, mask: np.ndarray) -> list[str]:
+        """The names of the features an explanation's boolean mask (the input's shape) keeps."""
+        return [self.columns[j] for j in np.flatnonzero(mask)]
 
     def picture(self, target: int, original: np.ndarray | None = None) -> np.ndarray:
         """A horizontal bar chart of the strongest features of one target's map, values shown."""
@@ -95,6 +99,11 @@ class TabularExplanation(Explanation):
                 written.append(path)
         return written
 
+def _json_values(values: np.ndarray) -> list:
+    """An input (a row, a series, token ids) as JSON lists."""
+    return values.tolist() if values.dtype.kind in "fiu" else [_json_value(v) for v in values]
+
+
 def _json_value(value: Any) -> Any:
     return float(value) if isinstance(value, (float, np.floating, int, np.integer)) else str(value)
 
@@ -105,21 +114,21 @@ def _check_model(model: Any) -> None:
                              "(modality='tabular' / --modality tabular to force it)")
 
 
-class _Run:
-    """One tabular explanation: the masker, the clean probabilities and the targets."""
+class FeatureRun:
+    """One explanation over the G features of a masker (`tables.TabularMasker` or a subclass): the
+    clean probabilities, the targets, and the result (`explanation`, a `TabularExplanation` class)."""
 
-    def __init__(self, model: Any, method: str, row: Any, target: Target, background: Any, groups: dict | None,
-                 n_background: int, seed: int) -> None:
-        _check_model(model)
-        self.model, self.method, self.seed = model, method, int(seed)
-        self.start = time.perf_counter()
-        self.masker = TabularMasker(model, row, background, groups=groups, n_background=n_background, seed=seed)
-        self.probabilities = self.masker.clean()
+    def __init__(self, model: Any, method: str, masker: TabularMasker, target: Target, seed: int,
+                 explanation: type = None, start: float | None = None) -> None:
+        self.model, self.method, self.seed, self.masker = model, method, int(seed), masker
+        self.explanation = explanation or TabularExplanation
+        self.start = time.perf_counter() if start is None else start
+        self.probabilities = masker.clean()
         self.targets = resolve_targets(target, self.probabilities)
 
     def finish(self, maps: dict[int, np.ndarray], params: dict, **extra) -> TabularExplanation:
         top = np.argsort(-self.probabilities, kind="stable")[:5]
-        return TabularExplanation(
+        return self.explanation(
             method=self.method, maps={t: self.masker.spread(v).astype(np.float32) for t, v in maps.items()},
             params={**params, "n_background": self.masker.n_background}, seed=self.seed,
             evaluations=self.masker.evaluations, seconds=time.perf_counter() - self.start,
@@ -128,14 +137,27 @@ class _Run:
             columns=self.masker.columns, features=self.masker.record(), class_names=self.model.class_names, **extra)
 
 
+def _Run(model: Any, method: str, row: Any, target: Target, background: Any, groups: dict | None,
+         n_background: int, seed: int) -> FeatureRun:
+    """A `FeatureRun` over one table row, removed features filled from background rows."""
+    _check_model(model)
+    start = time.perf_counter()
+    masker = TabularMasker(model, row, background, groups=groups, n_background=n_background, seed=seed)
+    return FeatureRun(model, method, masker, target, seed, start=start)
+
+
 # ---- occlusion and RISE ------------------------------------------------------------------------
 
 def occlusion(model: TabularModel, row: Any, target: Target = None, *, background: Any = None,
               groups: dict | None = None, n_background: int = N_BACKGROUND, seed: int = 0) -> TabularExplanation:
     """Feature ablation: per feature, p(t|x) minus the mean p(t) with it from the background rows."""
-    run = _Run(model, "occlusion", row, target, background, groups, n_background, seed)
+    return occlusion_map(_Run(model, "occlusion", row, target, background, groups, n_background, seed))
+
+
+def occlusion_map(run: FeatureRun, params: dict | None = None) -> TabularExplanation:
+    """Per feature, p(t|x) minus p(t) with it removed, for the run's targets."""
     drops = _occlusion_drops(run.masker, run.probabilities)
-    return run.finish({t: drops[:, t] for t in run.targets}, {})
+    return run.finish({t: drops[:, t] for t in run.targets}, params or {})
 
 
 def _occlusion_drops(masker: TabularMasker, clean: np.ndarray) -> np.ndarray:
@@ -149,15 +171,26 @@ def rise(model: TabularModel, row: Any, target: Target = None, *, background: An
     mask fills from its own `n_background` background rows (default 1), drawn with replacement:
     n_masks x n_background rows evaluated."""
     n_masks = positive_int("n_masks", n_masks)
-    if not 0 < p_keep <= 1:
-        raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
     run = _Run(model, "rise", row, target, background, groups, n_background, seed)
     masker = run.masker
-    masks = _core.bernoulli_keep(int(seed), 0, n_masks, masker.count, float(p_keep), model.threads)
     picks = np.random.default_rng([int(seed), 1]).integers(len(masker.background), size=(n_masks, masker.n_background))
-    scores = masker.scores(masks, fill=masker.background[picks], description="rise")  # own rows per mask
+    return rise_map(run, n_masks, p_keep, lambda first, last: masker.background[picks[first:last]])
+
+
+def rise_map(run: FeatureRun, n_masks: int, p_keep: float, fill=None, params: dict | None = None
+             ) -> TabularExplanation:
+    """RISE over the run's features: masks keep each feature with p_keep (the core's generator keyed
+    by (seed, mask)); fill(first, last) gives masks first..last-1 their own fill rows (B, R, ...),
+    None the masker's fill."""
+    n_masks = positive_int("n_masks", n_masks)
+    if not 0 < p_keep <= 1:
+        raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
+    masker = run.masker
+    masks = _core.bernoulli_keep(run.seed, 0, n_masks, masker.count, float(p_keep), run.model.threads)
+    scores = masker.scores(masks, fill=None if fill is None else fill(0, n_masks), description="rise")
     saliency = masks.T.astype(np.float64) @ scores / (n_masks * p_keep)  # (G, K)
-    return run.finish({t: saliency[:, t] for t in run.targets}, {"n_masks": n_masks, "p_keep": float(p_keep)})
+    return run.finish({t: saliency[:, t] for t in run.targets},
+                      {"n_masks": n_masks, "p_keep": float(p_keep), **(params or {})})
 
 
 # ---- IG and PMI ------------------------------------------------------------------------------
@@ -208,13 +241,29 @@ def information_maps(model: TabularModel, row: Any, target: Target = "top3", *, 
     """(IG, PMI) from the same evaluations: `samples` conditional draws of each removed group."""
     samples = positive_int("samples", samples)
     run = _Run(model, "ig", row, target, background, groups, samples, seed)
-    masker, sampler = run.masker, ConditionalSampler(run.masker, model.categorical)
-    draws = np.stack([sampler.draws(g, samples, run.seed) for g in range(masker.count)])  # (G, samples, F)
-    removed = masker.scores(1 - np.eye(masker.count), fill=draws, description="ig/pmi")
+    sampler = ConditionalSampler(run.masker, model.categorical)
+    params = {"samples": samples, "sampler": "conditional gaussian (numeric), background (categorical)"}
+    return information_from(run, lambda g: sampler.draws(g, samples, run.seed), samples, params)
+
+
+def information_from(run: FeatureRun, draw, samples: int, params: dict
+                     ) -> tuple[TabularExplanation, TabularExplanation]:
+    """(IG, PMI) of the run's features; draw(g) gives feature g's `samples` replacement inputs
+    (samples, ...), drawn a model batch of features at a time (memory bounded by one batch)."""
+    masker = run.masker
+    count, chunk = masker.count, max(1, run.model.batch_size // samples)
+    parts = []
+    with tqdm(total=count, desc="ig/pmi", unit="feature", leave=False,
+              disable=run.model.progress is False or count < 4 * chunk) as bar:
+        for first in range(0, count, chunk):
+            features = range(first, min(first + chunk, count))
+            fills = np.stack([draw(g) for g in features])  # (chunk, samples, ...)
+            parts.append(masker.scores(1 - np.eye(count)[first:features.stop], fill=fills))
+            bar.update(len(features))
+    removed = np.concatenate(parts)
     p = np.clip(run.probabilities, 1e-12, 1.0)
     q = np.clip(removed, 1e-12, 1.0)
     ig = np.sum(p[None] * (np.log(p[None]) - np.log(q)), axis=1)
-    params = {"samples": samples, "sampler": "conditional gaussian (numeric), background (categorical)"}
     top = run.targets[0]
     ig_result = run.finish({top: ig}, params)
     run.method = "pmi"
@@ -239,12 +288,24 @@ def multi(model: TabularModel, row: Any, target: Target = None, *, background: A
           n_background: int = N_BACKGROUND, criterion: str = "top1", fraction: float = 0.5,
           max_explanations: int = 4, seed: int = 0) -> TabularExplanation:
     """Disjoint minimal sufficient feature sets for each target (see the module docstring)."""
+    _check_multi(criterion, fraction, max_explanations)
+    return multi_sets(_Run(model, "multi", row, target, background, groups, n_background, seed),
+                      criterion, fraction, max_explanations)
+
+
+def _check_multi(criterion: str, fraction: float, max_explanations: int) -> None:
     if criterion not in CRITERIA:
         raise OnnxplainError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     if not 0 < fraction <= 1:
         raise OnnxplainError(f"fraction must be in (0, 1], got {fraction}")
-    max_explanations = positive_int("max_explanations", max_explanations)
-    run = _Run(model, "multi", row, target, background, groups, n_background, seed)
+    positive_int("max_explanations", max_explanations)
+
+
+def multi_sets(run: FeatureRun, criterion: str = "top1", fraction: float = 0.5, max_explanations: int = 4
+               ) -> TabularExplanation:
+    """Disjoint minimal sufficient sets of the run's features, each kept alone with the rest removed
+    (module docstring, multi); explanations as boolean masks of the input's positions."""
+    _check_multi(criterion, fraction, max_explanations)
     masker = run.masker
     drops = _occlusion_drops(masker, run.probabilities)
     maps, explanations = {}, {}
@@ -258,7 +319,7 @@ def multi(model: TabularModel, row: Any, target: Target = None, *, background: A
         if sufficient(np.zeros((1, masker.count)))[0]:
             warnings.warn(f"the background alone satisfies the {criterion} criterion for class {t}, so the empty set "
                           "is the one minimal sufficient set; try criterion='confidence' with a larger fraction",
-                          stacklevel=2)
+                          stacklevel=3)
             found = []
         else:
             found = _sufficient_sets(masker.count, drops[:, t], sufficient, max_explanations)
@@ -317,8 +378,7 @@ class TabularPair:
         return {"class_a": self.class_a, "class_b": self.class_b,
                 "p_a_real": float(self.probabilities_real[self.class_a]),
                 "p_b_counterfactual": float(self.probabilities_counterfactual[self.class_b]), "source": self.source,
-                "real": [_json_value(v) for v in self.real],
-                "counterfactual": [_json_value(v) for v in self.counterfactual]}
+                "real": _json_values(self.real), "counterfactual": _json_values(self.counterfactual)}
 
 
 def make_pair(model: TabularModel, real: Any, counterfactual: Any = None, *, background: Any = None,
@@ -379,6 +439,14 @@ def mask_swap(model: TabularModel, pair: TabularPair, attribution: np.ndarray, *
     k = 0..G; sizes k / G, deltas p(B|hybrid) - p(B|x_r)."""
     start = time.perf_counter()
     masker = TabularMasker(model, pair.real, pair.counterfactual[None], groups=groups, n_background=1)
+    return swap_score(masker, pair, attribution, method, start)
+
+
+def swap_score(masker: TabularMasker, pair: TabularPair, attribution: np.ndarray, method: str = "",
+               start: float | None = None) -> MaskSwap:
+    """The mask-swap (DAC) score of a map over the masker's features (the masker's row x_r, its
+    fill x_c), as `mask_swap`."""
+    start = time.perf_counter() if start is None else start
     order = _order(masker, attribution, 0)
     keep = np.ones((masker.count + 1, masker.count))
     for k in range(1, masker.count + 1):
@@ -401,14 +469,16 @@ def mask_swap(model: TabularModel, pair: TabularPair, attribution: np.ndarray, *
 # ---- fidelity ---------------------------------------------------------------------------------
 
 def _order(masker: TabularMasker, attribution: Any, seed: int) -> np.ndarray:
-    """Feature indices, most important first: a map (F,) (an array or an explanation's first map)
-    averaged over each group's columns, ties broken by seeded noise."""
+    """Feature indices, most important first: a map shaped like the input ((F,) for a row; an array
+    or an explanation's first map) averaged over each feature's positions, ties broken by seeded noise."""
     values = attribution[attribution.targets[0]] if isinstance(attribution, Explanation) else attribution
-    values = np.asarray(values, np.float64).ravel()
-    if values.shape != (len(masker.columns),) or not np.all(np.isfinite(values)):
-        raise OnnxplainError(f"the map must be {len(masker.columns)} finite values (one per column), got shape "
+    values = np.asarray(values, np.float64)
+    if values.shape != masker.row.shape or not np.all(np.isfinite(values)):
+        raise OnnxplainError(f"the map must be {' x '.join(map(str, masker.row.shape))} finite values (one per "
+                             "input position), got shape "
                              f"{np.shape(values)}")
-    per_group = np.array([values[g].mean() for g in masker.groups])
+    groups = masker.group_of.ravel()
+    per_group = np.bincount(groups, values.ravel(), masker.count) / np.bincount(groups, minlength=masker.count)
     noise = np.random.default_rng(seed).random(masker.count)
     return np.lexsort((noise, -per_group))
 
@@ -442,10 +512,15 @@ def _curve_options(options: dict) -> dict:
 
 def _ranked_curves(model, row, attribution, background, target, groups, n_background, fractions, seed,
                    metric: str) -> Curves:
-    start = time.perf_counter()
-    run = _Run(model, metric, row, target, background, groups, n_background, seed)
+    return ranked_curves(_Run(model, metric, row, target, background, groups, n_background, seed), attribution,
+                         metric, fractions)
+
+
+def ranked_curves(run: FeatureRun, attribution: Any, metric: str, fractions=None) -> Curves:
+    """`metric` ("mif-lif", "deletion" or "insertion") of a map over the run's features, for its
+    first target; removed features take the masker's fill."""
     masker, c = run.masker, run.targets[0]
-    order = _order(masker, attribution, seed)
+    order = _order(masker, attribution, run.seed)
     g = masker.count
     if metric == "mif-lif":
         x = np.arange(0, 1, 0.05) if fractions is None else np.asarray(fractions, np.float64)
@@ -466,7 +541,7 @@ def _ranked_curves(model, row, attribution, background, target, groups, n_backgr
         agree[name] = scores.argmax(axis=1) == c
     return Curves(metric=metric, target=c, x=x, curves=curves, agree=agree,
                   params={"n_background": masker.n_background, "features": masker.count},
-                  evaluations=masker.evaluations, seconds=time.perf_counter() - start, reference=c,
+                  evaluations=masker.evaluations, seconds=time.perf_counter() - run.start, reference=c,
                   clean_score=float(run.probabilities[c]))
 
 

@@ -1,0 +1,317 @@
+"""Series and text classifiers against ground truth: an analytic series model that fires on a bump
+planted in channel 1, steps 24..31 (a moving average of channel 1 over 8 steps, thresholded), and
+analytic text models that fire on token 7 (or on token 7 or 9): every method must single out the
+bump's segment or the key token(s)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import onnxplain as ox
+from onnxplain import sequential
+from onnxplain.sequences import SeriesModel, TextModel
+
+KEY, OTHER_KEY, MASK = 7, 9, 2
+BUMP = (1, slice(24, 32))  # channel 1, steps 24..31: feature "c1 t24-31" with window 8
+
+
+def _classifier(nodes: list, inputs: list, initializers: list) -> bytes:
+    """Nodes ending in `score` (N, 1) -> softmax([0, score]) as output `p`."""
+    nodes = nodes + [helper.make_node("Mul", ["score", "zero"], ["nil"]),
+                     helper.make_node("Concat", ["nil", "score"], ["logits"], axis=1),
+                     helper.make_node("Softmax", ["logits"], ["p"], axis=1)]
+    initializers = initializers + [numpy_helper.from_array(np.zeros(1, np.float32), "zero")]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 2])],
+                              initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def series_model(layout: str = "NCT") -> bytes:
+    """score = 8 x (max over t of channel 1's 8-step moving average - 0.5)."""
+    weight = np.zeros((1, 3, 8), np.float32)
+    weight[0, 1] = 1 / 8
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1])] if layout == "NTC" else []
+    nodes += [helper.make_node("Conv", ["xt" if layout == "NTC" else "x", "w"], ["avg"]),
+              helper.make_node("ReduceMax", ["avg"], ["peak"], axes=[2], keepdims=0),
+              helper.make_node("Sub", ["peak", "half"], ["centered"]),
+              helper.make_node("Mul", ["centered", "gain"], ["score"])]
+    shape = [None, 3, None] if layout == "NCT" else [None, None, 3]
+    return _classifier(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                       [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(np.float32([0.5]), "half"),
+                        numpy_helper.from_array(np.float32([8.0]), "gain")])
+
+
+def text_model(keys: tuple[int, ...] = (KEY,), length: int | None = None, mask_first: bool = False) -> bytes:
+    """score = 6 x (number of attended key tokens) - 3; with a fixed `length`, also a
+    token_type_ids input that adds 6 x its sum (so it must be fed zeros)."""
+    nodes, counts = [helper.make_node("Cast", ["attention_mask"], ["attended"], to=TensorProto.FLOAT)], []
+    if length is not None:
+        nodes += [helper.make_node("Cast", ["token_type_ids"], ["types"], to=TensorProto.FLOAT)]
+        counts.append("types")
+    for k, key in enumerate(keys):
+        nodes += [helper.make_node("Equal", ["input_ids", f"key{k}"], [f"is{k}"]),
+                  helper.make_node("Cast", [f"is{k}"], [f"hit{k}"], to=TensorProto.FLOAT),
+                  helper.make_node("Mul", [f"hit{k}", "attended"], [f"count{k}"])]
+        counts.append(f"count{k}")
+    nodes += [helper.make_node("Sum", counts, ["hits"]),
+              helper.make_node("ReduceSum", ["hits", "axis"], ["total"], keepdims=1),
+              helper.make_node("Mul", ["total", "six"], ["scaled"]), helper.make_node("Sub", ["scaled", "three"], ["score"])]
+    names = ("input_ids", "attention_mask") + (("token_type_ids",) if length is not None else ())
+    names = names[::-1] if mask_first else names
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, [None, length]) for n in names]
+    return _classifier(nodes, inputs, [numpy_helper.from_array(np.int64([key]), f"key{k}") for k, key in enumerate(keys)]
+                       + [numpy_helper.from_array(np.int64([1]), "axis"), numpy_helper.from_array(np.float32([6]), "six"),
+                          numpy_helper.from_array(np.float32([3]), "three")])
+
+
+def bump_series(seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(0, 0.1, size=(3, 64))
+    x[BUMP] += 2.0
+    return x
+
+
+def token_ids(keys: dict[int, int], length: int = 12, seed: int = 0) -> np.ndarray:
+    ids = np.random.default_rng(seed).integers(10, 50, size=length)
+    for position, key in keys.items():
+        ids[position] = key
+    return ids
+
+
+@pytest.fixture(scope="module")
+def series():
+    return ox.Model(series_model(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def text():
+    return ox.Model(text_model(), progress=False)
+
+
+def bump_is_top(m: np.ndarray) -> bool:
+    """The map's largest value covers exactly the bump's segment (channel 1, steps 24..31)."""
+    top = np.isclose(m, m.max())
+    expected = np.zeros_like(top)
+    expected[BUMP] = True
+    return bool(np.array_equal(top, expected))
+
+
+def test_modality_is_read_from_the_inputs(series, text):
+    assert isinstance(series, SeriesModel) and series.layout == "NCT" and series.channels == 3
+    assert isinstance(text, TextModel) and text.roles == {"ids": "input_ids", "attention": "attention_mask"}
+    ntc = ox.Model(series_model("NTC"))
+    assert isinstance(ntc, SeriesModel) and ntc.layout == "NTC"
+    with pytest.raises(ox.OnnxplainError, match="int64/int32"):
+        ox.Model(series_model(), modality="text")
+    assert ox.Model(text_model(mask_first=True)).roles == text.roles  # the ids are found by name, not order
+    np.testing.assert_allclose(series.run(bump_series()[None])[0, 1], 1, atol=1e-3)
+    assert text.run(token_ids({4: KEY})[None])[0, 1] > 0.9 and text.run(token_ids({})[None])[0, 1] < 0.1
+
+
+@pytest.mark.parametrize("replacement", ["mean", "interpolate"])
+def test_series_occlusion_finds_the_bump(series, replacement):
+    result = sequential.occlusion(series, bump_series(), window=8, replacement=replacement)
+    assert result.targets == [1] and result[1].shape == (3, 64) and result[1].dtype == np.float32
+    assert bump_is_top(result[1])
+    assert result.evaluations == 1 + 24
+
+
+def test_series_layout_ntc_gives_maps_in_its_shape():
+    model = ox.Model(series_model("NTC"))
+    result = sequential.occlusion(model, bump_series().T, window=8)
+    assert result[1].shape == (64, 3) and bump_is_top(result[1].T)
+    with pytest.raises(ox.OnnxplainError, match="transposed"):
+        sequential.occlusion(model, bump_series(), window=8)
+
+
+def test_series_rise_ig_pmi_multi_find_the_bump(series):
+    x = bump_series()
+    assert bump_is_top(sequential.rise(series, x, window=8, n_masks=400, seed=1)[1])
+    ig, pmi = sequential.information_maps(series, x, target=1, window=8, samples=8)
+    assert bump_is_top(ig[1]) and bump_is_top(pmi[1])
+    assert ig.params["sampler"] == "conditional gaussian" and pmi.signed
+    multi = sequential.multi(series, x, window=8)
+    (only,) = multi.explanations[1]
+    expected = np.zeros((3, 64), bool)
+    expected[BUMP] = True
+    assert np.array_equal(only, expected) and multi.members(only) == ["c1 t24-31"]
+
+
+def test_series_across_channels(series):
+    result = sequential.occlusion(series, bump_series(), window=8, per_channel=False)
+    assert result.columns[3] == "t24-31" and len(result.columns) == 8
+    assert np.all(result[1][:, 24:32] == result[1].max()) and result[1][:, :24].max() < result[1].max()
+
+
+def test_text_methods_find_the_key_token(text):
+    ids = token_ids({4: KEY})
+    corpus = np.random.default_rng(5).integers(10, 50, size=500)
+    for result in (sequential.occlusion(text, ids, mask_token=MASK),
+                   sequential.occlusion(text, ids, replacement="delete"),
+                   sequential.rise(text, ids, mask_token=MASK, n_masks=300),
+                   *sequential.information_maps(text, ids, target=1, mask_token=MASK, background=corpus, samples=4)):
+        assert result[1].shape == (12,) and int(np.argmax(result[1])) == 4, result.method
+        assert np.sum(np.isclose(result[1], result[1].max())) == 1
+
+
+def test_deletion_shortens_the_sequence_and_its_attention(text):
+    masker = sequential.make_masker(text, np.array([11, 12, 13, 14]), replacement="delete")
+    ids = masker.tables(np.array([[1, 0, 1, 0], [0, 1, 1, 1]]))
+    np.testing.assert_array_equal(ids, [[11, 13, -1, -1], [12, 13, 14, -1]])
+    feeds = text.feeds(ids)
+    np.testing.assert_array_equal(feeds["attention_mask"], [[1, 1, 0, 0], [1, 1, 1, 0]])
+    np.testing.assert_array_equal(feeds["input_ids"], [[11, 13, 0, 0], [12, 13, 14, 0]])
+
+
+def test_multi_finds_one_set_per_key_token():
+    model = ox.Model(text_model((KEY, OTHER_KEY)))
+    result = sequential.multi(model, token_ids({3: KEY, 9: OTHER_KEY}), mask_token=MASK)
+    sets = [set(np.flatnonzero(m)) for m in result.explanations[1]]
+    assert sorted(sets, key=min) == [{3}, {9}]
+    np.testing.assert_allclose(result[1][[3, 9]], 1.0)
+
+
+def test_fidelity_ranks_the_true_map_first(series):
+    x = bump_series()
+    truth = np.zeros((3, 64))
+    truth[BUMP] = 1
+    good = sequential.curves(series, x, truth, "deletion", window=8)
+    bad = sequential.curves(series, x, -truth, "deletion", window=8)
+    assert good.curves["deletion"][1] < 0.25 < bad.curves["deletion"][-2]
+    assert good.aucs["deletion"] < bad.aucs["deletion"]
+    mif = sequential.curves(series, x, truth, "mif-lif", window=8)
+    assert mif.fidelity > 0.5
+
+
+def test_counterfactual_swaps_the_bump(series, text):
+    real, other = bump_series(), bump_series(seed=1)
+    other[BUMP] -= 2.0
+    _, result, swap = sequential.counterfactual(series, real, other, window=8)
+    assert result.targets == [0] and bump_is_top(result[0])
+    assert swap.score > 0.8 and swap.best_mask[BUMP].all() and swap.best_mask.sum() == 8
+    _, result, swap = sequential.counterfactual(text, token_ids({4: KEY}), token_ids({}, seed=1), mask_token=MASK)
+    assert int(np.argmax(result[0])) == 4
+    with pytest.raises(ox.OnnxplainError, match="same number of tokens"):
+        sequential.counterfactual(text, token_ids({4: KEY}), token_ids({}, length=9), mask_token=MASK)
+
+
+def test_rise_is_deterministic_for_any_batch_size():
+    maps = [sequential.rise(ox.Model(series_model(), batch_size=b), bump_series(), window=8, n_masks=64, seed=3)[1]
+            for b in (5, 64)]
+    np.testing.assert_array_equal(*maps)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_file(tmp_path_factory):
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[MASK]", "the", "film", "was", "un", "##believ",
+                                         "##able", "great", "and", "dull"])}
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    tokenizer.save(str(path))
+    return path, vocab
+
+
+def test_words_merge_word_pieces(tokenizer_file):
+    path, vocab = tokenizer_file
+    model = ox.Model(text_model((vocab["##believ"],)))
+    text = "the film was unbelievable and dull"
+    result = sequential.occlusion(model, text, tokenizer=path, level="word")
+    assert result.columns == ["the", "film", "was", "unbelievable", "and", "dull"]
+    assert result[1].shape == (8,) and np.all(result[1][3:6] == result[1].max()) and result[1][:3].max() < 0.5
+    assert result.features["mask_token"] == vocab["[MASK]"]
+    corpus = ["the film was great", "dull and great", "the film"]
+    ig = sequential.ig(model, text, tokenizer=path, background=corpus, samples=4)
+    assert int(np.argmax(ig[1])) == 4  # the token ##believ
+
+
+def test_cli_series_and_text(tmp_path, tokenizer_file):
+    (tmp_path / "series.onnx").write_bytes(series_model())
+    np.save(tmp_path / "series.npy", bump_series())
+    cli = [sys.executable, "-m", "onnxplain.cli", "explain"]
+    done = subprocess.run(cli + [str(tmp_path / "series.onnx"), str(tmp_path / "series.npy"), "--window", "8",
+                                 "--method", "multi", "--out", str(tmp_path / "s"), "--quiet"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert bump_is_top(np.load(tmp_path / "s" / "multi_1.npy"))
+    assert np.load(tmp_path / "s" / "multi_1_explanation_1.npy").dtype == bool
+    record = json.loads((tmp_path / "s" / "result.json").read_text())
+    assert record["modality"] == "series" and record["features"][11] == "c1 t24-31"
+    assert record["explanations"]["1"][0]["features"] == ["c1 t24-31"]
+    assert (tmp_path / "s" / "multi_1.png").stat().st_size > 1000
+
+    path, vocab = tokenizer_file
+    (tmp_path / "text.onnx").write_bytes(text_model((vocab["dull"],)))
+    done = subprocess.run(cli + [str(tmp_path / "text.onnx"), "--text", "the film was dull", "--tokenizer", str(path),
+                                 "--out", str(tmp_path / "t"), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(np.argmax(np.load(tmp_path / "t" / "occlusion_1.npy"))) == 3
+    assert json.loads((tmp_path / "t" / "result.json").read_text())["features"] == ["the", "film", "was", "dull"]
+    (tmp_path / "corpus.txt").write_text("the film was great\nthe film and the film\n")
+    done = subprocess.run(cli + [str(tmp_path / "text.onnx"), "--text", "the film was dull", "--tokenizer", str(path),
+                                 "--method", "pmi", "--background", str(tmp_path / "corpus.txt"), "--samples", "4",
+                                 "--target", "1", "--out", str(tmp_path / "p"), "--quiet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(np.argmax(np.load(tmp_path / "p" / "pmi_1.npy"))) == 3
+    bad = subprocess.run(cli + [str(tmp_path / "series.onnx"), str(tmp_path / "series.npy"), "--replacement", "mask"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--replacement mean/interpolate" in bad.stderr
+    np.save(tmp_path / "ids.npy", token_ids({4: KEY}))
+    (tmp_path / "key.onnx").write_bytes(text_model())
+    done = subprocess.run(cli + [str(tmp_path / "key.onnx"), str(tmp_path / "ids.npy"), "--mask-token", "2",
+                                 "--method", "rise", "--masks", "200", "--out", str(tmp_path / "i"), "--quiet"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(np.argmax(np.load(tmp_path / "i" / "rise_1.npy"))) == 4
+    np.save(tmp_path / "plain.npy", token_ids({}, seed=1))
+    done = subprocess.run([sys.executable, "-m", "onnxplain.cli", "counterfactual", str(tmp_path / "key.onnx"),
+                           str(tmp_path / "ids.npy"), str(tmp_path / "plain.npy"), "--out", str(tmp_path / "c")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(np.argmax(np.load(tmp_path / "c" / "d-occlusion_0.npy"))) == 4
+    np.testing.assert_array_equal(np.load(tmp_path / "c" / "d-occlusion_best_mask.npy"), np.arange(12) == 4)
+    assert json.loads((tmp_path / "c" / "result.json").read_text())["modality"] == "text"
+    bad = subprocess.run(cli + [str(tmp_path / "series.onnx"), str(tmp_path / "ids.npy")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "a series is numeric" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bad_input_is_one_clear_error(series, text):
+    for window in (0, 8.5, "8"):
+        with pytest.raises(ox.OnnxplainError, match="window must be an integer 1..64"):
+            sequential.occlusion(series, bump_series(), window=window)
+    with pytest.raises(ox.OnnxplainError, match="mask_token must be a token id"):
+        sequential.occlusion(text, token_ids({}), mask_token=-3)
+    with pytest.raises(ox.OnnxplainError, match="mask_token="):
+        sequential.occlusion(text, token_ids({}))
+    with pytest.raises(ox.OnnxplainError, match="background="):
+        sequential.ig(text, token_ids({}), mask_token=MASK)
+    with pytest.raises(ox.OnnxplainError, match="tokenizer="):
+        sequential.occlusion(text, "some words", mask_token=MASK)
+    with pytest.raises(ox.OnnxplainError, match="NaN"):
+        sequential.occlusion(series, np.full((3, 64), np.nan))
+    with pytest.raises(ox.OnnxplainError, match="no series/text form"):
+        sequential.explain(series, bump_series(), "gradcam")
+
+
+def test_fixed_length_text_model_gets_padding_and_token_types():
+    model = ox.Model(text_model(length=16))
+    assert model.roles == {"ids": "input_ids", "attention": "attention_mask", "types": "token_type_ids"}
+    result = sequential.occlusion(model, token_ids({4: KEY}), replacement="delete")  # 12 tokens, padded to 16
+    assert result[1].shape == (12,) and int(np.argmax(result[1])) == 4
+    feeds = model.feeds(np.array([[11, 12, -1]]))
+    np.testing.assert_array_equal(feeds["attention_mask"], [[1, 1] + [0] * 14])
+    assert not feeds["token_type_ids"].any()
+    with pytest.raises(ox.OnnxplainError, match="at most 16"):
+        sequential.occlusion(model, token_ids({}, length=20), mask_token=MASK)
+
+
+def test_series_ig_is_deterministic_and_refuses_short_series():
+    model = ox.Model(series_model(), batch_size=7)
+    ig = sequential.ig(model, bump_series(), window=8, samples=6, seed=2)[1]
+    again = sequential.ig(ox.Model(series_model(), batch_size=64), bump_series(), window=8, samples=6, seed=2)[1]
+    np.testing.assert_array_equal(ig, again)
+    with pytest.raises(ox.OnnxplainError, match="too short"):
+        sequential.ig(model, bump_series()[:, :20], window=8)
