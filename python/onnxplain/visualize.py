@@ -81,6 +81,15 @@ def colours(scale: Scale, strength: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(index, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
 
 
+def colorize(values: np.ndarray, signed: bool | None = None) -> np.ndarray:
+    """Map values (any shape) as uint8 RGB (..., 3) on white, by the one colour convention
+    (`map_scale` on the values' real limits): the colour grows from white with |strength|."""
+    scale = map_scale("", values, signed)
+    strength = scale.strength(values)
+    weight = np.abs(strength)[..., None]
+    return (255 * (1 - weight) + colours(scale, strength) * weight).round().astype(np.uint8)
+
+
 def display_rgb(image: np.ndarray) -> np.ndarray:
     """An H x W x C image (0..255) as H x W x 3 float64 for display: C = 1 as grey, C = 4
     without its alpha (fourth channel), C = 2 or C > 4 as the channel mean in grey."""
