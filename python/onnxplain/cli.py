@@ -4,15 +4,19 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import demo
 from .causal import Causal
-from .errors import OnnxplainError
-from .image import load_image
+from .errors import OnnxplainError, OnnxplainWarning
+from .explainer import SEED_LIMIT
+from .image import DEFAULT_MAX_PIXELS, load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
@@ -33,7 +37,7 @@ def _method_options(args: argparse.Namespace, explainer=None) -> dict:
     """The explain command's options for args.method from its flags; a method without flags of
     its own (one registered by a user, random) gets seed and --baseline if its `attribute`
     takes them, over its registered defaults."""
-    options = {"seed": args.seed, "baseline": args.baseline if args.baseline in ("mean", "blur") else float(args.baseline)}
+    options = {"seed": args.seed, "baseline": args.baseline}
     if args.method == "multi":
         options["mask_value"] = options.pop("baseline")
         options.update(criterion=args.criterion, fraction=args.fraction, iterations=args.iterations,
@@ -76,14 +80,43 @@ def _print_top(top: list[tuple[int, float]], names: list[str] | None) -> None:
         print(f"  {c:>5}  p={p:.4f}{label}")
 
 
+def writable_folder(path: str, flag: str = "--out") -> Path:
+    """The output folder `path`, created if missing, or an error naming `flag` when it cannot be
+    written: checked before any work, so a run never fails at its end."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OnnxplainError(f"{flag} {out} is a file, not a folder; choose another {flag}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise OnnxplainError(f"{flag} {out} cannot be written ({exc.strerror or exc}); choose another {flag}") from None
+    return out
+
+
+def collected_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The OnnxplainWarnings among `caught`, each once in order, printed as one stderr line each."""
+    messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, OnnxplainWarning)))
+    for message in messages:
+        print(f"onnxplain: warning: {message}", file=sys.stderr)
+    return messages
+
+
 def explain(args: argparse.Namespace) -> int:
-    model = open_model(args, progress=not args.quiet)
-    image = load_image(args.image, model.input_size, model.channels)
+    writable_folder(args.out)
+    names = _class_names(args.labels)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
+    model = open_model(args, progress=not args.quiet)
     explainer = get_method(args.method, "input").factory(model)
-    result = explainer.attribute(image, target=target, **_method_options(args, explainer))
+    options = _method_options(args, explainer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OnnxplainWarning)
+        image = load_image(args.image, model.input_size, model.channels, max_pixels=args.max_pixels)
+        result = explainer.attribute(image, target=target, **options)
+    result.warnings = collected_warnings(caught)
     written = result.save(args.out)
-    _print_top(result.top_classes, _class_names(args.labels))
+    _print_top(result.top_classes, names)
     print(f"{args.method}: targets {result.targets}, {result.evaluations} model evaluations, "
           f"{result.seconds:.2f} s; wrote {len(written)} files to {args.out}")
     for i, e in enumerate(getattr(result, "explanations", []), 1):
@@ -93,9 +126,9 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    out = writable_folder(args.out)
     model = Model(demo.demo_model_path(), preset="unit", output="logits", progress=not args.quiet)
     info = json.loads((demo.demo_model_path().parent / "demo_images.json").read_text())
-    out = Path(args.out)
     print(f"demo model: {demo.demo_model_path().name}, classes {demo.DEMO_CLASSES}, input {model.input_size}")
     for entry in info["images"]:
         image = load_image(demo.demo_model_path().parent / entry["file"], model.input_size, model.channels)
@@ -118,14 +151,13 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     from . import counterfactual as cf
     from .visualize import overlay, save_png
 
+    out = writable_folder(args.out)
     model = open_model(args, progress=not args.quiet)
     confidence = None if args.min_confidence < 0 else args.min_confidence
     pair = cf.make_pair(model, args.real, args.counterfactual, generator=args.generator, references=args.reference,
                         class_a=args.class_a, class_b=args.class_b, min_confidence=confidence,
                         generator_range=args.generator_range)
     methods = args.method or cf.METHODS
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     results = cf.explain_pair(model, pair, methods, n_thresholds=args.thresholds, seed=args.seed,
                               window=args.window, stride=args.stride, n_masks=args.masks)
     b = pair.class_b
@@ -197,6 +229,39 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
 
 
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..2^64-1, got {text!r}")
+    return seed
+
+
+def _baseline(text: str) -> str | float:
+    """'mean', 'blur' or a pixel value 0..255."""
+    if text in ("mean", "blur"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"expected 'mean', 'blur' or a pixel value 0..255, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _pair(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.split(","))
@@ -246,14 +311,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     methods = _csv(args.methods)
     for name in methods:  # before loading anything
         get_method(name, "input")
-    model = open_model(args, progress=False)
+    writable_folder(args.out)
     labels = None
     if args.labels:
         try:
             labels = {str(k): int(v) for k, v in json.loads(Path(args.labels).read_text()).items()}
-        except (OSError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
             raise OnnxplainError(f"--labels must be a JSON object image name -> class id: {exc}") from None
     method_options, metric_options = _evaluate_options(args)
+    model = open_model(args, progress=False)
     metrics = _csv(args.metrics)
     try:
         report = evaluate(model, args.images, methods, metrics, args.out,
@@ -291,9 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--target", help="'top', 'topK' or class ids (3 or 3,7); default top (pmi: top3)")
     ex.add_argument("--out", default="onnxplain-out")
     ex.add_argument("--labels", help="JSON list of class names, for printing")
-    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--seed", type=_seed, default=0, help="0..2^64-1 (default 0)")
+    ex.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS,
+                    help=f"refuse image files with more pixels (default {DEFAULT_MAX_PIXELS:,})")
     add_model_flags(ex)
-    ex.add_argument("--baseline", default="mean", help="'mean', 'blur' or a pixel value 0..255")
+    ex.add_argument("--baseline", type=_baseline, default="mean", help="'mean', 'blur' or a pixel value 0..255")
     ex.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ex.add_argument("--stride", type=int, help="occlusion stride (default window // 2); ig/pmi patch grid stride (default 1)")
     ex.add_argument("--masks", type=int, default=_default(RISE, "n_masks"), help="RISE masks")
@@ -320,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser("demo", help="explain the built-in demo model's images")
     dm.add_argument("--out", default="onnxplain-demo")
-    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--seed", type=_seed, default=0)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(handler=run_demo)
 
@@ -332,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", default="mif-lif", help="comma-separated: mif-lif, deletion, insertion, road")
     ev.add_argument("--out", default="onnxplain-eval", help="run directory (an existing run resumes)")
     ev.add_argument("--labels", help="JSON object image file name -> class id (top-1 agreement)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=_seed, default=0)
     add_model_flags(ev)
     ev.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ev.add_argument("--stride", type=int, help="occlusion stride (default window // 2)")
@@ -368,23 +436,45 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--stride", type=int, help="default window // 2")
     cf.add_argument("--masks", type=int, default=2000, help="RISE / D-RISE masks")
     cf.add_argument("--out", default="onnxplain-counterfactual")
-    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--seed", type=_seed, default=0)
     add_model_flags(cf)
     cf.add_argument("--quiet", action="store_true", help="no progress bar")
     cf.set_defaults(handler=run_counterfactual)
     return parser
 
 
+def _one_line_warnings(show):
+    """A warnings.showwarning that prints an OnnxplainWarning as one stderr line, others as `show` does."""
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, OnnxplainWarning):
+            print(f"onnxplain: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command and returns its exit code: 0 success, 2 bad input (one line on stderr
+    naming the problem and the fix), 1 an internal failure (a short message), 130 interrupted."""
     try:
-        return args.handler(args)
-    except OnnxplainError as exc:
-        print(f"onnxplain: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # e.g. a --baseline that is not a number
-        print(f"onnxplain: error: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad flag (2, argparse printed which and why)
+        return exc.code if isinstance(exc.code, int) else 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        try:
+            return args.handler(args)
+        except OnnxplainError as exc:
+            print(f"onnxplain: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("onnxplain: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # a bug, not bad input
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            print(f"onnxplain: internal error: {type(exc).__name__}: {first} (please report it with the command)",
+                  file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .errors import OnnxplainError
 from .fidelity import METRICS, Curves, interval, paired_difference
 from .image import image_files, load_image
 from .model import Model
-from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
+from .registry import check_options, get_method, register_method  # noqa: F401 (register_method: public here too)
 from .result import Explanation
 from .visualize import Series, line_chart, save_png
 
@@ -78,7 +78,14 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     labels = labels or {}
     out = Path(out)
     (out / "maps").mkdir(parents=True, exist_ok=True)
+    strays = sorted(set(method_options or {}) - set(methods))
+    if strays:
+        raise OnnxplainError(f"method_options name {', '.join(map(repr, strays))}, which are not among the methods "
+                             f"{methods} (CLI: --option METHOD.KEY=VALUE for a method in --methods)")
     m_opts = {name: {**specs[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
+    explainers = {name: specs[name].factory(model) for name in methods}
+    for name, explainer in explainers.items():  # before the run folder records them
+        check_options(name, {**m_opts[name], "seed": seed}, explainer.attribute)
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
     if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
         model.predict(load_image(paths[0], model.input_size, model.channels))
@@ -87,7 +94,6 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     records = read_records(out / "records.jsonl")
     done = {(r["image"], r["method"], r["metric"]) for r in records}
     todo = [p for p in paths if any((p.name, a, k) not in done for a in methods for k in metrics)]
-    explainers = {name: specs[name].factory(model) for name in methods}
     with open(out / "records.jsonl", "ab") as sink, \
             tqdm(total=len(paths), initial=len(paths) - len(todo), unit="img", desc="evaluate",
                  disable=not progress) as bar:

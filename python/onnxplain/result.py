@@ -19,7 +19,8 @@ class Explanation:
     evaluations: images the model evaluated for this result; seconds: wall time.
     signed: overlay colours, True for a diverging map centred on 0, None to decide by the signs.
     complete: False when a deadline or cancellation stopped the work (the maps are the best so far);
-    convergence: how far the work got and how settled the maps are (method-specific), or None.
+    convergence: how far the work got and how settled the maps are (method-specific), or None;
+    warnings: why the answer, though valid, is weak (one line each).
     """
 
     method: str
@@ -34,6 +35,7 @@ class Explanation:
     signed: bool | None = field(default=None, repr=False)  # overlay colours: None = by the map's signs
     complete: bool = True
     convergence: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def targets(self) -> list[int]:
@@ -47,7 +49,7 @@ class Explanation:
         return {
             "method": self.method, "targets": self.targets, "params": self.params, "seed": self.seed,
             "evaluations": self.evaluations, "seconds": round(self.seconds, 4),
-            "complete": self.complete, "convergence": self.convergence,
+            "complete": self.complete, "convergence": self.convergence, "warnings": self.warnings,
             "top_classes": [{"class": c, "probability": p} for c, p in self.top_classes],
             "model": self.model,
             "files": {str(t): f"{self.method}_{t}.npy" for t in self.targets},
