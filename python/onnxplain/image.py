@@ -113,13 +113,13 @@ def _read_picture(path: Path, max_pixels: int) -> np.ndarray:
         raise
     except PermissionError:
         raise OnnxplainError(f"cannot read {path}: permission denied; make the file readable") from None
-    except Image.DecompressionBombError:
-        raise OnnxplainError(f"{path} is larger than Pillow's decompression-bomb limit "
-                             f"({2 * Image.MAX_IMAGE_PIXELS} pixels); downscale it") from None
+    except Image.DecompressionBombError as exc:
+        raise OnnxplainError(f"{path} has more pixels than Pillow decodes safely ({exc}); downscale it") from None
     except UnidentifiedImageError:
         raise OnnxplainError(f"cannot read image file (not an image, or an unsupported format): {path}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise OnnxplainError(f"cannot decode image file {path} (truncated or corrupt: {exc})") from None
+        raise OnnxplainError(f"cannot decode image file {path}: truncated or corrupt ({exc}); save or download it "
+                             f"again") from None
 
 
 def _pixels(picture) -> np.ndarray:
