@@ -57,7 +57,9 @@ void register_fidelity(py::module_& m) {
 
     m.def("feature_count", [](int64_t height, int64_t width, int64_t patch) {
         require(height >= 1 && width >= 1 && patch >= 1, "height, width and patch must be >= 1");
-        return feature_count(height, width, patch);
+        const int64_t count = feature_count(height, width, patch);
+        require(count >= 0, "the feature count overflows int64");
+        return count;
     }, py::arg("height"), py::arg("width"), py::arg("patch"), "ceil(height / patch) * ceil(width / patch).");
 
     m.def("ranked_masks", [](const py::object& rank_obj, const py::object& removed_obj, bool insert, int threads) {

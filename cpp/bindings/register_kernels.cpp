@@ -33,8 +33,10 @@ void register_kernels(py::module_& m) {
         require(height >= 1 && width >= 1, "height and width must be >= 1");
         require(window >= 1 && window <= std::min(height, width), "window must be in 1..min(height, width)");
         require(stride >= 1, "stride must be >= 1");
-        const int64_t total = window_positions(height, window, stride, nullptr) *
-                              window_positions(width, window, stride, nullptr);
+        int64_t total = 0;
+        require(!__builtin_mul_overflow(window_positions(height, window, stride, nullptr),
+                                        window_positions(width, window, stride, nullptr), &total),
+                "the number of windows overflows int64");
         require(first >= 0 && count >= 0 && first <= total && count <= total - first,
                 "windows first..first+count exceed the " + std::to_string(total) + " windows");
         Array<float> out({count, height, width});

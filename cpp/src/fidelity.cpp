@@ -11,7 +11,8 @@
 namespace onnxplain {
 
 int64_t feature_count(int64_t height, int64_t width, int64_t patch) {
-    return ((height + patch - 1) / patch) * ((width + patch - 1) / patch);
+    int64_t count = 0;  // ceil(height / patch) * ceil(width / patch), written so that it cannot overflow
+    return __builtin_mul_overflow((height - 1) / patch + 1, (width - 1) / patch + 1, &count) ? -1 : count;
 }
 
 void rank_labels(const float* map, const int32_t* labels, int64_t positions, int64_t features, uint64_t seed,

@@ -9,17 +9,11 @@
 namespace onnxplain {
 
 int64_t window_positions(int64_t size, int64_t window, int64_t stride, int64_t* out) {
-    int64_t n = 0;
-    int64_t last = -1;
-    for (int64_t p = 0; p <= size - window; p += stride) {  // size - window >= 0
-        if (out) out[n] = p;
-        last = p;
-        ++n;
-        if (stride > size - window - p) break;  // the next step would pass the end (no overflow)
-    }
-    if (last != size - window) {  // cover the far border
-        if (out) out[n] = size - window;
-        ++n;
+    const int64_t span = size - window;  // >= 0: the last offset
+    const int64_t n = span / stride + 1 + (span % stride != 0 ? 1 : 0);  // counted, not walked: any size is O(1)
+    if (out) {
+        for (int64_t i = 0; i + 1 < n; ++i) out[i] = i * stride;  // i * stride < span: no overflow
+        out[n - 1] = span;
     }
     return n;
 }

@@ -8,7 +8,7 @@
 from . import counterfactual, evaluation, fidelity, registry, tables, tabular
 from .causal import Causal, CausalExplanation, SufficientSet
 from .counterfactual import Pair, discriminative_map, make_pair, mask_swap
-from .errors import OnnxplainError
+from .errors import OnnxplainError, OnnxplainWarning
 from .evaluation import evaluate, register_method
 from .explainer import Explainer
 from .fidelity import RandomMap
@@ -21,8 +21,8 @@ from .registry import MethodSpec, get_method, method_names
 from .result import Explanation
 
 __version__ = "0.1.0"
-__all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "PRESETS",
-           "Preprocess", "RISE", "load_image", "softmax",
+__all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion", "OnnxplainError", "OnnxplainWarning",
+           "PRESETS", "Preprocess", "RISE", "load_image", "softmax",
            "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
            "fidelity", "evaluation", "evaluate", "register_method", "RandomMap",
            "registry", "MethodSpec", "get_method", "method_names",

@@ -21,7 +21,7 @@ from . import _core
 from .errors import OnnxplainError
 from ._core import PreparedInput
 from .batches import Batches, Stopped
-from .explainer import Explainer, Target, describe_baseline
+from .explainer import Explainer, Target, check_seed, describe_baseline
 from .masking import Baseline
 from .result import Explanation
 from .visualize import annotate, photo, resample
@@ -384,6 +384,7 @@ class Causal(Explainer):
             raise OnnxplainError(f"max_overlap is a Dice coefficient in [0, 1], got {max_overlap}")
         if not growth >= 1:
             raise OnnxplainError(f"growth must be >= 1, got {growth}")
+        seed = check_seed(seed)
         with self.run(image, target, deadline=deadline, cancel=cancel) as run:
             image, probabilities, targets = run.image, run.probabilities, run.targets
             if len(targets) != 1:
@@ -401,7 +402,6 @@ class Causal(Explainer):
                 what = "has p < 0.5" if self.model.output_kind == "sigmoid" else "is not the top class"
                 raise OnnxplainError(f"class {t} {what} on the whole image, so nothing is sufficient for it under "
                                      f"criterion 'top1'; use criterion='confidence'")
-            seed = int(seed)
             responsibility = search.responsibility(seed, int(iterations), int(refinements), min_area, int(max_depth))
             map_evaluations = run.evaluations - 1
             # order: responsibility, ties broken by a blurred copy (regions before isolated pixels)
@@ -445,9 +445,15 @@ class Causal(Explainer):
             except Stopped:  # a deadline or cancellation: keep the explanations found so far
                 search.stopped = "search"
             chosen = select_disjoint([m for m, _, _ in found], float(max_overlap))
-            run.batches.stop = None  # the found sets are verified even past a deadline (one small batch)
-            passed, p_alone = search.evaluate_stack(np.array([found[i][0] for i in chosen], np.float32).reshape(
-                -1, h, w))
+            run.batches.stop = None  # the found sets are verified even past a deadline (one small batch),
+            # with the image at the mask value alone last: if that passes too, the criterion is vacuous
+            passed, p_alone = search.evaluate_stack(np.array([found[i][0] for i in chosen] + [np.zeros((h, w))],
+                                                             np.float32))
+            if passed[-1]:
+                run.warn(f"class {t} passes criterion {criterion!r} with every pixel at the mask value, so any "
+                         f"pixel set is sufficient and the explanations say nothing; choose another mask_value "
+                         f"(CLI: --baseline)")
+            passed, p_alone = passed[:-1], p_alone[:-1]
             explanations = [SufficientSet(found[i][0], float(p), found[i][2], found[i][1])
                             for i, ok, p in zip(chosen, passed, p_alone) if ok]
             params = {"criterion": criterion, "fraction": fraction if criterion == "confidence" else None,

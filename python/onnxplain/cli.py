@@ -5,17 +5,20 @@ import argparse
 import contextlib
 import inspect
 import json
+import math
 import sys
 from collections.abc import Callable
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, demo
 from .causal import Causal
-from .errors import OnnxplainError
-from .explainer import FIDELITY_SHARE, Explainer
-from .image import load_image
+from .errors import OnnxplainError, OnnxplainWarning
+from .explainer import FIDELITY_SHARE, SEED_LIMIT, Explainer
+from .image import DEFAULT_MAX_PIXELS, load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, MODALITIES, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
@@ -42,7 +45,7 @@ def _method_options(args: argparse.Namespace, explainer=None) -> dict:
     """The explain command's options for args.method from its flags; a method without flags of
     its own (one registered by a user, random) gets seed and --baseline if its `attribute`
     takes them, over its registered defaults."""
-    options = {"seed": args.seed, "baseline": args.baseline if args.baseline in ("mean", "blur") else float(args.baseline)}
+    options = {"seed": args.seed, "baseline": args.baseline}
     if args.method == "multi":
         options["mask_value"] = options.pop("baseline")
         options.update(criterion=args.criterion, fraction=args.fraction, iterations=args.iterations,
@@ -100,8 +103,32 @@ def _fidelity_share(text: str) -> float:
     return share
 
 
+def writable_folder(path: str, flag: str = "--out") -> Path:
+    """The output folder `path`, created if missing, or an error naming `flag` when it cannot be
+    written: checked before any work, so a run never fails at its end."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OnnxplainError(f"{flag} {out} is a file, not a folder; choose another {flag}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise OnnxplainError(f"{flag} {out} cannot be written ({exc.strerror or exc}); choose another {flag}") from None
+    return out
+
+
+def collected_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The OnnxplainWarnings among `caught`, each once in order, printed as one stderr line each."""
+    messages = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, OnnxplainWarning)))
+    for message in messages:
+        print(f"onnxplain: warning: {message}", file=sys.stderr)
+    return messages
+
+
 def explain(args: argparse.Namespace) -> int:
     _check_worker_flags(args)
+    writable_folder(args.out)
     if args.image is not None and Path(args.image).is_dir():
         return explain_folder(args)
     if args.workers or args.scheduler:
@@ -116,12 +143,16 @@ def explain(args: argparse.Namespace) -> int:
         raise OnnxplainError("give the input file after the model (IMAGE; --text only for text models)")
     if isinstance(model, TabularModel):
         return explain_row(args, model)
-    image = load_image(args.image, model.input_size, model.channels)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     explainer = get_method(args.method, "input").factory(model)
     if isinstance(explainer, Explainer):
         explainer.fidelity = args.fidelity or None
-    result = explainer.attribute(image, target=target, **_method_options(args, explainer))
+    options = _method_options(args, explainer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", OnnxplainWarning)
+        image = load_image(args.image, model.input_size, model.channels, max_pixels=args.max_pixels)
+        result = explainer.attribute(image, target=target, **options)
+    result.warnings = collected_warnings(caught)
     result.names = names
     written = result.save(args.out, original=args.image)
     _print_top(result.top_classes, names)
@@ -306,6 +337,7 @@ def _images_only(model: Model, command: str) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    writable_folder(args.out)
     demo.run_demo(args.out, seed=args.seed, progress=_progress(args))
     return 0
 
@@ -313,6 +345,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_counterfactual(args: argparse.Namespace) -> int:
     from . import counterfactual as cf
 
+    writable_folder(args.out)
     names = _class_names(args.labels)
     model = open_model(args, progress=_progress(args))
     if model.modality in ("series", "text"):
@@ -404,6 +437,29 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..2^64-1, got {text!r}")
+    return seed
+
+
+def _baseline(text: str) -> str | float:
+    """'mean', 'blur' or a pixel value 0..255."""
+    if text in ("mean", "blur"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"expected 'mean', 'blur' or a pixel value 0..255, got {text!r}")
+    return value
+
+
 def _pair(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.split(","))
@@ -455,11 +511,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         get_method(name, "input")
     names = _class_names(args.labels)
     _check_worker_flags(args)
+    writable_folder(args.out)
     labels = None
     if args.label_map:
         try:
             labels = {str(k): int(v) for k, v in json.loads(Path(args.label_map).read_text()).items()}
-        except (OSError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
             raise OnnxplainError(f"--label-map must be a JSON object image name -> class id: {exc}") from None
     model = open_model(args, progress=False)
     _images_only(model, "evaluate")
@@ -551,9 +608,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--labels", help=LABELS_HELP)
     ex.add_argument("--fidelity", type=_fidelity_share, default=FIDELITY_SHARE,
                     help=f"share of the evaluations the fidelity figure may spend (default {FIDELITY_SHARE}; 0: off)")
-    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--seed", type=_seed, default=0, help="0..2^64-1 (default 0)")
+    ex.add_argument("--max-pixels", type=_positive(int), default=DEFAULT_MAX_PIXELS,
+                    help=f"refuse image files with more pixels (default {DEFAULT_MAX_PIXELS:,})")
     add_model_flags(ex)
-    ex.add_argument("--baseline", default="mean", help="'mean', 'blur' or a pixel value 0..255")
+    ex.add_argument("--baseline", type=_baseline, default="mean", help="'mean', 'blur' or a pixel value 0..255")
     ex.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ex.add_argument("--stride", type=int, help="occlusion stride (default window // 2); ig/pmi patch grid stride (default 1)")
     ex.add_argument("--masks", type=int, default=_default(RISE, "n_masks"), help="RISE masks")
@@ -598,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser("demo", help="explain the built-in demo model's images")
     dm.add_argument("--out", default="onnxplain-demo")
-    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--seed", type=_seed, default=0)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(handler=run_demo)
 
@@ -611,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="onnxplain-eval", help="run directory (an existing run resumes)")
     ev.add_argument("--labels", help=LABELS_HELP)
     ev.add_argument("--label-map", help="JSON object image file name -> class id (top-1 agreement)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=_seed, default=0)
     add_model_flags(ev)
     ev.add_argument("--window", type=int, help="occlusion window (default H // 8)")
     ev.add_argument("--stride", type=int, help="occlusion stride (default window // 2)")
@@ -648,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--stride", type=int, help="default window // 2")
     cf.add_argument("--masks", type=int, default=2000, help="RISE / D-RISE masks")
     cf.add_argument("--out", default="onnxplain-counterfactual")
-    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--seed", type=_seed, default=0)
     cf.add_argument("--labels", help=LABELS_HELP)
     add_model_flags(cf)
     cf.add_argument("--row", type=int, default=0, help="tabular models: the row of REAL (a CSV / .npy) to explain")
@@ -676,16 +735,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(show):
+    """A warnings.showwarning that prints an OnnxplainWarning as one stderr line, others as `show` does."""
+    def showwarning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, OnnxplainWarning):
+            print(f"onnxplain: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command and returns its exit code: 0 success, 2 bad input (one line on stderr
+    naming the problem and the fix), 1 an internal failure (a short message), 130 interrupted."""
     try:
-        return args.handler(args)
-    except OnnxplainError as exc:
-        print(f"onnxplain: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # e.g. a --baseline that is not a number
-        print(f"onnxplain: error: {exc}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad flag (2, argparse printed which and why)
+        return exc.code if isinstance(exc.code, int) else 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(warnings.showwarning)
+        try:
+            return args.handler(args)
+        except OnnxplainError as exc:
+            print(f"onnxplain: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("onnxplain: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # a bug, not bad input
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            print(f"onnxplain: internal error: {type(exc).__name__}: {first} (please report it with the command)",
+                  file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ import numpy as np
 from . import registry
 from .batches import Batches
 from .errors import OnnxplainError
-from .explainer import positive_int
+from .explainer import check_seed, positive_int
 from .image import image_files, load_image
 from .information import PMI, MarginalSampler
 from .model import Model
@@ -274,6 +274,7 @@ def discriminative_map(model: Model, pair: Pair, method: str, *, window: int | N
     n_masks/grid/p_keep: D-RISE and vanilla RISE; baseline: vanilla methods only."""
     if method not in MAPS:
         raise OnnxplainError(f"method must be one of {list(MAPS)}, got {method!r}")
+    seed = check_seed(seed)
     h, w = model.input_size
     x_r, x_c, b = pair.real, pair.counterfactual, pair.class_b
     if method in ("occlusion", "rise"):

@@ -35,7 +35,7 @@ from .explainer import Explainer, Target, positive_int
 from .fidelity import METRICS, Curves, interval, paired_difference
 from .image import decode_image, image_files, load_image
 from .model import Model
-from .registry import get_method, register_method  # noqa: F401 (register_method: public here too)
+from .registry import check_options, get_method, register_method  # noqa: F401 (register_method: public here too)
 from .result import Explanation
 from .report import evaluation_page
 from .visualize import Series, line_chart, save_png
@@ -104,7 +104,14 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     paths = list_images(images)
     labels = labels or {}
     out = Path(out)
+    strays = sorted(set(method_options or {}) - set(methods))
+    if strays:
+        raise OnnxplainError(f"method_options name {', '.join(map(repr, strays))}, which are not among the methods "
+                             f"{methods} (CLI: --option METHOD.KEY=VALUE for a method in --methods)")
     m_opts = {name: {**specs[name].defaults, **(method_options or {}).get(name, {})} for name in methods}
+    explainers = {name: specs[name].factory(model) for name in methods}
+    for name, explainer in explainers.items():  # before the run folder records them
+        check_options(name, {**m_opts[name], "seed": seed}, explainer.attribute)
     k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
     positive_int("attempts", attempts)
     spec = worker_spec(executor, model, {name: (specs[name].factory, m_opts[name]) for name in methods})

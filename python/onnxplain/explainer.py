@@ -9,7 +9,8 @@ import numpy as np
 
 from ._core import PreparedInput
 from .batches import Batches, Stop
-from .errors import OnnxplainError
+from .errors import OnnxplainError, warn
+from .image import unit_range_message
 from .masking import Baseline
 from .model import Model
 from .result import Explanation
@@ -23,6 +24,16 @@ def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+SEED_LIMIT = 2**64  # seeds key the core's generator: integers in 0..2^64-1
+
+
+def check_seed(seed) -> int:
+    """`seed` as an int in 0..2^64-1, or an error naming the parameter."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+        raise OnnxplainError(f"seed must be an integer in 0..2^64-1, got {seed!r}")
+    return int(seed)
 
 
 def resolve_targets(target: Target, probabilities: np.ndarray) -> list[int]:
@@ -55,7 +66,8 @@ class Run:
     builds the result. A context manager (closing ends the batch pipeline).
 
     image: the checked input; probabilities: its class probabilities (classes,); clean: its scores
-    of the kind asked for; targets: the resolved target classes.
+    of the kind asked for; targets: the resolved target classes; warnings: what makes the answer
+    weak (`warn`), recorded in the result.
     """
 
     def __init__(self, explainer: Explainer, image: np.ndarray, target: Target, scores: str = "probabilities",
@@ -64,6 +76,9 @@ class Run:
             raise OnnxplainError(f"scores must be 'probabilities' or 'logits', got {scores!r}")
         stop = None if deadline is None and cancel is None else Stop(deadline, cancel)
         self.model, self.method = explainer.model, explainer.method
+        self.warnings: list[str] = []
+        if (message := unit_range_message(image)) is not None:
+            self.warn(message)
         self.image = self.model.masker.check(image)
         self._start = time.perf_counter()
         raw = self.model.predict(self.image, "raw")
@@ -84,6 +99,10 @@ class Run:
         """This run's own model evaluations (the clean input included), whatever else shares the model."""
         return 1 + self.batches.evaluations
 
+    def warn(self, message: str) -> None:
+        """Records a warning about this result (valid but weak) and issues it as an OnnxplainWarning."""
+        self.warnings.append(warn(message))
+
     def prepare(self, replacement: Baseline, blur_sigma: float | None = None) -> PreparedInput:
         """The input and its replacement (a baseline: "mean", "blur", a value or an image) prepared once."""
         return self.model.masker.prepare(self.image, replacement, blur_sigma)
@@ -98,7 +117,8 @@ class Run:
             method=self.method, maps=maps, params=params, seed=seed,
             evaluations=self.evaluations, seconds=time.perf_counter() - self._start,
             top_classes=[(int(c), float(self.probabilities[c])) for c in top], image=self.image,
-            model={**self.model.describe(), "batch": self.model.batch_record()}, **extra)
+            model={**self.model.describe(), "batch": self.model.batch_record()}, warnings=list(self.warnings),
+            **extra)
         if self.fidelity_share:  # the fidelity figure, its evaluations counted apart
             from .fidelity import fidelity_figure
             explanation.fidelity = fidelity_figure(self.model, explanation, self.fidelity_share,

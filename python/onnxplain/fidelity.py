@@ -18,7 +18,7 @@ import numpy as np
 from . import _core
 from .errors import OnnxplainError
 from .batches import Batches
-from .explainer import Explainer, Target, positive_int
+from .explainer import Explainer, Target, check_seed, positive_int
 from .masking import Features, as_features
 from .model import Model
 from .result import Explanation
@@ -179,11 +179,11 @@ def mif_lif(model: Model, image: np.ndarray, attribution: np.ndarray | Explanati
     squares, or the groups of a `features` map (H x W integers: superpixels). Curves "mif", "lif";
     fidelity = AUC(lif) - AUC(mif).
     """
-    fractions = _check_fractions(fractions)
+    fractions, seed = _check_fractions(fractions), check_seed(seed)
     if perturbation not in PERTURBATIONS:
         raise OnnxplainError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
     params = {"fractions": [float(f) for f in fractions], "perturbation": perturbation, "score": score,
-              "seed": int(seed)}
+              "seed": seed}
     if perturbation == "noise":
         params["noise_sigma"] = float(noise_sigma)
     if perturbation == "road":
@@ -269,9 +269,10 @@ class RandomMap(Explainer):
 
     def attribute(self, image: np.ndarray, target: Target = None, *, seed: int = 0) -> Explanation:
         """Maps (H x W float32 in [0, 1), the same for every target)."""
+        seed = check_seed(seed)
         with self.run(image, target) as run:
-            noise = _core.random_map(int(seed), *self.model.input_size)
-            return run.finish({t: noise.copy() for t in run.targets}, {}, int(seed))
+            noise = _core.random_map(seed, *self.model.input_size)
+            return run.finish({t: noise.copy() for t in run.targets}, {}, seed)
 
 
 # ---- internals ------------------------------------------------------------------------
@@ -398,7 +399,8 @@ def _steps(model, image, attribution, target, step, patch, features, score, labe
         raise OnnxplainError(f"step must be a positive integer, got {step!r}")
     removed = np.minimum(np.arange(0, n_features + step, step), n_features).astype(np.int64)
     removed = np.unique(removed)
-    params = {"step": int(step), "score": score, "seed": int(seed),
+    seed = check_seed(seed)
+    params = {"step": int(step), "score": score, "seed": seed,
               "perturbation": "mean" if metric == "deletion" else "blur"}
     return _ranked(model, image, attribution, target, label, score, patch, features, seed, metric, params,
                    removed / n_features, {metric: False}, params["perturbation"], insert=metric == "insertion",

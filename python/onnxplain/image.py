@@ -1,12 +1,14 @@
 """Loading and checking images: float32 0..255, H x W x C (C = the model's channels), at model resolution."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 
-from .errors import OnnxplainError
+from .errors import OnnxplainError, warn
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
@@ -23,53 +25,127 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+DEFAULT_MAX_PIXELS = 50_000_000  # load_image refuses files with more pixels (read from the header)
+UPSCALE_LIMIT = 2.0  # load_image warns when a side is enlarged more than this
+
+
+def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = None, channels: int = 3, *,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image file or array as float32 0..255, H x W x `channels`, resized once to size (H, W).
 
-    Files: PNG, JPEG, ... (decoded as grey, RGB or RGBA; 16-bit scaled to 0..255) or .npy (any
-    channel count, e.g. C > 4). Arrays may be uint8 or float (0..255). Channels are converted as
-    `as_image` says. Downscaling uses area interpolation (anti-aliased), upscaling bilinear.
+    Files: PNG, JPEG, ... read with Pillow (EXIF orientation applied; grey, RGB or RGBA; 16-bit
+    scaled to 0..255; a truncated file is an error) or .npy (any channel count, e.g. C > 4); a
+    file with more than `max_pixels` pixels is refused from its header, before decoding. Arrays
+    may be uint8 or float (0..255). Channels are converted as `as_image` says. Downscaling uses
+    area interpolation (anti-aliased), upscaling bilinear. Warns (OnnxplainWarning) when a float
+    array lies in 0..1 or a side is enlarged more than 2x.
     """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise OnnxplainError(f"max_pixels must be a positive integer, got {max_pixels!r}")
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise OnnxplainError(f"{path} is a directory, not an image file; give the path of one image")
         if not path.is_file():
             raise OnnxplainError(f"image file not found: {path}")
-        if path.suffix.lower() == ".npy":
-            try:
-                array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise OnnxplainError(f"cannot read image array {path}: {exc}") from None
-        else:
-            array = _decoded(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), f"image file {path}")
+        if path.suffix.lower() != ".npy":
+            return _converted(_read_picture(path, max_pixels), str(path), size, channels)
+        array, name = _read_array(path, max_pixels), str(path)
     elif isinstance(source, np.ndarray):
-        array = source
+        array, name = source, "the image array"
     else:
         raise OnnxplainError(f"an image must be a file path or a numpy array, got {type(source).__name__}")
+    if (message := unit_range_message(array)) is not None:
+        warn(message)
+    return _converted(array, name, size, channels)
+
+
+def _converted(array: np.ndarray, name: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
+    """`array` (named `name` in warnings) through as_image, resized to `size`."""
     image = as_image(array, channels)
     if size is not None and image.shape[:2] != tuple(size):
         h, w = size
+        if h > UPSCALE_LIMIT * image.shape[0] or w > UPSCALE_LIMIT * image.shape[1]:
+            warn(f"{name} is {image.shape[0]} x {image.shape[1]}, enlarged more than {UPSCALE_LIMIT:g}x to the model's "
+                 f"{h} x {w}: its detail is interpolated; give a larger image")
         shrinking = h * w < image.shape[0] * image.shape[1]
         image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         image = np.clip(image, 0, 255).astype(np.float32, copy=False).reshape(h, w, channels)
     return np.ascontiguousarray(image)
 
 
-def decode_image(data: bytes, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+def decode_image(data: bytes, size: tuple[int, int] | None = None, channels: int = 3, *,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An encoded image (PNG, JPEG, ... bytes) as `load_image` gives it for the same file."""
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-    return load_image(_decoded(decoded, "image bytes"), size, channels)
+    return _converted(_read_picture(io.BytesIO(data), max_pixels, "the image bytes"), "the image bytes", size, channels)
 
 
-def _decoded(data: np.ndarray | None, what: str) -> np.ndarray:
-    """An OpenCV decoding as grey, RGB or RGBA (16-bit scaled to 0..255); an error naming `what`
-    when it failed (None)."""
-    if data is None:
-        raise OnnxplainError(f"cannot read {what} (corrupt or unsupported format)")
-    if data.ndim == 3 and data.shape[2] == 4:
-        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA)
-    elif data.ndim == 3 and data.shape[2] == 3:
-        data = cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-    return data / 257.0 if data.dtype == np.uint16 else data
+def unit_range_message(array) -> str | None:
+    """The warning for a float array whose values all lie in 0..1 (likely scaled 0..1, not 0..255), else None."""
+    if not (isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating) and array.size):
+        return None
+    with np.errstate(invalid="ignore"):
+        if not (np.nanmin(array) >= 0 and np.nanmax(array) <= 1):
+            return None
+    return "image values all lie in 0..1 but images are 0..255: if it was scaled to 0..1, pass image * 255"
+
+
+def _too_large(name: str | Path, h: int, w: int, max_pixels: int) -> None:
+    if h * w > max_pixels:
+        raise OnnxplainError(f"{name} is {h} x {w} = {h * w / 1e6:.1f} megapixels, above the limit of "
+                             f"{max_pixels / 1e6:g}; downscale it or raise max_pixels= (CLI: --max-pixels)")
+
+
+def _read_array(path: Path, max_pixels: int) -> np.ndarray:
+    """A .npy image, its size checked from the header before reading."""
+    try:
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise OnnxplainError(f"cannot read image array {path}: {exc}") from None
+    if header.ndim >= 2:
+        _too_large(path, header.shape[0], header.shape[1], max_pixels)
+    return np.array(header)
+
+
+def _read_picture(source: Path | BinaryIO, max_pixels: int, name: str | None = None) -> np.ndarray:
+    """A picture file's (or file object's, called `name`) pixels (H x W or H x W x 3|4; uint8, or
+    float for 16-bit and float files), EXIF orientation applied, its size checked from the header
+    before decoding."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = source if name is None else name
+    try:
+        with Image.open(source) as picture:
+            _too_large(path, picture.height, picture.width, max_pixels)
+            picture.load()  # a truncated file raises here
+            return _pixels(ImageOps.exif_transpose(picture))
+    except OnnxplainError:
+        raise
+    except PermissionError:
+        raise OnnxplainError(f"cannot read {path}: permission denied; make the file readable") from None
+    except Image.DecompressionBombError as exc:
+        raise OnnxplainError(f"{path} has more pixels than Pillow decodes safely ({exc}); downscale it") from None
+    except UnidentifiedImageError:
+        raise OnnxplainError(f"cannot read {'image file ' if name is None else ''}{path} (not an image, or an unsupported "
+                             f"format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise OnnxplainError(f"cannot decode {'image file ' if name is None else ''}{path}: truncated or corrupt "
+                             f"({exc}); save or download it again") from None
+
+
+def _pixels(picture) -> np.ndarray:
+    """A decoded PIL image as an array: grey, RGB or RGBA uint8; 16-bit modes scaled to 0..255."""
+    mode = picture.mode
+    if mode in ("L", "RGB", "RGBA"):
+        return np.asarray(picture)
+    if mode == "I" or mode.startswith("I;16"):
+        return np.asarray(picture).astype(np.float32) / 257.0
+    if mode == "F":
+        return np.asarray(picture, np.float32)
+    if mode == "1":
+        return np.asarray(picture.convert("L"))
+    alpha = "A" in mode or "transparency" in picture.info
+    return np.asarray(picture.convert("RGBA" if alpha else "RGB"))
 
 
 RANGE_SLACK = 1e-2  # values this far outside 0..255 are float rounding and get clipped

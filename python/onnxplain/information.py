@@ -59,7 +59,7 @@ from . import _core
 from .errors import OnnxplainError
 from ._core import PreparedInput
 from .batches import Batches, Stopped
-from .explainer import Explainer, Run, Target, positive_int
+from .explainer import Explainer, Run, Target, check_seed, positive_int
 from .image import image_files, load_image
 from .model import Model
 from .reference import coarse_to_fine
@@ -71,6 +71,7 @@ SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; O
 MODES = ("budgeted", "dense")
 COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
 FIT_CHUNK_VALUES = 2**20  # Gaussian fit: window values per chunk (8 MiB of float64)
+WEAK_BUDGET_SHARE = 16  # budgeted mode warns when the budget is below 1/16 of the grid positions
 REFINE_FLOOR = 1e-3  # budgeted mode: new positions below this priority are interpolated at coarse levels
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
 
@@ -798,7 +799,7 @@ class _Information(Explainer):
             budget_samples = positive_int("budget_samples", budget_samples)
         if max(samples, budget_samples if mode == "budgeted" else 1) > SAMPLE_SLOTS:
             raise OnnxplainError(f"at most {SAMPLE_SLOTS} samples per patch")
-        seed = int(seed)
+        seed = check_seed(seed)
         if not (isinstance(eps, (int, float)) and 0 < eps < 1):
             raise OnnxplainError(f"eps must be a number in (0, 1), got {eps!r}")
         chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
@@ -818,6 +819,10 @@ class _Information(Explainer):
             field = patch_scores(run.batches, prepared, chosen, yy.astype(np.int64), xx.astype(np.int64), samples, seed,
                                  probabilities, targets, eps, multilabel)
         else:  # budgeted, or dense visited coarse to fine so that a stop leaves a whole map
+            if mode == "budgeted" and budget * WEAK_BUDGET_SHARE < yy.size:
+                run.warn(f"budget {budget} evaluates under 1/{WEAK_BUDGET_SHARE} of the {yy.size} patch positions: most of "
+                         f"the map is interpolated; raise budget (CLI: --budget) or stride (--stride)")
+
             def draw(patches, ns, sums, rows):
                 return perturbation_sums(run.batches, prepared, chosen, yy[patches].astype(np.int64),
                                          xx[patches].astype(np.int64), ns, rows, sums, seed)

@@ -1,6 +1,7 @@
 """The black box: an ONNX session (or any callable) that maps images to class scores."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -486,8 +487,12 @@ def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0
         return source
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise OnnxplainError(f"{path} is a directory, not an .onnx model file; give the path of the .onnx file")
         if not path.is_file():
             raise OnnxplainError(f"model file not found: {path}")
+        if not os.access(path, os.R_OK):
+            raise OnnxplainError(f"cannot read model file {path}: permission denied; make it readable")
         source = str(path)
     elif isinstance(source, (bytes, bytearray)):
         source = bytes(source)  # onnxruntime rejects bytearray

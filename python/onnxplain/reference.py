@@ -12,7 +12,7 @@ from . import _core
 from ._core import PreparedInput
 from .batches import Batches, Stopped
 from .errors import OnnxplainError
-from .explainer import Explainer, Target, describe_baseline, positive_int
+from .explainer import Explainer, Target, check_seed, describe_baseline, positive_int
 from .masking import Baseline, Features, as_features
 from .model import Model
 from .result import Explanation
@@ -162,6 +162,7 @@ class Occlusion(Explainer):
         deadline (seconds) / cancel (an Event): stop early with the windows visited so far (coarse
         to fine), `complete` False and `convergence` the share of windows and pixels covered."""
         groups = as_features(features, self.model.masker.mask_shape)  # bad input fails before any evaluation
+        seed = check_seed(seed)
         with self.run(image, target, scores, deadline, cancel) as run:
             prepared = run.prepare(baseline)
             targets, clean = run.targets, run.clean
@@ -199,10 +200,11 @@ class RISE(Explainer):
         `complete` False and `convergence` the agreement of the maps of the two halves of them."""
         groups = as_features(features, self.model.masker.mask_shape)  # bad input fails before any evaluation
         n_masks, grid, p_keep = check_rise(self.model, n_masks, grid, p_keep)
+        seed = check_seed(seed)
         with self.run(image, target, scores, deadline, cancel) as run:
             saliency, done, convergence = rise_map(run.batches, run.prepare(baseline), run.targets, n_masks, grid,
-                                                   p_keep, int(seed), scores, groups)
+                                                   p_keep, seed, scores, groups)
             maps = {t: saliency[i].astype(np.float32) for i, t in enumerate(run.targets)}
             params = {"n_masks": n_masks, "p_keep": p_keep, "baseline": describe_baseline(baseline), "scores": scores,
                       **({"grid": grid} if groups is None else groups.record())}
-            return run.finish(maps, params, int(seed), complete=done == n_masks, convergence=convergence)
+            return run.finish(maps, params, seed, complete=done == n_masks, convergence=convergence)

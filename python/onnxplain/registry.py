@@ -113,6 +113,17 @@ def accepted(options: dict, func: Callable[..., Any]) -> dict:
     return {k: v for k, v in options.items() if k in names}
 
 
+def check_options(name: str, options: dict, func: Callable[..., Any]) -> None:
+    """An error naming the options of method `name` that `func` (its `attribute`) does not take,
+    and those it does."""
+    unknown = sorted(set(options) - set(accepted(options, func)))
+    if unknown:
+        taken = [p.name for p in inspect.signature(func).parameters.values()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in ("image", "target")]
+        raise OnnxplainError(f"method {name!r} has no option {', '.join(map(repr, unknown))}; its options are "
+                             f"{', '.join(taken)} (CLI: --option {name}.KEY=VALUE)")
+
+
 # ---- built-ins -----------------------------------------------------------------------------
 
 def _pair_map(method: str) -> Callable[..., Any]:

@@ -22,7 +22,8 @@ class Explanation:
     names: class names (index -> name) for titles, reports and picture file names, or None.
     fidelity: the fidelity figure (`fidelity.fidelity_figure`), or None when switched off.
     complete: False when a deadline or cancellation stopped the work (the maps are the best so far);
-    convergence: how far the work got and how settled the maps are (method-specific), or None.
+    convergence: how far the work got and how settled the maps are (method-specific), or None;
+    warnings: why the answer, though valid, is weak (one line each).
     """
 
     method: str
@@ -39,6 +40,7 @@ class Explanation:
     convergence: dict | None = None
     names: list[str] | None = field(default=None, repr=False)
     fidelity: dict | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def targets(self) -> list[int]:
@@ -52,7 +54,7 @@ class Explanation:
         return {
             "method": self.method, "targets": self.targets, "params": self.params, "seed": self.seed,
             "evaluations": self.evaluations, "seconds": round(self.seconds, 4),
-            "complete": self.complete, "convergence": self.convergence,
+            "complete": self.complete, "convergence": self.convergence, "warnings": self.warnings,
             "top_classes": [{"class": c, "probability": p, **({"name": self.names[c]} if self._named(c) else {})}
                             for c, p in self.top_classes],
             "fidelity": self.fidelity, "model": self.model,

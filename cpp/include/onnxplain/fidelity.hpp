@@ -14,7 +14,8 @@ constexpr uint64_t kNoiseStream = ~uint64_t{0} - 1;   // the "noise" perturbatio
 constexpr uint64_t kRandomMapStream = ~uint64_t{0} - 2;  // `random_map`
 
 /// Number of features of a height x width map cut into patch x patch squares (the last row and
-/// column of patches may be smaller): ceil(height / patch) * ceil(width / patch).
+/// column of patches may be smaller): ceil(height / patch) * ceil(width / patch), or -1 when that
+/// overflows int64.
 int64_t feature_count(int64_t height, int64_t width, int64_t patch);
 
 /// Ranks features by importance: a feature's score is the mean of `map` over its positions
