@@ -378,12 +378,14 @@ def test_model_emitting_nan_is_refused():
     refused(r"NaN or infinite scores", nan_model.predict, np.zeros((8, 8, 3), np.float32))
 
 
-def test_rank_two_input_is_not_an_image_classifier():
+def test_rank_two_input_is_a_table_not_an_image_classifier():
     w = numpy_helper.from_array(np.ones((12, 3), np.float32), "w")
     data = graph_model([helper.make_node("MatMul", ["x", "w"], ["scores"])],
                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 12])],
                        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])], [w])
-    refused(r"model has inputs \[\('x', \['N', 12\]\)\]; name the image input with input_name=", ox.Model, data)
+    assert ox.Model(data).modality == "tabular"  # read as a table of 12 columns
+    refused(r"model has inputs \[\('x', \['N', 12\]\)\]; name the image input with input_name=",
+            lambda source: ox.Model(source, modality="image"), data)
 
 
 def test_string_input_is_refused():
@@ -638,11 +640,11 @@ def test_cli_malformed_or_stray_options(tmp_path, capsys, option, match):
     assert code == 2 and __import__("re").search(match, err)
 
 
-def test_cli_evaluate_labels_not_an_object(tmp_path, capsys):
+def test_cli_evaluate_label_map_not_an_object(tmp_path, capsys):
     labels = tmp_path / "labels.json"
     labels.write_text("[1, 2]")
-    code, _, err = run(evaluate_argv(tmp_path, "--labels", labels), capsys)
-    assert code == 2 and "--labels must be a JSON object image name -> class id" in err
+    code, _, err = run(evaluate_argv(tmp_path, "--label-map", labels), capsys)
+    assert code == 2 and "--label-map must be a JSON object image name -> class id" in err
 
 
 def test_cli_evaluate_empty_folder(tmp_path, capsys):

@@ -255,8 +255,8 @@ def test_explain_a_folder_with_workers(tmp_path):
                            "--method", "rise", "--masks", "200", "--workers", "2", "--out", str(out), "--quiet"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "wrote 3 of 4" in done.stdout  # the others done, the corrupt one reported
-    assert done.stderr.splitlines() == ["onnxplain: error: c.png: cannot read image bytes (corrupt or unsupported "
-                                        "format) (2 attempts)"]
+    assert done.stderr.splitlines() == ["onnxplain: error: c.png: cannot read image bytes (not an image, or an "
+                                        "unsupported format) (2 attempts)"]
     assert not (out / "c.png").exists()
     local = model()
     for name in ("a.png", "a.jpg", "b.png"):

@@ -77,7 +77,7 @@ def _converted(array: np.ndarray, name: str, size: tuple[int, int] | None, chann
 def decode_image(data: bytes, size: tuple[int, int] | None = None, channels: int = 3, *,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An encoded image (PNG, JPEG, ... bytes) as `load_image` gives it for the same file."""
-    return _converted(_read_picture(io.BytesIO(data), max_pixels, "the image bytes"), "the image bytes", size, channels)
+    return _converted(_read_picture(io.BytesIO(data), max_pixels, "image bytes"), "image bytes", size, channels)
 
 
 def unit_range_message(array) -> str | None:
@@ -126,8 +126,8 @@ def _read_picture(source: Path | BinaryIO, max_pixels: int, name: str | None = N
     except Image.DecompressionBombError as exc:
         raise OnnxplainError(f"{path} has more pixels than Pillow decodes safely ({exc}); downscale it") from None
     except UnidentifiedImageError:
-        raise OnnxplainError(f"cannot read {'image file ' if name is None else ''}{path} (not an image, or an unsupported "
-                             f"format)") from None
+        raise OnnxplainError(f"cannot read {'image file' if name is None else name} (not an image, or an unsupported "
+                             f"format){'' if name else f': {path}'}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise OnnxplainError(f"cannot decode {'image file ' if name is None else ''}{path}: truncated or corrupt "
                              f"({exc}); save or download it again") from None

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .errors import OnnxplainWarning
 from .image import load_image
 from .visualize import class_label, map_figure, map_scale, photo, safe_name, save_png
 
@@ -118,7 +120,9 @@ class Explanation:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if original is not None:
-            original = load_image(original, None, self.image.shape[2])
+            with warnings.catch_warnings():  # the input's warnings were given when it was explained
+                warnings.simplefilter("ignore", OnnxplainWarning)
+                original = load_image(original, None, self.image.shape[2])
         written = []
         for name, array in self.arrays().items():
             np.save(out / name, array)
