@@ -38,7 +38,9 @@ def _values(draw, dtype, shape) -> np.ndarray:
     else:
         info = np.iinfo(dtype)
         element = st.one_of(st.integers(max(info.min, -2), min(info.max, 9)), st.sampled_from([info.min, info.max]))
-    values = draw(st.lists(element, min_size=n, max_size=n))
+    drawn = min(n, 512)  # larger arrays repeat their first 512 values (hypothesis caps list sizes)
+    values = draw(st.lists(element, min_size=drawn, max_size=drawn))
+    values = (values * -(-n // drawn))[:n] if drawn else []
     with np.errstate(over="ignore", invalid="ignore"):
         return np.array(values, dtype=np.float64 if np.issubdtype(dtype, np.floating) else object).astype(dtype).reshape(shape)
 
