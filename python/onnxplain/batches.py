@@ -79,7 +79,9 @@ class Batches:
         self.close()
 
     def close(self) -> None:
-        """Joins the builder thread and closes the progress bar."""
+        """Joins the builder thread, closes the progress bar and frees the batch buffers (a later
+        stream makes new ones)."""
+        self._buffers = None
         if self._builder is not None:
             self._builder.shutdown(wait=True)
             self._builder = None
