@@ -142,7 +142,7 @@ def explain(args: argparse.Namespace) -> int:
     if args.image is None:
         raise OnnxplainError("give the input file after the model (IMAGE; --text only for text models)")
     if isinstance(model, TabularModel):
-        return explain_row(args, model)
+        return explain_row(args, model, names)
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     explainer = get_method(args.method, "input").factory(model)
     if isinstance(explainer, Explainer):
@@ -231,7 +231,7 @@ def _executor(args: argparse.Namespace):
         yield None
 
 
-def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
+def explain_row(args: argparse.Namespace, model: TabularModel, names: list[str] | None) -> int:
     """`explain` for a tabular model: row --row of the CSV / .npy given as IMAGE."""
     from . import tabular
 
@@ -250,7 +250,7 @@ def explain_row(args: argparse.Namespace, model: TabularModel) -> int:
     target = _parse_target(args.target) if args.target is not None else ("top3" if args.method == "pmi" else "top")
     result = tabular.explain(model, row, args.method, target, **options)
     written = result.save(args.out)
-    _print_top(result.top_classes, _class_names(args.labels) or model.class_names)
+    _print_top(result.top_classes, names or model.class_names)
     print(f"{args.method}: targets {result.targets}, {result.evaluations} rows evaluated, {result.seconds:.2f} s; "
           f"wrote {len(written)} files to {args.out}")
     for t in result.targets:

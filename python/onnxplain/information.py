@@ -653,9 +653,10 @@ def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, sa
     of the budget. Each finer level evaluates the new positions whose priority (normalised
     interpolated score plus the spread of the evaluated neighbours) exceeds REFINE_FLOOR, at most
     twice an equal share of what is left; the finest level spends what is left in priority order;
-    the rest is interpolated. The first lattice is itself visited coarse to fine. When every position is evaluated, the remaining budget goes to extra
-    samples (adaptive N, at most max_samples per patch) in rounds, each to the half of the patches
-    whose estimate is least stable (see `_instability`). every_position: evaluate every position
+    the rest is interpolated. The first lattice is itself visited coarse to fine. When every
+    position is evaluated, the remaining budget goes to extra samples (adaptive N, at most
+    max_samples per patch) in rounds, each to the half of the patches whose estimate is least
+    stable (see `_instability`). every_position: evaluate every position
     of every level, no extra samples (the dense answer, visited coarse to fine).
 
     When the estimates' batches stop (a deadline or cancellation), the positions reached keep their
@@ -677,7 +678,7 @@ def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, sa
     values = _nearest_evaluated(estimates, yy * nx + xx)
     measured = estimates.counts[yy * nx + xx] > 0
     levels = [{"spacing": spacing, "patches": int(measured.sum())}]
-    agreement = None
+    last_levels = None  # (interpolated, refined) fields of the last level that evaluated positions
     while spacing > 1:
         spacing //= 2
         ty, tx = _lattice(ny, spacing), _lattice(nx, spacing)
@@ -707,7 +708,7 @@ def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, sa
             interpolated = fine.copy()
             fine[:, cy, cx] = estimates.scores[flat[reached]].T
             known[cy, cx] = True
-            agreement = _spearman(interpolated, fine)
+            last_levels = (interpolated, fine.copy())
         levels.append({"spacing": spacing, "patches": int(known.sum() - measured.sum())})
         values, measured, iy, ix = fine, known, ty, tx
     extra = []
@@ -725,7 +726,8 @@ def budgeted_scores(estimates: PatchEstimates, ny: int, nx: int, budget: int, sa
     if extra:
         record["extra_samples"] = extra
     convergence = {"positions": int((estimates.counts > 0).sum()), "of": ny * nx,
-                   "evaluations": estimates.evaluations, "levels_spearman": agreement}
+                   "evaluations": estimates.evaluations,
+                   "levels_spearman": None if last_levels is None else _spearman(*last_levels)}
     return values.reshape(len(values), -1).T, record, convergence
 
 
