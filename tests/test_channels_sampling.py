@@ -14,6 +14,8 @@ import math
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import onnxplain as ox
 from onnxplain import _core
@@ -357,7 +359,8 @@ def test_inpaint_sampler_takes_grey_and_refuses_other_channel_counts():
 
 def onnx_sampler(k: int, channels: int, logits: np.ndarray | None = None, values: np.ndarray | None = None) -> bytes:
     """A learned-sampler stand-in for C channels: slices the (zeroed) centre of its (C + 1) x 3K x 3K
-    input and adds constants: values (1, C, K, K) in 0..1 or logits (1, C, K, K, 256)."""
+    input and adds constants: values (1, C, K, K) in 0..1, or logits (1, C, K, K, 256) or logistic
+    mixture parameters (1, C, K, K, 3M) as `logits`."""
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("Slice", ["w", "starts", "ends", "axes"], ["centre"])]
@@ -366,7 +369,7 @@ def onnx_sampler(k: int, channels: int, logits: np.ndarray | None = None, values
     if logits is not None:
         nodes += [helper.make_node("Unsqueeze", ["centre", "last"], ["u"]), helper.make_node("Add", ["u", "c"], ["out"])]
         inits.update(last=np.array([4], np.int64), c=logits.astype(np.float32))
-        shape = ["N", channels, k, k, 256]
+        shape = ["N", channels, k, k, logits.shape[-1]]
     else:
         nodes += [helper.make_node("Add", ["centre", "c"], ["out"])]
         inits["c"] = values.astype(np.float32)
@@ -404,6 +407,61 @@ def test_onnx_sampler_takes_c_plus_one_input_channels(c):
     other = 3 if c != 3 else 1
     with pytest.raises(ox.OnnxplainError, match=f"takes {c + 1} input channels"):
         sampler.prepare(grey_model(channels=other), blob_image(other)[0], k)
+
+
+def mixture_probabilities(params: np.ndarray) -> np.ndarray:
+    """The 256 level probabilities (..., 256) float64 of discretised logistic mixtures (..., 3M)."""
+    from scipy.special import expit
+
+    m = params.shape[-1] // 3
+    weights = np.exp(params[..., :m] - params[..., :m].max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    edges = np.arange(256) + 0.5  # cdf at v + 0.5; the last level takes the upper tail
+    z = (edges[:, None] - params[..., None, m:2 * m]) * np.exp(-params[..., None, 2 * m:])
+    cdf = (weights[..., None, :] * expit(z)).sum(-1)
+    cdf[..., -1] = 1.0
+    return np.diff(cdf, prepend=0.0, axis=-1)
+
+
+def test_logistic_mixture_draws_are_the_draws_of_their_256_probabilities():
+    rng = np.random.default_rng(0)
+    params = np.concatenate([rng.normal(0, 1, (5, 12, 3)), rng.uniform(-20, 275, (5, 12, 3)),
+                             rng.uniform(-2, 4, (5, 12, 3))], axis=2).astype(np.float32)
+    rows = rng.integers(0, 5, 300).astype(np.int64)
+    streams = np.arange(300, dtype=np.uint64) * 7
+    mixture = _core.logistic_mixture_patches(params, rows, streams, 11)
+    categorical = _core.categorical_patches(mixture_probabilities(params.astype(np.float64)).astype(np.float32), rows,
+                                            streams, 11)
+    assert mixture.shape == (300, 12) and set(np.unique(mixture)) <= set(range(256))
+    differ = mixture != categorical
+    assert differ.mean() < 0.002 and np.abs(mixture - categorical).max() <= 1  # float rounding at a boundary only
+    np.testing.assert_array_equal(mixture, _core.logistic_mixture_patches(params, rows, streams, 11, threads=3))
+    with pytest.raises(ValueError, match="3M"):
+        _core.logistic_mixture_patches(np.ascontiguousarray(params[..., :4]), rows, streams, 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=6, max_size=6), st.integers(0, 2**64 - 1))
+def test_logistic_mixture_draws_stay_levels_for_any_parameters(values, seed):
+    params = np.array(values, np.float32).reshape(1, 1, 6)
+    drawn = _core.logistic_mixture_patches(params, np.zeros(50, np.int64), np.arange(50, dtype=np.uint64), seed)
+    assert np.isfinite(drawn).all() and (drawn >= 0).all() and (drawn <= 255).all() and (drawn == np.round(drawn)).all()
+
+
+def test_onnx_sampler_draws_from_mixture_parameters():
+    k, c = 4, 3
+    model = grey_model(channels=c)
+    image, _ = blob_image(c)
+    params = np.zeros((1, c, k, k, 6), np.float32)  # two components: weight 3:1 at 60 and 190, scales e^1, e^2
+    params[..., 0], params[..., 1] = np.log(3.0), 0.0
+    params[..., 2], params[..., 3], params[..., 4], params[..., 5] = 60.0, 190.0, 1.0, 2.0
+    sampler = OnnxSampler(onnx_sampler(k, c, logits=params))
+    sampler.prepare(model, image, k)
+    drawn = sampler.sample(np.full(400, 3, np.int64), np.full(400, 7, np.int64), np.arange(400, dtype=np.uint64), 5)
+    low = drawn < 125
+    assert abs(low.mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / drawn.size)
+    assert abs(drawn[low].mean() - 60) < 0.5 and abs(drawn[~low].mean() - 190) < 1.5
+    assert abs(drawn[low].std() - np.e * np.pi / np.sqrt(3)) < 0.4  # a logistic's std is s pi / sqrt(3)
 
 
 # ---- fidelity perturbations and IG/PMI end to end ----------------------------------------------

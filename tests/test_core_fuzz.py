@@ -115,6 +115,7 @@ ENTRY_POINTS = {
     "gaussian_patch_samples": [a(F32, 3), a(I64, 1), a(I64, 1), a(I64, 1), a(U64, 1), s(seeds), s(sizes), s(sizes),
                                a(F32, 1), a(F32, 1), a(F32, 3), a(F32, 3), s(reals), s(threads)],
     "imputation_system": [a(F32, 2), a(F32, 3)],
+    "logistic_mixture_patches": [a(F32, 3), a(I64, 1), a(U64, 1), s(seeds), s(threads)],
     "noisy_patches": [a(F32, 4), a(U64, 1), s(seeds), s(reals), s(threads)],
     "normal": [s(seeds), s(indices), s(indices)],
     "occlusion_masks": [s(sizes), s(sizes), s(sizes), s(sizes), s(indices), s(sizes), s(threads)],

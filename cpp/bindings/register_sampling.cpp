@@ -175,6 +175,30 @@ void register_sampling(py::module_& m) {
         }, py::arg("probabilities"), py::arg("rows"), py::arg("streams"), py::arg("seed"), py::arg("threads") = 0,
            "Values (count, P) float32 in 0..255 drawn per entry from 256-level distributions probabilities[rows[b]] "
            "(rows x P x 256) by inverse CDF with the shared generator.");
+
+        m.def("logistic_mixture_patches", [](const py::object& params_obj, const py::object& rows_obj,
+                                             const py::object& streams_obj, uint64_t seed, int threads) {
+            auto params = checked<float>(params_obj, "params", 3);
+            auto rows = checked<int64_t>(rows_obj, "rows", 1);
+            auto streams = checked<uint64_t>(streams_obj, "streams", 1);
+            require(params.shape(2) > 0 && params.shape(2) % 3 == 0,
+                    "params must be rows x P x 3M (M weight logits, M means, M log scales), got " + shape_of(params));
+            require(streams.shape(0) == rows.shape(0), "rows and streams must have the same length");
+            for (py::ssize_t b = 0; b < rows.shape(0); ++b)
+                require(rows.data()[b] >= 0 && rows.data()[b] < params.shape(0), "rows entry out of range");
+            const int64_t n = rows.shape(0), values = params.shape(1), components = params.shape(2) / 3;
+            Array<float> out({n, values});
+            float* op = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                logistic_mixture_patches(params.data(), rows.data(), values, components, streams.data(), n, seed, op,
+                                         threads);
+            }
+            return out;
+        }, py::arg("params"), py::arg("rows"), py::arg("streams"), py::arg("seed"), py::arg("threads") = 0,
+           "Values (count, P) float32 in 0..255 drawn per entry from the discretised logistic mixture params[rows[b]] "
+           "(rows x P x 3M: M weight logits, M means on the 0..255 scale, M log scales) by inverse CDF (bisection) "
+           "with the shared generator: the draw categorical_patches makes from the mixture's 256 probabilities.");
     }
 }
 

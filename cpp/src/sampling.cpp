@@ -251,4 +251,39 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
     });
 }
 
+void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t values, int64_t components,
+                              const uint64_t* streams, int64_t count, uint64_t seed, float* out, int threads) {
+    parallel_for(count, threads, [&](int64_t begin, int64_t end) {
+        std::vector<double> weights(static_cast<size_t>(components)), means(weights.size()), inverse(weights.size());
+        for (int64_t b = begin; b < end; ++b) {
+            const float* row = params + rows[b] * values * 3 * components;
+            for (int64_t j = 0; j < values; ++j) {
+                const float* p = row + j * 3 * components;
+                double top = p[0], total = 0.0;
+                for (int64_t m = 1; m < components; ++m) top = std::max(top, static_cast<double>(p[m]));
+                for (int64_t m = 0; m < components; ++m) {
+                    const size_t i = static_cast<size_t>(m);
+                    weights[i] = std::exp(static_cast<double>(p[m]) - top);
+                    total += weights[i];
+                    means[i] = p[components + m];
+                    inverse[i] = std::exp(-static_cast<double>(p[2 * components + m]));
+                }
+                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j));
+                auto cdf = [&](int v) {
+                    double c = 0.0;
+                    for (size_t i = 0; i < weights.size(); ++i)
+                        c += weights[i] / (1.0 + std::exp(-(v + 0.5 - means[i]) * inverse[i]));
+                    return c / total;
+                };
+                int low = 0, high = 255;  // the smallest level v with u < cdf(v); cdf(255) = 1
+                while (low < high) {
+                    const int mid = (low + high) / 2;
+                    if (u < cdf(mid)) high = mid; else low = mid + 1;
+                }
+                out[b * values + j] = static_cast<float>(low);
+            }
+        }
+    });
+}
+
 }  // namespace onnxplain

@@ -13,7 +13,7 @@ from .evaluation import evaluate, register_method
 from .explainer import Explainer
 from .fidelity import RandomMap
 from .image import load_image
-from .information import IG, PMI, GaussianSampler, OnnxSampler, PatchSampler, information_maps
+from .information import IG, PMI, GaussianSampler, LearnedSampler, OnnxSampler, PatchSampler, information_maps
 from .model import DEFAULT_BATCH_SIZE, Model, softmax
 from .preprocess import PRESETS, Preprocess
 from .reference import RISE, Occlusion
@@ -26,5 +26,5 @@ __all__ = ["DEFAULT_BATCH_SIZE", "Explainer", "Explanation", "Model", "Occlusion
            "counterfactual", "Pair", "make_pair", "discriminative_map", "mask_swap",
            "fidelity", "evaluation", "evaluate", "register_method", "RandomMap",
            "registry", "MethodSpec", "get_method", "method_names",
-           "IG", "PMI", "GaussianSampler", "OnnxSampler", "PatchSampler", "information_maps",
+           "IG", "PMI", "GaussianSampler", "LearnedSampler", "OnnxSampler", "PatchSampler", "information_maps",
            "Causal", "CausalExplanation", "SufficientSet", "tables", "tabular"]

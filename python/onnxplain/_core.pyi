@@ -11,7 +11,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['NOISE_STREAM', 'PreparedInput', 'Preprocessor', 'accumulate', 'bank_patch_samples', 'bernoulli_keep', 'categorical_patches', 'causal_box_masks', 'causal_credit_boxes', 'causal_disc_masks', 'causal_drop_masks', 'causal_mask_parts', 'causal_rank_masks', 'causal_sibling_responsibility', 'causal_split_boxes', 'causal_spotlight_centres', 'cuda_accumulate', 'cuda_built', 'cuda_device_count', 'cuda_occlusion_masks', 'cuda_perturb', 'cuda_rise_masks', 'feature_count', 'feature_masks', 'gaussian', 'gaussian_conditionals', 'gaussian_patch_samples', 'imputation_system', 'noisy_patches', 'normal', 'occlusion_masks', 'philox4x32', 'random_map', 'rank_features', 'rank_labels', 'ranked_masks', 'rise_masks', 'uniform', 'window_positions']
+__all__: list[str] = ['NOISE_STREAM', 'PreparedInput', 'Preprocessor', 'accumulate', 'bank_patch_samples', 'bernoulli_keep', 'categorical_patches', 'causal_box_masks', 'causal_credit_boxes', 'causal_disc_masks', 'causal_drop_masks', 'causal_mask_parts', 'causal_rank_masks', 'causal_sibling_responsibility', 'causal_split_boxes', 'causal_spotlight_centres', 'cuda_accumulate', 'cuda_built', 'cuda_device_count', 'cuda_occlusion_masks', 'cuda_perturb', 'cuda_rise_masks', 'feature_count', 'feature_masks', 'gaussian', 'gaussian_conditionals', 'gaussian_patch_samples', 'imputation_system', 'logistic_mixture_patches', 'noisy_patches', 'normal', 'occlusion_masks', 'philox4x32', 'random_map', 'rank_features', 'rank_labels', 'ranked_masks', 'rise_masks', 'uniform', 'window_positions']
 class Preprocessor:
     """
     The model's preprocessing of one input held as (*positions, C) float32, channels last:
@@ -173,6 +173,10 @@ def gaussian_patch_samples(image: numpy.ndarray, ys: numpy.ndarray, xs: numpy.nd
 def imputation_system(mask: numpy.ndarray, image: numpy.ndarray) -> tuple[numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float64], numpy.typing.NDArray[numpy.float64]]:
     """
     ROAD's imputation system for the pixels with mask < 0.5: (variable (H, W) int64, -1 where kept; rows, cols int64 and values float64 triplets of the (n, n) matrix; rhs (n, C) float64, one column per channel of the image (H, W, C)).
+    """
+def logistic_mixture_patches(params: numpy.ndarray, rows: numpy.ndarray, streams: numpy.ndarray, seed: int, threads: int = 0) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Values (count, P) float32 in 0..255 drawn per entry from the discretised logistic mixture params[rows[b]] (rows x P x 3M: M weight logits, M means on the 0..255 scale, M log scales) by inverse CDF (bisection) with the shared generator: the draw categorical_patches makes from the mixture's 256 probabilities.
     """
 def noisy_patches(patches: numpy.ndarray, streams: numpy.ndarray, seed: int, sigma: float, threads: int = 0) -> None:
     """

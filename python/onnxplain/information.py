@@ -35,6 +35,8 @@ K x K x C.
   shrinkage towards a scaled identity. Border patches condition on the part of the frame inside the image only (the
   Gaussian marginal over the absent entries, never padding). The regression matrix and the
   Cholesky factor of the conditional covariance are computed once per frame configuration.
+- ``learned``: the CNN trained in this repository (``LearnedSampler``; RGB, K = 8): a 256-level
+  distribution per pixel and channel given the 3K x 3K window, drawn independently.
 - ``marginal``: the patch of a reference image at the same location (needs references).
 - ``inpaint``: OpenCV inpainting (Telea) of the patch from a window of 3K x 3K around it, plus
   optional Gaussian noise (OpenCV inpaints 1- or 3-channel images only).
@@ -48,6 +50,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -67,7 +70,7 @@ from .result import Explanation
 
 EPS = 1e-12
 SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
-SAMPLERS = ("gaussian", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
+SAMPLERS = ("gaussian", "learned", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
 MODES = ("budgeted", "dense")
 COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
 FIT_CHUNK_VALUES = 2**20  # Gaussian fit: window values per chunk (8 MiB of float64)
@@ -252,6 +255,20 @@ class GaussianSampler(PatchSampler):
         upper = self._arrays[1][t].astype(np.float64)
         return mean.reshape(self.patch, self.patch, c), upper.T @ upper
 
+    def noise_scale(self, y: int, x: int) -> float:
+        """The factor on the conditional noise's standard deviation of the patch at (y, x): with
+        local_scale, sqrt(frame variance / fitted windows' mean frame variance) (as the core
+        computes it); else 1."""
+        if not (self.local_scale and self.spread > 0):
+            return 1.0
+        h, w = self.image.shape[:2]
+        f, k = self.frame, self.patch
+        window = self.image[max(0, y - f):min(h, y + k + f), max(0, x - f):min(w, x + k + f)].astype(np.float64)
+        frame = np.ones(window.shape[:2], bool)
+        frame[y - max(0, y - f):y - max(0, y - f) + k, x - max(0, x - f):x - max(0, x - f) + k] = False
+        values = window[frame]
+        return float(np.sqrt(values.var(axis=0).mean() / self.spread)) if values.size else 1.0
+
     def sample(self, ys, xs, streams, seed):
         configs = np.array([self._tables[self._config(int(y), int(x))] for y, x in zip(ys, xs)], np.int64)
         regress, chol, patch_mean, window_mean = self._arrays
@@ -386,8 +403,11 @@ class OnnxSampler(PatchSampler):
     centre, and anything outside the image), where channels 0..C-1 are 0. Output: one float32
     tensor, either (N, C, K, K) pixel values / 255 (used as they are: the sampler is then
     deterministic), or (N, C, K, K, 256) logits of a 256-level distribution per pixel and channel,
-    from which the core draws every value independently (inverse CDF over the shared generator).
-    The network runs once per distinct patch position in a batch.
+    or (N, C, K, K, 3M), M < 86, the parameters of a discretised logistic mixture per pixel and
+    channel (M weight logits, M means on the 0..255 scale, M natural-log scales; level v has the
+    mass of [v - 0.5, v + 0.5), the end levels take the tails). The core draws every value
+    independently (inverse CDF over the shared generator; the same draw for a mixture as for its
+    256 logits). The network runs once per distinct patch position in a batch.
     """
 
     name = "onnx"
@@ -427,21 +447,67 @@ class OnnxSampler(PatchSampler):
 
     def sample(self, ys, xs, streams, seed):
         k, c = self.patch, self.image.shape[2]
-        positions = list(dict.fromkeys(zip(ys.tolist(), xs.tolist())))
+        row_of: dict[tuple[int, int], int] = {}
+        rows = np.array([row_of.setdefault(p, len(row_of)) for p in zip(ys.tolist(), xs.tolist())], np.int64)
+        positions = list(row_of)
         out = np.asarray(self.session.run([self.output_name], {self.input_name: self._windows(positions)})[0])
-        rows = np.array([positions.index(p) for p in zip(ys.tolist(), xs.tolist())], np.int64)
         if out.shape == (len(positions), c, k, k):
             values = np.clip(out.transpose(0, 2, 3, 1) * 255.0, 0, 255).astype(np.float32)
             return np.ascontiguousarray(values[rows])
         if out.shape == (len(positions), c, k, k, 256):
-            logits = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), c * k * k, 256).astype(np.float64)
+            logits = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), c * k * k, 256).astype(np.float32)
             logits -= logits.max(axis=2, keepdims=True)
             probabilities = np.exp(logits)
             probabilities /= probabilities.sum(axis=2, keepdims=True)
-            drawn = _core.categorical_patches(probabilities.astype(np.float32), rows, streams, seed, self.threads)
+            drawn = _core.categorical_patches(probabilities, rows, streams, seed, self.threads)
             return drawn.reshape(len(ys), k, k, c)
-        raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, {c}, {k}, {k}) or "
-                             f"(N, {c}, {k}, {k}, 256) for N = {len(positions)} windows of a {c}-channel image")
+        if out.ndim == 5 and out.shape[:4] == (len(positions), c, k, k) and out.shape[4] % 3 == 0:
+            params = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), c * k * k, out.shape[4])
+            drawn = _core.logistic_mixture_patches(np.ascontiguousarray(params, np.float32), rows, streams, seed,
+                                                   self.threads)
+            return drawn.reshape(len(ys), k, k, c)
+        raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, {c}, {k}, {k}), "
+                             f"(N, {c}, {k}, {k}, 256) or (N, {c}, {k}, {k}, 3M) for N = {len(positions)} windows "
+                             f"of a {c}-channel image")
+
+
+LEARNED_SAMPLER = Path(__file__).resolve().parent / "data" / "patch_sampler.onnx"
+
+
+@lru_cache(maxsize=4)
+def _learned_session(providers: tuple[str, ...] | None, threads: int = 0):
+    from .model import _open_session
+
+    return _open_session(LEARNED_SAMPLER, providers, threads)
+
+
+class LearnedSampler(OnnxSampler):
+    """The patch sampler trained in this repository (``tools/train_patch_sampler.py``; held-out
+    bits per subpixel against the Gaussian in ``data/README.md``): a CNN that gives each pixel
+    and channel of a K x K patch a 256-level distribution (a mixture of discretised logistics,
+    output as its parameters) from the 3K x 3K window around it, the centre blanked, like the
+    authors' PatchSampler; values are drawn independently. For RGB images and the patch size it
+    was trained for (8)."""
+
+    name = "learned"
+
+    def __init__(self, providers: Sequence[str] | None = None) -> None:
+        self.providers = tuple(providers) if providers else None
+        super().__init__(_learned_session(self.providers))
+        self.trained_patch = int(self.session.get_modelmeta().custom_metadata_map.get("onnxplain.patch", "8"))
+
+    def prepare(self, model, image, patch):
+        if image.shape[2] != 3:
+            raise OnnxplainError(f"sampler='learned' is trained on RGB patches; this model takes {image.shape[2]} "
+                                 f"channel{'s' * (image.shape[2] != 1)}: use sampler='gaussian' (CLI: --sampler gaussian)")
+        if patch != self.trained_patch:
+            raise OnnxplainError(f"sampler='learned' is trained for patch {self.trained_patch}, not {patch}: use "
+                                 f"patch={self.trained_patch} (CLI: --patch {self.trained_patch}) or sampler='gaussian'")
+        super().prepare(model, image, patch)
+        self.session = _learned_session(self.providers, model.threads)  # the model's thread budget
+
+    def describe(self) -> dict:
+        return {"name": self.name, "patch": self.trained_patch, "file": LEARNED_SAMPLER.name}
 
 
 def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
@@ -459,6 +525,8 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
         return ConstantSampler(value)
     if sampler == "blur":
         return BlurSampler()
+    if sampler == "learned":
+        return LearnedSampler()
     raise OnnxplainError(f"sampler must be one of {SAMPLERS} or a PatchSampler, got {sampler!r}")
 
 
@@ -917,4 +985,4 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
 
 
 __all__ = ["IG", "PMI", "PatchSampler", "GaussianSampler", "MarginalSampler", "InpaintSampler", "ConstantSampler",
-           "BlurSampler", "OnnxSampler", "SAMPLERS", "information_maps", "make_sampler", "patch_scores", "pixel_maps"]
+           "BlurSampler", "OnnxSampler", "LearnedSampler", "SAMPLERS", "information_maps", "make_sampler", "patch_scores", "pixel_maps"]

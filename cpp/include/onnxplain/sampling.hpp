@@ -80,4 +80,13 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
                          const uint64_t* streams, int64_t count, uint64_t seed, float* out,
                          int threads);
 
+/// The same draw as categorical_patches from discretised logistic mixtures given by their
+/// parameters instead of 256 probabilities: entry j of position r has M weight logits a_m, means
+/// mu_m (0..255 scale) and log scales l_m at params[r][j][0..3M) (a, then mu, then l);
+/// cdf(v) = sum_m softmax(a)_m sigmoid((v + 0.5 - mu_m) / e^l_m) for v < 255 and cdf(255) = 1.
+/// The level is found by bisection (8 cdf evaluations instead of 256 probabilities). params:
+/// positions x P x 3M; out: count x P float32 (0..255).
+void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t values, int64_t components,
+                              const uint64_t* streams, int64_t count, uint64_t seed, float* out, int threads);
+
 }  // namespace onnxplain

@@ -1,0 +1,302 @@
+"""The IG/PMI paper's claim put to the test, sampler by sampler (issue 22), on EfficientNet-Lite0.
+
+    python bench/sampler.py canvas  [--samplers gaussian,learned] [--photos 4] [--budget 3000]
+    python bench/sampler.py claim   [--samplers gaussian,learned] [--budget 3000]
+    python bench/sampler.py dense   [--samplers gaussian,learned] [--count 3]
+
+canvas: a held-out photo shrunk to a quarter of the image (112 x 112) in each quadrant of four
+  224 x 224 canvases (flat grey 127; per-pixel noise 127 + 12 N(0, 1) per pixel and channel;
+  scikit-image's `brick`; `gravel`): the share of the top-1 PMI map's positive mass on the photo
+  (median over photos x quadrants, per canvas). On each empty canvas: the largest share of the
+  positive mass in one quadrant (a map without evidence spreads it: 0.25 each).
+claim: Deletion AUC (pixels to grey, most important first, 5 % steps, area under p(top-1); lower
+  is better) and MIF/LIF fidelity (LIF AUC - MIF AUC, 16 x 16 squares; higher is better) of PMI
+  (top-1) and IG with each sampler, occlusion (window 32, stride 16: 169 evaluations, its cost)
+  and RISE (--budget masks) at --budget evaluations, on the held-out photos (square crops) and
+  composites of them (photo at 0.55 scale in a corner of a grey canvas). Means with 95 %
+  intervals over source photos, paired differences against the best method, and each method's
+  wall time (sampler inference included; IG and PMI share one run per sampler, so one time).
+dense: K = 8, N = 8, stride 2 top-1 PMI maps (11,881 patches, 95,048 evaluations each) on the first
+  --count composites with each sampler, with their Deletion AUC and MIF/LIF fidelity. The Gaussian
+  maps are the committed references of `bench/information.py reference` when today's sampler
+  reproduces them (checked at their corners), else recomputed.
+Held-out photos: chelsea, coffee, astronaut, rocket, stereo_motorcycle (none is in the learned
+sampler's training set; tools/train_patch_sampler.py). Results: a table on stdout, JSON under
+bench/results/sampler_<command>.json (gitignored) and a summary in bench/sampler_summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import onnxplain as ox
+from onnxplain import fidelity
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+REFERENCE = HERE / "information_reference"
+SUMMARY = HERE / "sampler_summary.json"
+sys.path.insert(0, str(HERE.parent / "tests"))
+from helpers import EFFICIENTNET, photo_on_canvas  # noqa: E402
+
+HELD_OUT = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle")
+QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
+CANVASES = ("grey", "noise", "brick", "gravel")
+SIZE = 224
+
+
+def photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    image = getattr(skimage.data, name)()
+    return (image[0] if isinstance(image, tuple) else image)[..., :3]
+
+
+def canvas(kind: str) -> np.ndarray:
+    """A 224 x 224 x 3 float32 background, 0..255."""
+    if kind == "grey":
+        return np.full((SIZE, SIZE, 3), 127.0, np.float32)
+    if kind == "noise":
+        noise = np.random.default_rng(0).standard_normal((SIZE, SIZE, 3))
+        return np.clip(127.0 + 12.0 * noise, 0, 255).astype(np.float32)
+    import skimage.data
+
+    texture = cv2.resize(getattr(skimage.data, kind)().astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return np.repeat(texture[..., None], 3, axis=2)
+
+
+def on_canvas(background: np.ndarray, picture: np.ndarray, corner: str, scale: float = 0.5):
+    """The picture (a square crop) resized to scale * 224 in one corner of the background; (image, box)."""
+    _, box = photo_on_canvas(picture, size=SIZE, corner=corner, scale=scale)
+    y0, x0, y1, x1 = box
+    image = background.copy()
+    image[y0:y1, x0:x1] = cv2.resize(square(picture).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+    return np.clip(image, 0, 255), box
+
+
+def square(picture: np.ndarray) -> np.ndarray:
+    h, w = picture.shape[:2]
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return picture[y0:y0 + side, x0:x0 + side]
+
+
+def positive_share(attribution: np.ndarray, box) -> float:
+    positive = np.clip(attribution, 0, None)
+    total = float(positive.sum())
+    y0, x0, y1, x1 = box
+    return float(positive[y0:y1, x0:x1].sum()) / total if total > 0 else float("nan")
+
+
+def pmi_top1(model, image, sampler: str, budget: int, seed: int = 0):
+    target = int(np.argmax(model.predict(image)))
+    result = ox.PMI(model).attribute(image, target=target, sampler=sampler, budget=budget, seed=seed)
+    return result[target], result
+
+
+def run_canvas(args) -> dict:
+    model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
+    rows, empty = [], []
+    print(f"{'sampler':<9} {'canvas':<7} {'photo':<18} {'quadrant':<13} {'share':>6} {'s':>6}")
+    for sampler in args.samplers:
+        for kind in CANVASES:
+            background = canvas(kind)
+            attribution, result = pmi_top1(model, background, sampler, args.budget)
+            y = [slice(0, SIZE // 2), slice(SIZE // 2, SIZE)]
+            shares = [positive_share(attribution, (q[0].start, q[1].start, q[0].stop, q[1].stop))
+                      for q in [(a, b) for a in y for b in y]]
+            empty.append({"sampler": sampler, "canvas": kind, "quadrant_shares": shares, "max_share": max(shares)})
+            print(f"{sampler:<9} {kind:<7} {'(empty)':<18} {'max quadrant':<13} {max(shares):>6.3f} {result.seconds:>6.1f}",
+                  flush=True)
+            for name in HELD_OUT[:args.photos]:
+                for corner in QUADRANTS:
+                    image, box = on_canvas(background, photo(name), corner)
+                    attribution, result = pmi_top1(model, image, sampler, args.budget)
+                    share = positive_share(attribution, box)
+                    rows.append({"sampler": sampler, "canvas": kind, "photo": name, "quadrant": corner,
+                                 "share": share, "seconds": result.seconds, "evaluations": result.evaluations})
+                    print(f"{sampler:<9} {kind:<7} {name:<18} {corner:<13} {share:>6.3f} {result.seconds:>6.1f}", flush=True)
+    summary = {}
+    print(f"\n{'sampler':<9} " + " ".join(f"{k:>8}" for k in CANVASES) + "   (median share on the photo; empty: max quadrant)")
+    for sampler in args.samplers:
+        medians = {k: float(np.median([r["share"] for r in rows if r["sampler"] == sampler and r["canvas"] == k]))
+                   for k in CANVASES}
+        worst = {e["canvas"]: e["max_share"] for e in empty if e["sampler"] == sampler}
+        summary[sampler] = {"median_share": medians, "empty_max_quadrant": worst}
+        print(f"{sampler:<9} " + " ".join(f"{medians[k]:>8.3f}" for k in CANVASES))
+        print(f"{'  empty':<9} " + " ".join(f"{worst[k]:>8.3f}" for k in CANVASES))
+    return {"rows": rows, "empty": empty, "summary": summary}
+
+
+def claim_images() -> list[tuple[str, str, np.ndarray]]:
+    """(source photo, name, image): each held-out photo's square crop and a composite of it."""
+    corners = ("bottom-right", "top-left", "top-right", "bottom-left", "top-left")
+    out = []
+    for name, corner in zip(HELD_OUT, corners):
+        picture = photo(name)
+        out.append((name, f"{name}-square", cv2.resize(square(picture), (SIZE, SIZE),
+                                                        interpolation=cv2.INTER_AREA).astype(np.float32)))
+        composite, _ = photo_on_canvas(picture, corner=corner, scale=0.55)
+        out.append((name, f"{name}-{corner}", np.clip(composite, 0, 255)))
+    return out
+
+
+def deletion_auc(model, image, attribution, target, steps: int = 20) -> float:
+    """Area under p(target) as the most important pixels go to grey (the model's neutral value)."""
+    order = np.argsort(-attribution.ravel(), kind="stable")
+    grey = np.broadcast_to(model.preprocess.neutral, image.shape)
+    batch = []
+    for step in range(steps + 1):
+        keep = np.ones(image.shape[0] * image.shape[1], np.float32)
+        keep[order[: int(round(step / steps * keep.size))]] = 0
+        mask = keep.reshape(image.shape[:2])[..., None]
+        batch.append(mask * image + (1 - mask) * grey)
+    curve = model.predict(np.stack(batch))[:, target]
+    return float(np.trapezoid(curve, dx=1.0 / steps))
+
+
+def scores_of(model, image, attribution, target) -> dict:
+    curves = fidelity.mif_lif(model, image, attribution, target=target, patch=16)
+    return {"deletion_auc": deletion_auc(model, image, attribution, target), "fidelity": curves.fidelity}
+
+
+def method_maps(model, image, target, samplers, budget) -> dict:
+    """name -> (map, evaluations, seconds): PMI (target) and IG from one run per sampler, occlusion, RISE."""
+    out = {}
+    for sampler in samplers:
+        start = time.perf_counter()
+        ig, pmi = ox.information_maps(model, image, target=[target], sampler=sampler, budget=budget, seed=0)
+        seconds = time.perf_counter() - start
+        out[f"pmi-{sampler}"] = (pmi[target], pmi.evaluations, seconds)
+        out[f"ig-{sampler}"] = (next(iter(ig.maps.values())), ig.evaluations, seconds)
+    start = time.perf_counter()
+    result = ox.Occlusion(model).attribute(image, target=target, window=32, stride=16)
+    out["occlusion"] = (result[target], result.evaluations, time.perf_counter() - start)
+    start = time.perf_counter()
+    result = ox.RISE(model).attribute(image, target=target, n_masks=budget, seed=0)
+    out["rise"] = (result[target], result.evaluations, time.perf_counter() - start)
+    return out
+
+
+def summarise(rows, methods, key, lower_better: bool) -> dict:
+    """Per method: mean over images, 95 % interval over source photos (t), paired difference to the best."""
+    sources = sorted({r["source"] for r in rows})
+
+    def per_source(method):
+        return np.array([np.mean([r[key] for r in rows if r["method"] == method and r["source"] == s]) for s in sources])
+
+    means = {m: float(np.mean([r[key] for r in rows if r["method"] == m])) for m in methods}
+    best = (min if lower_better else max)(means, key=means.get)
+    out = {}
+    for m in methods:
+        _, half = fidelity.interval(per_source(m))
+        difference, difference_half = fidelity.paired_difference(per_source(m), per_source(best))
+        out[m] = {"mean": means[m], "interval": [means[m] - half, means[m] + half], "vs_best": best,
+                  "paired_difference": [difference - difference_half, difference + difference_half]}
+    return out
+
+
+def run_claim(args) -> dict:
+    model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
+    methods = [f"{k}-{s}" for k in ("pmi", "ig") for s in args.samplers] + ["occlusion", "rise"]
+    rows = []
+    print(f"{'image':<30} {'method':<14} {'evals':>6} {'s':>6} {'deletion':>9} {'fidelity':>9}")
+    for source, name, image in claim_images():
+        target = int(np.argmax(model.predict(image)))
+        for method, (attribution, evaluations, seconds) in method_maps(model, image, target, args.samplers, args.budget).items():
+            scores = scores_of(model, image, attribution, target)
+            rows.append({"source": source, "image": name, "method": method, "evaluations": evaluations,
+                         "seconds": seconds, **scores})
+            print(f"{name:<30} {method:<14} {evaluations:>6} {seconds:>6.1f} {scores['deletion_auc']:>9.4f} "
+                  f"{scores['fidelity']:>9.3f}", flush=True)
+    deletion = summarise(rows, methods, "deletion_auc", lower_better=True)
+    fid = summarise(rows, methods, "fidelity", lower_better=False)
+    seconds = {m: float(np.mean([r["seconds"] for r in rows if r["method"] == m])) for m in methods}
+    print(f"\n{'method':<14} {'deletion AUC (95 % CI)':<26} {'vs best':<22} {'fidelity (95 % CI)':<26} {'s/map':>6}")
+    for m in methods:
+        d, f = deletion[m], fid[m]
+        print(f"{m:<14} {d['mean']:.4f} [{d['interval'][0]:.4f}, {d['interval'][1]:.4f}]  "
+              f"{d['paired_difference'][0]:+.4f}..{d['paired_difference'][1]:+.4f}  "
+              f"{f['mean']:+.3f} [{f['interval'][0]:+.3f}, {f['interval'][1]:+.3f}]    {seconds[m]:>6.1f}")
+    return {"rows": rows, "deletion_auc": deletion, "fidelity": fid, "seconds_per_map": seconds}
+
+
+def committed_gaussian(model, name: str, image: np.ndarray, target: int) -> tuple[np.ndarray, int] | None:
+    """The committed dense Gaussian top-1 PMI map of a composite (`bench/information.py reference`,
+    same K, N, stride and seed) and its evaluations, if today's sampler reproduces it: each corner
+    pixel is covered by one patch only, whose score a stride-8 dense run (6,272 evaluations)
+    recomputes with the same draws."""
+    path = REFERENCE / f"efficientnet_{name}.npz"
+    if not path.exists():
+        return None
+    stored = np.load(path)
+    check = ox.PMI(model).attribute(image, target=target, sampler="gaussian", mode="dense", patch=8, samples=8,
+                                    stride=8, seed=0)[target]
+    corners = [(0, 0), (0, SIZE - 1), (SIZE - 1, 0), (SIZE - 1, SIZE - 1)]
+    same = np.allclose([check[c] for c in corners], [stored["pmi"][c] for c in corners], rtol=1e-4, atol=1e-7)
+    print(f"{name}: committed dense Gaussian map {'reproduced' if same else 'NOT reproduced'} at its corners")
+    return (stored["pmi"], int(stored["evaluations"])) if same else None
+
+
+def run_dense(args) -> dict:
+    model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
+    rows = []
+    print(f"{'image':<30} {'sampler':<9} {'evals':>6} {'s':>7} {'deletion':>9} {'fidelity':>9}")
+    for source, name, image in [x for x in claim_images() if not x[1].endswith("square")][:args.count]:
+        target = int(np.argmax(model.predict(image)))
+        for sampler in args.samplers:
+            start = time.perf_counter()
+            committed = committed_gaussian(model, name, image, target) if sampler == "gaussian" else None
+            if committed is not None:
+                attribution, evaluations, seconds = *committed, float("nan")
+            else:
+                result = ox.PMI(model).attribute(image, target=target, sampler=sampler, mode="dense", patch=8,
+                                                 samples=8, stride=2, seed=0)
+                attribution, evaluations, seconds = result[target], result.evaluations, time.perf_counter() - start
+            scores = scores_of(model, image, attribution, target)
+            rows.append({"source": source, "image": name, "sampler": sampler, "evaluations": evaluations,
+                         "seconds": seconds, "committed": committed is not None, **scores})
+            print(f"{name:<30} {sampler:<9} {evaluations:>6} {seconds:>7.1f} {scores['deletion_auc']:>9.4f} "
+                  f"{scores['fidelity']:>9.3f}", flush=True)
+            RESULTS.mkdir(exist_ok=True)
+            np.save(RESULTS / f"sampler_dense_{name}_{sampler}.npy", attribution)
+    for sampler in args.samplers:
+        mine = [r for r in rows if r["sampler"] == sampler]
+        print(f"{sampler:<9} mean deletion AUC {np.mean([r['deletion_auc'] for r in mine]):.4f}, "
+              f"fidelity {np.mean([r['fidelity'] for r in mine]):+.3f}")
+    return {"rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["canvas", "claim", "dense"])
+    parser.add_argument("--samplers", default="gaussian,learned", type=lambda s: s.split(","))
+    parser.add_argument("--photos", type=int, default=4, help="held-out photos per canvas (canvas)")
+    parser.add_argument("--budget", type=int, default=3000, help="evaluations per map (canvas, claim)")
+    parser.add_argument("--count", type=int, default=3, help="composites (dense)")
+    parser.add_argument("--threads", type=int, default=0, help="onnxruntime and core threads (0: all cores)")
+    parser.add_argument("--tag", default="", help="suffix of the JSON names")
+    args = parser.parse_args()
+    if not EFFICIENTNET.exists():
+        sys.exit(f"needs {EFFICIENTNET}")
+    start = time.perf_counter()
+    result = {"canvas": run_canvas, "claim": run_claim, "dense": run_dense}[args.command](args)
+    result.update(args=vars(args), wall_seconds=round(time.perf_counter() - start, 1))
+    print(f"wall {result['wall_seconds']} s")
+    RESULTS.mkdir(exist_ok=True)
+    name = f"sampler_{args.command}{'_' + args.tag if args.tag else ''}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
+    summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
+    summary[name] = {k: v for k, v in result.items() if k != "rows"}
+    SUMMARY.write_text(json.dumps(summary, indent=2, default=float))
+    print(f"wrote {RESULTS / (name + '.json')} and {SUMMARY}")
+
+
+if __name__ == "__main__":
+    main()

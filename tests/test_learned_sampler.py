@@ -1,0 +1,164 @@
+"""The learned patch sampler (sampler="learned"): the shipped file, its behaviour on contexts whose
+right answer is known, its use by IG/PMI, and the training tool's contract and determinism."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import onnxplain as ox
+from onnxplain.cli import main
+from onnxplain.information import LEARNED_SAMPLER, OnnxSampler
+
+from test_information import detector_model, planted
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def training_tool():
+    spec = importlib.util.spec_from_file_location("train_patch_sampler", ROOT / "tools" / "train_patch_sampler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def rgb_model():
+    return ox.Model(detector_model(), preset="unit", progress=False)
+
+
+def draws(model, image, y, x, n=400, seed=0):
+    sampler = ox.LearnedSampler()
+    sampler.prepare(model, image, 8)
+    return sampler.sample(np.full(n, y, np.int64), np.full(n, x, np.int64), np.arange(n, dtype=np.uint64), seed)
+
+
+def test_shipped_file_is_small_and_gives_mixture_parameters():
+    assert LEARNED_SAMPLER.stat().st_size <= 10 * 2**20
+    sampler = ox.LearnedSampler()
+    assert sampler.trained_patch == 8
+    windows = np.random.default_rng(0).uniform(0, 1, (5, 4, 24, 24)).astype(np.float32)
+    windows[:, 3] = 0.0
+    windows[:, 3, 8:16, 8:16] = 1.0
+    windows[:, :3, 8:16, 8:16] = 0.0
+    params = sampler.session.run(None, {sampler.input_name: windows})[0]
+    assert params.shape == (5, 3, 8, 8, 9) and np.isfinite(params).all()
+
+
+def test_draws_follow_the_context(rgb_model):
+    """A flat context gives quiet draws at its value; per-pixel noise gives noise of about its
+    strength (what the Gaussian misses); a two-colour split gives both colours on their sides."""
+    flat = np.full((32, 32, 3), 90.0, np.float32)
+    got = draws(rgb_model, flat, 12, 12)
+    assert abs(got.mean() - 90) < 3 and got.std() < 4
+    rng = np.random.default_rng(0)
+    noisy = np.clip(127 + 12 * rng.standard_normal((32, 32, 3)), 0, 255).astype(np.float32)
+    got = draws(rgb_model, noisy, 12, 12)
+    assert abs(got.mean() - 127) < 6 and 6 < got.std() < 20
+    split = np.zeros((32, 32, 3), np.float32)
+    split[:, 16:] = 200.0
+    got = draws(rgb_model, split, 12, 12)  # patch columns 12..19: the boundary at 16 runs through it
+    assert got[:, :, :2].mean() < 60 and got[:, :, -2:].mean() > 140
+
+
+def test_draws_are_keyed_by_seed_and_stream(rgb_model):
+    image, _ = planted()
+    a, b = draws(rgb_model, image, 5, 7, n=6, seed=1), draws(rgb_model, image, 5, 7, n=6, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, draws(rgb_model, image, 5, 7, n=6, seed=2))
+    assert not np.array_equal(a[0], a[1])  # streams differ
+
+
+def test_pmi_with_the_learned_sampler_finds_the_planted_pattern_for_any_batch_size():
+    image, (y0, x0, y1, x1) = planted()
+    maps = []
+    for batch_size in (5, 64):
+        model = ox.Model(detector_model(), preset="unit", progress=False, batch_size=batch_size)
+        result = ox.PMI(model).attribute(image, target=[1], patch=8, stride=2, samples=4, mode="dense",
+                                         sampler="learned", seed=3)
+        maps.append(result[1])
+        assert result.params["sampler"]["name"] == "learned"
+    np.testing.assert_array_equal(maps[0], maps[1])
+    pmi = maps[0]
+    peak = np.unravel_index(np.argmax(pmi), pmi.shape)
+    assert y0 - 4 <= peak[0] < y1 + 4 and x0 - 4 <= peak[1] < x1 + 4, peak
+    assert pmi[y0:y1, x0:x1].mean() > 0.1
+
+
+def test_learned_sampler_refuses_other_patches_and_channel_counts(rgb_model):
+    image, _ = planted()
+    with pytest.raises(ox.OnnxplainError, match=r"patch=8 \(CLI: --patch 8\)"):
+        ox.PMI(rgb_model).attribute(image, target=[1], patch=4, sampler="learned")
+    from test_channels_sampling import grey_model
+
+    grey = grey_model()
+    with pytest.raises(ox.OnnxplainError, match="sampler='gaussian'"):
+        ox.IG(grey).attribute(np.full((32, 32, 1), 100.0, np.float32), patch=8, sampler="learned")
+
+
+def test_cli_pmi_with_the_learned_sampler(tmp_path):
+    import cv2
+
+    model_path = tmp_path / "detector.onnx"
+    model_path.write_bytes(detector_model())
+    image, _ = planted()
+    cv2.imwrite(str(tmp_path / "img.png"), cv2.cvtColor(image.round().astype(np.uint8), cv2.COLOR_RGB2BGR))
+    command = ["explain", str(model_path), str(tmp_path / "img.png"), "--method", "pmi", "--preset", "unit",
+               "--target", "top", "--sampler", "learned", "--budget", "60", "--quiet"]
+    assert main(command + ["--out", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert record["params"]["sampler"]["name"] == "learned" and record["evaluations"] <= 61
+    assert main(command + ["--patch", "4", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_training_windows_are_what_the_product_feeds(rgb_model):
+    tool = training_tool()
+    image = np.random.default_rng(0).integers(0, 256, (32, 40, 3)).astype(np.uint8)
+    sampler = OnnxSampler(LEARNED_SAMPLER)
+    sampler.prepare(rgb_model, image.astype(np.float32), 8)
+    for y, x in [(0, 0), (24, 32), (10, 3), (5, 20)]:
+        window, target = tool.window_at(image, y, x)
+        np.testing.assert_array_equal(window, sampler._windows([(y, x)])[0])
+        np.testing.assert_array_equal(target, image[y:y + 8, x:x + 8].transpose(2, 0, 1))
+
+
+def test_training_is_seeded_resumable_and_exports_the_trained_distribution(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    tool = training_tool()
+
+    def args(out, resume=False):
+        return Namespace(steps=4, batch=8, width=8, lr=2e-3, views=6, seed=0, threads=1, every=2, out=str(out),
+                         resume=resume)
+
+    straight = tool.train(args(tmp_path / "a"))
+    batches = tool.windows_of
+
+    def killed_at_step_3(*a):
+        if killed_at_step_3.calls == 2:
+            raise KeyboardInterrupt
+        killed_at_step_3.calls += 1
+        return batches(*a)
+
+    killed_at_step_3.calls = 0
+    monkeypatch.setattr(tool, "windows_of", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        tool.train(args(tmp_path / "b"))
+    monkeypatch.setattr(tool, "windows_of", batches)
+    resumed = tool.train(args(tmp_path / "b", resume=True))
+    a, b = (torch.load(p.parent / "checkpoint.pt", weights_only=False)["net"] for p in (straight, resumed))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    # the exported graph gives the trained network's mixtures
+    net = tool.build_network(8)
+    net.load_state_dict(a)
+    net.eval()
+    inputs, _ = tool.windows_of([np.random.default_rng(1).integers(0, 256, (40, 40, 3)).astype(np.uint8)],
+                                [0, 0, 0], np.random.default_rng(2))
+    with torch.no_grad():
+        trained = net(torch.from_numpy(inputs)).permute(0, 1, 3, 4, 2).numpy()
+    np.testing.assert_allclose(OnnxSampler(straight).session.run(None, {"window": inputs})[0], trained, rtol=1e-4,
+                               atol=1e-4)
