@@ -197,14 +197,14 @@ def information_maps(model: Any, x: Any, target: Target = "top3", *, samples: in
     masker = run.masker
     if isinstance(masker, SeriesMasker):
         sampler = SegmentSampler(masker, frame)
-        draw = lambda g: sampler.draws(g, samples, run.seed)  # noqa: E731
+        draw = lambda features: sampler.draws(features, samples, run.seed)  # noqa: E731
         params = {"samples": samples, "sampler": "conditional gaussian", "frame": sampler.frame}
     else:
         if background is None:
             raise OnnxplainError("text IG/PMI draw replacement tokens from a background corpus: background= "
                                  "(ids, a .npy of ids, texts or a .txt; CLI --background)")
         corpus = read_corpus(background, features.get("tokenizer"))
-        draw = lambda g: masker.corpus_draws(corpus, g, samples, run.seed)  # noqa: E731
+        draw = lambda features: masker.corpus_draws(corpus, features, samples, run.seed)  # noqa: E731
         params = {"samples": samples, "sampler": "background corpus (unigram)", "corpus_tokens": len(corpus)}
     return tabular.information_from(run, draw, samples, params)
 

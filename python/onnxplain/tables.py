@@ -351,6 +351,27 @@ def read_row(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, l
 
 # ---- the masker ---------------------------------------------------------------------------------
 
+class _Hidden:
+    """The progress bar of work too short to show one (a disabled tqdm still registers itself)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Hidden:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def progress_bar(total: int, description: str, unit: str, show: bool) -> tqdm | _Hidden:
+    """A transient tqdm bar over `total` units when `show`, else a stand-in that does nothing."""
+    return tqdm(total=total, desc=description, unit=unit, leave=False) if show else _Hidden()
+
+
 class TabularMasker:
     """Turns masks over feature groups into model rows: kept features from the row, removed ones
     from background rows; a mask's score is the mean probability over `n_background` background
@@ -444,18 +465,23 @@ class TabularMasker:
         masks = np.asarray(masks)
         rows = fill.shape[1] if self._per_mask(fill) else fill.shape[0]
         per_batch = max(1, self.model.batch_size // rows)
-        bar = tqdm(total=len(masks), desc=description, unit="mask", leave=False,
-                   disable=not description or self.model.progress is False or len(masks) < 4 * per_batch)
+        bar = progress_bar(len(masks), description, "mask",
+                           bool(description) and self.model.progress is not False and len(masks) >= 4 * per_batch)
         parts = []
         for first in range(0, len(masks), per_batch):
             chunk = masks[first:first + per_batch]
             fills = fill[first:first + per_batch] if self._per_mask(fill) else fill
-            probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
-            parts.append(probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
-            self.evaluations += len(chunk) * rows
+            parts.append(self.averaged(self.tables(chunk, fills, row), len(chunk)))
             bar.update(len(chunk))
         bar.close()
         return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0))
+
+    def averaged(self, inputs: np.ndarray, count: int) -> np.ndarray:
+        """Mean probabilities (count, K) float64 of model inputs (count * R, *row.shape), R
+        consecutive inputs per mean (one model call: at most a batch)."""
+        probabilities = self.model.run(inputs).astype(np.float64)
+        self.evaluations += len(inputs)
+        return probabilities.reshape(count, len(inputs) // count, -1).mean(axis=1)
 
     def clean(self, row: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (K,) float64 of the row itself (one evaluation)."""

@@ -47,7 +47,7 @@ from .errors import OnnxplainError
 from .explainer import Target, positive_int, resolve_targets
 from .fidelity import Curves, interval
 from .result import Explanation
-from .tables import N_BACKGROUND, TabularMasker, TabularModel, read_row, read_rows
+from .tables import N_BACKGROUND, TabularMasker, TabularModel, progress_bar, read_row, read_rows
 from .visualize import bar_chart
 
 METHODS = ("occlusion", "rise", "ig", "pmi", "multi")
@@ -243,22 +243,22 @@ def information_maps(model: TabularModel, row: Any, target: Target = "top3", *, 
     run = _Run(model, "ig", row, target, background, groups, samples, seed)
     sampler = ConditionalSampler(run.masker, model.categorical)
     params = {"samples": samples, "sampler": "conditional gaussian (numeric), background (categorical)"}
-    return information_from(run, lambda g: sampler.draws(g, samples, run.seed), samples, params)
+    return information_from(run, lambda features: np.concatenate([sampler.draws(g, samples, run.seed)
+                                                                  for g in features]), samples, params)
 
 
 def information_from(run: FeatureRun, draw, samples: int, params: dict
                      ) -> tuple[TabularExplanation, TabularExplanation]:
-    """(IG, PMI) of the run's features; draw(g) gives feature g's `samples` replacement inputs
-    (samples, ...), drawn a model batch of features at a time (memory bounded by one batch)."""
+    """(IG, PMI) of the run's features; draw(features) gives `samples` model inputs per feature g of
+    `features` (a range), (len(features) * samples, ...): the input with g drawn, the rest as is;
+    called for a model batch of features at a time (memory bounded by one batch)."""
     masker = run.masker
     count, chunk = masker.count, max(1, run.model.batch_size // samples)
     parts = []
-    with tqdm(total=count, desc="ig/pmi", unit="feature", leave=False,
-              disable=run.model.progress is False or count < 4 * chunk) as bar:
+    with progress_bar(count, "ig/pmi", "feature", run.model.progress is not False and count >= 4 * chunk) as bar:
         for first in range(0, count, chunk):
             features = range(first, min(first + chunk, count))
-            fills = np.stack([draw(g) for g in features])  # (chunk, samples, ...)
-            parts.append(masker.scores(1 - np.eye(count)[first:features.stop], fill=fills))
+            parts.append(masker.averaged(draw(features), len(features)))
             bar.update(len(features))
     removed = np.concatenate(parts)
     p = np.clip(run.probabilities, 1e-12, 1.0)
