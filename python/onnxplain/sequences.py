@@ -394,12 +394,14 @@ class TextMasker(TabularMasker):
 # ---- the conditional Gaussian sampler of series segments -------------------------------------------
 
 class SegmentSampler:
-    """Draws a segment given the `frame` steps on each side: the Gaussian over (frame + window +
-    frame) consecutive steps fitted on every such stretch of the series' channels (each channel
-    standardised), conditioned on the neighbours that exist, then rescaled to the channel."""
+    """`samples` draws of every segment of a series, each given the `frame` steps on each side: the
+    Gaussian over (frame + window + frame) consecutive steps fitted on every such stretch of the
+    series' channels (each channel standardised), conditioned on the neighbours that exist, then
+    rescaled to the channel. Drawn up front (feature g's generator seeded (seed, g); samples x one
+    series of values in all), pasted into copies of the series a batch of features at a time."""
 
-    def __init__(self, masker: SeriesMasker, frame: int | None = None) -> None:
-        self.masker = masker
+    def __init__(self, masker: SeriesMasker, samples: int, seed: int, frame: int | None = None) -> None:
+        self.masker, self.samples = masker, samples
         w = masker.window
         self.frame = w if frame is None else int(frame)
         x = masker.channel_major(masker.row)
@@ -416,22 +418,29 @@ class SegmentSampler:
         cov = np.cov(stretches, rowvar=False)
         self.cov = cov + np.eye(span) * 1e-3 * float(np.mean(np.diag(cov)))
         self._conditionals: dict[tuple[int, int, int], tuple] = {}
+        self.values = [self._draw(g, seed) for g in range(masker.count)]  # (samples, channels, steps) each
 
-    def draws(self, groups: range, samples: int, seed: int) -> np.ndarray:
-        """(len(groups) * samples, *series shape): for each feature g of `groups`, `samples` copies of
-        the series with g drawn given its neighbours, generator seeded (seed, g)."""
-        masker, f = self.masker, self.frame
+    def _draw(self, group: int, seed: int) -> np.ndarray:
+        """(samples, channels, steps): feature `group`'s segment drawn given its neighbours."""
+        channels, start, end = self.masker.segment(group)
+        known, gain, factor = self._conditional(start, end)
+        rng = np.random.default_rng([seed, group])
+        noise = rng.standard_normal((self.samples, len(channels), factor.shape[1])) @ factor.T
+        f, values = self.frame, np.empty_like(noise)
+        for k, c in enumerate(channels):
+            mean = self.mean[f:f + end - start] + gain @ (self.z[c, start - f + known] - self.mean[known])
+            values[:, k] = self.center[c] + self.scale[c] * (mean[None] + noise[:, k])
+        return values
+
+    def draws(self, groups: range) -> np.ndarray:
+        """(len(groups) * samples, *series shape): for each feature g of `groups`, the series with g
+        replaced by each of its draws."""
+        masker, samples = self.masker, self.samples
         out = np.repeat(masker.row[None], len(groups) * samples, axis=0)
         by_channel = out if masker.axis == 0 else out.transpose(0, 2, 1)  # (N, C, T) view
         for i, group in enumerate(groups):
             channels, start, end = masker.segment(group)
-            known, gain, factor = self._conditional(start, end)
-            rng = np.random.default_rng([seed, group])
-            noise = rng.standard_normal((samples, len(channels), factor.shape[1])) @ factor.T
-            for k, c in enumerate(channels):
-                mean = self.mean[f:f + end - start] + gain @ (self.z[c, start - f + known] - self.mean[known])
-                by_channel[i * samples:(i + 1) * samples, c, start:end] = \
-                    self.center[c] + self.scale[c] * (mean[None] + noise[:, k])
+            by_channel[i * samples:(i + 1) * samples, channels, start:end] = self.values[group]
         return out
 
     def _conditional(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

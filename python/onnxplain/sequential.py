@@ -196,8 +196,8 @@ def information_maps(model: Any, x: Any, target: Target = "top3", *, samples: in
     run = _run(model, "ig", x, target, seed, features)
     masker = run.masker
     if isinstance(masker, SeriesMasker):
-        sampler = SegmentSampler(masker, frame)
-        draw = lambda features: sampler.draws(features, samples, run.seed)  # noqa: E731
+        sampler = SegmentSampler(masker, samples, run.seed, frame)
+        draw = sampler.draws
         params = {"samples": samples, "sampler": "conditional gaussian", "frame": sampler.frame}
     else:
         if background is None:

@@ -222,6 +222,8 @@ class TabularModel(Model):
     def run(self, table: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) float32 of a table (N, F), in calls of `batch_size` rows."""
         parts = [self._run_chunk(table[i:i + self.batch_size]) for i in range(0, len(table), self.batch_size)]
+        if len(parts) == 1:
+            return parts[0]
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes or 0), np.float32)
 
     def _run_chunk(self, table: np.ndarray) -> np.ndarray:
@@ -481,7 +483,8 @@ class TabularMasker:
         consecutive inputs per mean (one model call: at most a batch)."""
         probabilities = self.model.run(inputs).astype(np.float64)
         self.evaluations += len(inputs)
-        return probabilities.reshape(count, len(inputs) // count, -1).mean(axis=1)
+        per_mean = len(inputs) // count
+        return probabilities if per_mean == 1 else probabilities.reshape(count, per_mean, -1).mean(axis=1)
 
     def clean(self, row: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (K,) float64 of the row itself (one evaluation)."""
