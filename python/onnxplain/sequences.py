@@ -286,11 +286,11 @@ class SeriesMasker(TabularMasker):
         """(C, T) view of a series-shaped array."""
         return values if self.axis == 0 else values.T
 
-    def segment(self, group: int) -> tuple[np.ndarray, int, int]:
+    def segment(self, group: int) -> tuple[range, int, int]:
         """Feature `group`'s channels and its steps start..end-1."""
         n, channels, length = len(self.starts), self.row.shape[self.axis], self.row.shape[1 - self.axis]
         start = int(self.starts[group % n])
-        return (np.array([group // n]) if self.per_channel else np.arange(channels),
+        return (range(group // n, group // n + 1) if self.per_channel else range(channels),
                 start, min(start + self.window, length))
 
     def replace(self) -> np.ndarray:
@@ -440,7 +440,7 @@ class SegmentSampler:
         by_channel = out if masker.axis == 0 else out.transpose(0, 2, 1)  # (N, C, T) view
         for i, group in enumerate(groups):
             channels, start, end = masker.segment(group)
-            by_channel[i * samples:(i + 1) * samples, channels, start:end] = self.values[group]
+            by_channel[i * samples:(i + 1) * samples, channels.start:channels.stop, start:end] = self.values[group]
         return out
 
     def _conditional(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

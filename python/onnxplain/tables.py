@@ -157,6 +157,7 @@ class TabularModel(Model):
                                  f"{[i.name for i in inputs]} (input_name= / --input-name)")
         self._read_inputs(inputs, (main or inputs)[0])
         self.input_name = ",".join(name for name, _ in self.inputs)
+        self._input_types = [(name, str(dtype)) for name, dtype in self.inputs]  # for describe (str(dtype) is slow)
         self._choose_probability_output(output_name, output)
         self.class_names = _class_labels(source)
         self.num_classes: int | None = len(self.class_names) if self.class_names else None
@@ -286,7 +287,7 @@ class TabularModel(Model):
         return np.log(np.clip(scores.astype(np.float64), 1e-12, 1.0)).astype(np.float32)
 
     def describe(self) -> dict:
-        return {"modality": "tabular", "inputs": [[n, str(d)] for n, d in self.inputs],
+        return {"modality": "tabular", "inputs": [[name, kind] for name, kind in self._input_types],
                 "per_column": self.per_column, "output_name": self.output_name, "zipmap": self.zipmap,
                 "num_classes": self.num_classes, "class_names": self.class_names, "batch_size": self.batch_setting}
 
@@ -473,18 +474,12 @@ class TabularMasker:
         for first in range(0, len(masks), per_batch):
             chunk = masks[first:first + per_batch]
             fills = fill[first:first + per_batch] if self._per_mask(fill) else fill
-            parts.append(self.averaged(self.tables(chunk, fills, row), len(chunk)))
+            probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
+            parts.append(probabilities if rows == 1 else probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
+            self.evaluations += len(chunk) * rows
             bar.update(len(chunk))
         bar.close()
         return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0))
-
-    def averaged(self, inputs: np.ndarray, count: int) -> np.ndarray:
-        """Mean probabilities (count, K) float64 of model inputs (count * R, *row.shape), R
-        consecutive inputs per mean (one model call: at most a batch)."""
-        probabilities = self.model.run(inputs).astype(np.float64)
-        self.evaluations += len(inputs)
-        per_mean = len(inputs) // count
-        return probabilities if per_mean == 1 else probabilities.reshape(count, per_mean, -1).mean(axis=1)
 
     def clean(self, row: np.ndarray | None = None) -> np.ndarray:
         """Probabilities (K,) float64 of the row itself (one evaluation)."""

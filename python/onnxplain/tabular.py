@@ -258,9 +258,10 @@ def information_from(run: FeatureRun, draw, samples: int, params: dict
     with progress_bar(count, "ig/pmi", "feature", run.model.progress is not False and count >= 4 * chunk) as bar:
         for first in range(0, count, chunk):
             features = range(first, min(first + chunk, count))
-            parts.append(masker.averaged(draw(features), len(features)))
+            parts.append(run.model.run(draw(features)))  # (len(features) * samples, K)
             bar.update(len(features))
-    removed = np.concatenate(parts)
+    masker.evaluations += count * samples
+    removed = np.concatenate(parts).astype(np.float64).reshape(count, samples, -1).mean(axis=1)  # (G, K)
     p = np.clip(run.probabilities, 1e-12, 1.0)
     q = np.clip(removed, 1e-12, 1.0)
     ig = np.sum(p[None] * (np.log(p[None]) - np.log(q)), axis=1)
