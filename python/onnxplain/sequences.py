@@ -374,6 +374,12 @@ class TextMasker(TabularMasker):
         shifted[np.arange(row.shape[0])[None] >= keep.sum(axis=1, keepdims=True)] = ABSENT
         return shifted
 
+    def removed(self, first: int, last: int, fill: np.ndarray | None = None, row: np.ndarray | None = None
+                ) -> np.ndarray:
+        if self.replacement != "delete" or fill is not None:
+            return super().removed(first, last, fill, row)
+        return self.tables(1 - np.eye(self.count)[first:last], row=row)  # deletion shifts the kept tokens
+
     def corpus_draws(self, corpus: np.ndarray, groups: range, samples: int, seed: int) -> np.ndarray:
         """(len(groups) * samples, L): for each feature g of `groups`, `samples` copies of the text with
         g's tokens drawn from the corpus' tokens (uniformly over its positions: the unigram

@@ -271,7 +271,7 @@ def counterfactual(model: Any, real: Any, counterfactual: Any, **features: Any
     and the map's mask-swap score."""
     pair, masker = make_pair(model, real, counterfactual, **features)
     run = SequenceRun(model, "d-occlusion", masker, pair.class_b, 0)
-    gains = masker.scores(1 - np.eye(masker.count)) - run.probabilities[None]
+    gains = masker.scores(None) - run.probabilities[None]
     result = run.finish({pair.class_b: gains[:, pair.class_b]}, {"pair": pair.source})
     return pair, result, tabular.swap_score(masker, pair, result[pair.class_b], "d-occlusion")
 

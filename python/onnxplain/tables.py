@@ -456,28 +456,45 @@ class TabularMasker:
         fill = fill if fill.ndim == row.ndim + 2 else fill[None]
         return np.where(keep, row[None, None], fill).reshape(-1, *row.shape)
 
+    def removed(self, first: int, last: int, fill: np.ndarray | None = None, row: np.ndarray | None = None
+                ) -> np.ndarray:
+        """`tables(1 - I[first:last], fill, row)` for fill rows (R, *row.shape), built faster: copies
+        of the row, feature g (first <= g < last) replaced by each fill row at its positions."""
+        shape = self.row.shape if row is None else row.shape
+        fill = (self.fill if fill is None else fill).reshape(-1, int(np.prod(shape)))  # (R, P)
+        row = (self.row if row is None else row).reshape(-1)  # (P,)
+        out = np.empty((last - first, len(fill), len(row)), np.result_type(row.dtype, fill.dtype))
+        out[:] = row
+        flat = self.group_of.ravel()
+        positions = np.flatnonzero((flat >= first) & (flat < last))
+        out[flat[positions] - first, :, positions] = fill[:, positions].T
+        return out.reshape(-1, *shape)
+
     def _per_mask(self, fill: np.ndarray) -> bool:
         """Whether `fill` holds one set of rows per mask (B, R, *row.shape)."""
         return fill.ndim == self.row.ndim + 2
 
-    def scores(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None,
+    def scores(self, masks: np.ndarray | None, fill: np.ndarray | None = None, row: np.ndarray | None = None,
                description: str = "") -> np.ndarray:
         """Mean probabilities (B, K) float64 over the fill rows ((R, ...) or (B, R, ...), see `tables`),
-        for masks (B, G), streamed in batches of the model's batch size (memory bounded by one batch)."""
+        for masks (B, G), or None: each feature removed in turn (1 - I, the rows from `removed`),
+        streamed in batches of the model's batch size (memory bounded by one batch)."""
         fill = self.fill if fill is None else fill
-        masks = np.asarray(masks)
+        masks = None if masks is None else np.asarray(masks)
+        count = self.count if masks is None else len(masks)
         rows = fill.shape[1] if self._per_mask(fill) else fill.shape[0]
         per_batch = max(1, self.model.batch_size // rows)
-        bar = progress_bar(len(masks), description, "mask",
-                           bool(description) and self.model.progress is not False and len(masks) >= 4 * per_batch)
+        bar = progress_bar(count, description, "mask",
+                           bool(description) and self.model.progress is not False and count >= 4 * per_batch)
         parts = []
-        for first in range(0, len(masks), per_batch):
-            chunk = masks[first:first + per_batch]
-            fills = fill[first:first + per_batch] if self._per_mask(fill) else fill
-            probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
-            parts.append(probabilities if rows == 1 else probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
-            self.evaluations += len(chunk) * rows
-            bar.update(len(chunk))
+        for first in range(0, count, per_batch):
+            last = min(first + per_batch, count)
+            fills = fill[first:last] if self._per_mask(fill) else fill
+            inputs = self.removed(first, last, fills, row) if masks is None else self.tables(masks[first:last], fills, row)
+            probabilities = self.model.run(inputs).astype(np.float64)
+            parts.append(probabilities if rows == 1 else probabilities.reshape(last - first, rows, -1).mean(axis=1))
+            self.evaluations += (last - first) * rows
+            bar.update(last - first)
         bar.close()
         return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0))
 

@@ -162,7 +162,7 @@ def occlusion_map(run: FeatureRun, params: dict | None = None) -> TabularExplana
 
 def _occlusion_drops(masker: TabularMasker, clean: np.ndarray) -> np.ndarray:
     """(G, K): clean probabilities minus those with each feature removed."""
-    return clean[None, :] - masker.scores(1 - np.eye(masker.count), description="occlusion")
+    return clean[None, :] - masker.scores(None, description="occlusion")
 
 
 def rise(model: TabularModel, row: Any, target: Target = None, *, background: Any = None, groups: dict | None = None,
@@ -430,7 +430,7 @@ def _distances(row: np.ndarray, table: np.ndarray, categorical: np.ndarray) -> n
 def discriminative_map(model: TabularModel, pair: TabularPair, *, groups: dict | None = None) -> TabularExplanation:
     """d-occlusion: per feature, p(B | x_r with it from x_c) - p(B | x_r) (map keyed by B)."""
     run = _Run(model, "d-occlusion", pair.real, pair.class_b, pair.counterfactual[None], groups, 1, 0)
-    gains = run.masker.scores(1 - np.eye(run.masker.count)) - run.probabilities[None]
+    gains = run.masker.scores(None) - run.probabilities[None]
     return run.finish({pair.class_b: gains[:, pair.class_b]}, {"pair": pair.source})
 
 
