@@ -490,7 +490,8 @@ class TabularMasker:
         for first in range(0, count, per_batch):
             last = min(first + per_batch, count)
             fills = fill[first:last] if self._per_mask(fill) else fill
-            inputs = self.removed(first, last, fills, row) if masks is None else self.tables(masks[first:last], fills, row)
+            inputs = (self.removed(first, last, fills, row) if masks is None
+                      else self.tables(masks[first:last], fills, row))
             probabilities = self.model.run(inputs).astype(np.float64)
             parts.append(probabilities if rows == 1 else probabilities.reshape(last - first, rows, -1).mean(axis=1))
             self.evaluations += (last - first) * rows
