@@ -460,14 +460,16 @@ class TabularMasker:
                 ) -> np.ndarray:
         """`tables(1 - I[first:last], fill, row)` for fill rows (R, *row.shape), built faster: copies
         of the row, feature g (first <= g < last) replaced by each fill row at its positions."""
-        shape = self.row.shape if row is None else row.shape
-        fill = (self.fill if fill is None else fill).reshape(-1, int(np.prod(shape)))  # (R, P)
-        row = (self.row if row is None else row).reshape(-1)  # (P,)
+        fill, row = self.fill if fill is None else fill, self.row if row is None else row
+        fill, shape, row = fill.reshape(len(fill), -1), row.shape, row.reshape(-1)  # (R, P), (P,)
         out = np.empty((last - first, len(fill), len(row)), np.result_type(row.dtype, fill.dtype))
         out[:] = row
-        flat = self.group_of.ravel()
-        positions = np.flatnonzero((flat >= first) & (flat < last))
-        out[flat[positions] - first, :, positions] = fill[:, positions].T
+        flat = self.group_of.reshape(-1)
+        if first == 0 and last == self.count:  # every position
+            out[flat, :, np.arange(len(flat))] = fill.T
+        else:
+            positions = np.flatnonzero((flat >= first) & (flat < last))
+            out[flat[positions] - first, :, positions] = fill[:, positions].T
         return out.reshape(-1, *shape)
 
     def _per_mask(self, fill: np.ndarray) -> bool:
