@@ -125,14 +125,15 @@ class FeatureRun:
         self.start = time.perf_counter() if start is None else start
         self.probabilities = masker.clean()
         self.targets = resolve_targets(target, self.probabilities)
+        self.top_classes = [(int(c), float(self.probabilities[c]))
+                            for c in np.argsort(-self.probabilities, kind="stable")[:5]]
 
     def finish(self, maps: dict[int, np.ndarray], params: dict, **extra) -> TabularExplanation:
-        top = np.argsort(-self.probabilities, kind="stable")[:5]
         return self.explanation(
             method=self.method, maps={t: self.masker.spread(v).astype(np.float32) for t, v in maps.items()},
             params={**params, "n_background": self.masker.n_background}, seed=self.seed,
             evaluations=self.masker.evaluations, seconds=time.perf_counter() - self.start,
-            top_classes=[(int(c), float(self.probabilities[c])) for c in top], image=self.masker.row,
+            top_classes=list(self.top_classes), image=self.masker.row,
             model={**self.model.describe(), "batch": self.model.batch_record()}, signed=self.method == "pmi" or None,
             columns=self.masker.columns, features=self.masker.record(), class_names=self.model.class_names, **extra)
 
