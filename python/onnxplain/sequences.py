@@ -424,18 +424,32 @@ class SegmentSampler:
         cov = np.cov(stretches, rowvar=False)
         self.cov = cov + np.eye(span) * 1e-3 * float(np.mean(np.diag(cov)))
         self._conditionals: dict[tuple[int, int, int], tuple] = {}
-        self.values = [self._draw(g, seed) for g in range(masker.count)]  # (samples, channels, steps) each
+        self.values = self._draw_all(seed)  # (samples, channels, steps) per feature
 
-    def _draw(self, group: int, seed: int) -> np.ndarray:
-        """(samples, channels, steps): feature `group`'s segment drawn given its neighbours."""
-        channels, start, end = self.masker.segment(group)
-        known, gain, factor = self._conditional(start, end)
-        rng = np.random.default_rng([seed, group])
-        noise = rng.standard_normal((self.samples, len(channels), factor.shape[1])) @ factor.T
-        f, values = self.frame, np.empty_like(noise)
-        for k, c in enumerate(channels):
-            mean = self.mean[f:f + end - start] + gain @ (self.z[c, start - f + known] - self.mean[known])
-            values[:, k] = self.center[c] + self.scale[c] * (mean[None] + noise[:, k])
+    def _draw_all(self, seed: int) -> list[np.ndarray]:
+        """(samples, channels, steps) per feature: its segment drawn given its neighbours; features
+        whose stretches have one shape (the interior ones) share their conditional and are drawn
+        together, each from its own generator."""
+        masker, f, samples = self.masker, self.frame, self.samples
+        segments = [masker.segment(g) for g in range(masker.count)]
+        alike: dict[tuple[int, int, int], list[int]] = {}
+        for g, (_, start, end) in enumerate(segments):
+            alike.setdefault(self._stretch(start, end), []).append(g)
+        values: list[np.ndarray] = [np.empty(0)] * masker.count
+        for stretch, features in alike.items():
+            known, gain, factor = self._conditional(*stretch)
+            channels = np.array([list(segments[g][0]) for g in features])  # (n, channels)
+            starts = np.array([segments[g][1] for g in features])
+            noise = np.empty((len(features), samples, channels.shape[1], factor.shape[1]))
+            for i, g in enumerate(features):
+                np.random.default_rng([seed, g]).standard_normal(out=noise[i])
+            # the known steps, standardised and centred: (n, channels, known)
+            z = self.z[channels[:, :, None], starts[:, None, None] - f + known] - self.mean[known]
+            mean = self.mean[f:f + stretch[2]] + (gain @ z[..., None])[..., 0]  # (n, channels, steps)
+            drawn = (self.center[channels][:, None, :, None]
+                     + self.scale[channels][:, None, :, None] * (mean[:, None] + noise @ factor.T))
+            for i, g in enumerate(features):
+                values[g] = drawn[i]
         return values
 
     def draws(self, groups: range) -> np.ndarray:
@@ -449,12 +463,17 @@ class SegmentSampler:
             by_channel[i * samples:(i + 1) * samples, channels.start:channels.stop, start:end] = self.values[group]
         return out
 
-    def _conditional(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For steps start..end-1: the known steps of its stretch (offsets from start - frame: inside
-        the series, outside the segment), the gain on them and a factor F of the conditional
-        covariance (F F^T); computed once per shape of stretch (interior segments share one)."""
-        f, span, width = self.frame, len(self.mean), end - start
-        first, stop = max(0, f - start), min(span, self.z.shape[1] - start + f)  # offsets inside the series
+    def _stretch(self, start: int, end: int) -> tuple[int, int, int]:
+        """The shape of the stretch around steps start..end-1: its offsets (from start - frame) first..stop-1
+        inside the series, and the segment's width."""
+        first, stop = max(0, self.frame - start), min(len(self.mean), self.z.shape[1] - start + self.frame)
+        return first, stop, end - start
+
+    def _conditional(self, first: int, stop: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For a stretch's shape (`_stretch`): its known offsets (inside the series, outside the
+        segment), the gain on them and a factor F of the conditional covariance (F F^T); computed
+        once per shape (interior segments share one)."""
+        f, span = self.frame, len(self.mean)
         if (first, stop, width) not in self._conditionals:
             offsets = np.arange(span)
             known = offsets[(offsets >= first) & (offsets < stop) & ((offsets < f) | (offsets >= f + width))]
