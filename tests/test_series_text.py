@@ -388,6 +388,8 @@ def test_removed_rows_equal_the_masked_tables(text):
                            n_background=5)
     np.testing.assert_array_equal(masker.removed(0, masker.count), masker.tables(1 - np.eye(masker.count)))
     np.testing.assert_array_equal(masker.scores(None), masker.scores(1 - np.eye(masker.count)))
+    with pytest.raises(ValueError, match="shared by every mask"):
+        masker.scores(None, fill=np.repeat(masker.fill[None], masker.count, axis=0))
 
 
 def tabular_model() -> bytes:

@@ -461,6 +461,8 @@ class TabularMasker:
         """`tables(1 - I[first:last], fill, row)` for fill rows (R, *row.shape), built faster: copies
         of the row, feature g (first <= g < last) replaced by each fill row at its positions."""
         fill, row = self.fill if fill is None else fill, self.row if row is None else row
+        if fill.ndim != row.ndim + 1:
+            raise ValueError(f"removed takes fill rows shared by every mask (R, *row.shape), got {fill.shape}")
         fill, shape, row = fill.reshape(len(fill), -1), row.shape, row.reshape(-1)  # (R, P), (P,)
         out = np.empty((last - first, len(fill), len(row)), np.result_type(row.dtype, fill.dtype))
         out[:] = row
