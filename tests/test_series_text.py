@@ -12,7 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnxplain as ox
 from onnxplain import sequential
-from onnxplain.sequences import SeriesModel, TextModel
+from onnxplain.sequences import SegmentSampler, SeriesModel, TextModel
+from onnxplain.tables import TabularMasker
 
 KEY, OTHER_KEY, MASK = 7, 9, 2
 BUMP = (1, slice(24, 32))  # channel 1, steps 24..31: feature "c1 t24-31" with window 8
@@ -315,3 +316,120 @@ def test_series_ig_is_deterministic_and_refuses_short_series():
     np.testing.assert_array_equal(ig, again)
     with pytest.raises(ox.OnnxplainError, match="too short"):
         sequential.ig(model, bump_series()[:, :20], window=8)
+
+
+# ---- the fast paths against their reference computations ---------------------------------------------
+
+def reference_segment_draws(sampler: SegmentSampler, group: int, samples: int, seed: int) -> np.ndarray:
+    """(samples, *series shape): the straightforward draw (the form before the fast path): the
+    segment's channels and steps read from its positions, the conditional computed for it alone."""
+    masker, f = sampler.masker, sampler.frame
+    x = masker.channel_major(masker.row)
+    where = np.unravel_index(masker.groups[group], masker.row.shape)
+    channels, times = np.unique(where[masker.axis]), np.unique(where[1 - masker.axis])
+    start, end = int(times[0]), int(times[-1]) + 1
+    steps = np.arange(start - f, start - f + len(sampler.mean))
+    known = np.flatnonzero(((steps < start) | (steps >= end)) & (steps >= 0) & (steps < x.shape[1]))
+    inside = np.arange(f, f + end - start)
+    gain = np.linalg.solve(sampler.cov[np.ix_(known, known)], sampler.cov[np.ix_(known, inside)]).T
+    cov = sampler.cov[np.ix_(inside, inside)] - gain @ sampler.cov[np.ix_(known, inside)]
+    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+    factor = vectors * np.sqrt(np.clip(values, 0, None))[None]
+    noise = np.random.default_rng([seed, group]).standard_normal((samples, len(channels), factor.shape[1])) @ factor.T
+    out = np.repeat(x[None], samples, axis=0)
+    for k, c in enumerate(channels):
+        z = (x[c] - sampler.center[c]) / sampler.scale[c]
+        mean = sampler.mean[f:f + end - start] + gain @ (z[steps[known]] - sampler.mean[known])
+        out[:, c, start:end] = sampler.center[c] + sampler.scale[c] * (mean[None] + noise[:, k])
+    return out if masker.axis == 0 else out.transpose(0, 2, 1)
+
+
+@pytest.mark.parametrize("layout,per_channel,frame", [("NCT", True, None), ("NTC", True, 5), ("NCT", False, 3)])
+def test_segment_draws_and_ig_pmi_equal_the_reference(layout, per_channel, frame):
+    """Draws made up front and pasted per batch, conditionals shared by interior segments, and IG/PMI
+    from one mean at the end: bit for bit the straightforward computation (70 steps: a short last
+    segment of 6)."""
+    model = ox.Model(series_model(layout), progress=False, batch_size=10)
+    series = np.random.default_rng(4).normal(size=(3, 70))
+    series = series if layout == "NCT" else series.T
+    masker = sequential.make_masker(model, series, window=8, per_channel=per_channel)
+    sampler = SegmentSampler(masker, 4, 7, frame)
+    reference = np.stack([reference_segment_draws(sampler, g, 4, 7) for g in range(masker.count)])
+    np.testing.assert_array_equal(sampler.draws(range(masker.count)), reference.reshape(-1, *series.shape))
+    np.testing.assert_array_equal(sampler.draws(range(3, 5)), reference[3:5].reshape(-1, *series.shape))
+    ig, pmi = sequential.information_maps(model, series, 1, samples=4, seed=7, window=8, per_channel=per_channel,
+                                          frame=frame)
+    p = model.run(series[None])[0].astype(np.float64)
+    q = np.stack([model.run(r).astype(np.float64).mean(axis=0) for r in reference])
+    np.testing.assert_array_equal(pmi[1], masker.spread(np.log(p[1]) - np.log(q[:, 1])).astype(np.float32))
+    np.testing.assert_array_equal(ig[1], masker.spread(np.sum(p * (np.log(p) - np.log(q)), axis=1)).astype(np.float32))
+
+
+def test_removed_rows_equal_the_masked_tables(text):
+    """`removed` (the fill pasted into copies of the row) gives `tables(1 - I)` for every masker."""
+    series = ox.Model(series_model("NTC"), progress=False)
+    maskers = [sequential.make_masker(series, bump_series().T, window=8, replacement="interpolate"),
+               sequential.make_masker(series, bump_series().T, window=8, per_channel=False),
+               sequential.make_masker(text, token_ids({4: KEY}), mask_token=MASK),
+               sequential.make_masker(text, token_ids({4: KEY}), replacement="delete")]
+    for masker in maskers:
+        eye = 1 - np.eye(masker.count)
+        for first, last in [(0, masker.count), (2, 5)]:
+            want = masker.tables(eye[first:last])
+            got = masker.removed(first, last)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(masker.removed(first, last, masker.fill), masker.tables(eye[first:last],
+                                                                                                   masker.fill))
+        np.testing.assert_array_equal(masker.scores(None), masker.scores(eye))
+    rng = np.random.default_rng(0)
+    table_model = ox.Model(tabular_model(), progress=False)
+    masker = TabularMasker(table_model, rng.normal(size=4), rng.normal(size=(30, 4)), groups={"ab": [0, 1]},
+                           n_background=5)
+    np.testing.assert_array_equal(masker.removed(0, masker.count), masker.tables(1 - np.eye(masker.count)))
+    np.testing.assert_array_equal(masker.scores(None), masker.scores(1 - np.eye(masker.count)))
+    with pytest.raises(ValueError, match="shared by every mask"):
+        masker.scores(None, fill=np.repeat(masker.fill[None], masker.count, axis=0))
+
+
+def tabular_model() -> bytes:
+    """softmax([0, x0 + 2 x1 - x3]) over rows (N, 4)."""
+    w = np.zeros((4, 2), np.float32)
+    w[:, 1] = [1, 2, 0, -1]
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["logits"]),
+                               helper.make_node("Softmax", ["logits"], ["p"], axis=1)], "linear",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 2])],
+                              [numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+@pytest.mark.parametrize("layout", ["NCT", "NTC"])
+def test_segments_across_channels_cover_every_channel(layout):
+    """per_channel=False: one feature per segment spanning the channels; maps in the series' shape,
+    and an IG/PMI draw replaces every channel of the segment and nothing else."""
+    model = ox.Model(series_model(layout), progress=False)
+    series = bump_series() if layout == "NCT" else bump_series().T
+    result = sequential.occlusion(model, series, window=8, per_channel=False)
+    assert result[1].shape == series.shape and result.feature_of.shape == series.shape
+    by_channel = result[1] if layout == "NCT" else result[1].T
+    assert np.all(by_channel[:, 24:32] == by_channel.max()) and by_channel[:, :24].max() < by_channel.max()
+    masker = sequential.make_masker(model, series, window=8, per_channel=False)
+    changed = SegmentSampler(masker, 2, 0).draws(range(3, 4))[0] != masker.row
+    changed = changed if layout == "NCT" else changed.T
+    expected = np.zeros((3, 64), bool)
+    expected[:, 24:32] = True
+    np.testing.assert_array_equal(changed, expected)
+    pmi = sequential.pmi(model, series, 1, window=8, per_channel=False, samples=8)[1]
+    pmi = pmi if layout == "NCT" else pmi.T
+    assert np.all(pmi == pmi[:1]) and np.argmax(pmi[0]) // 8 == 3  # the bump's segment
+
+
+def test_segments_are_shared_read_only():
+    """Maskers of series of one shape share their segments (read-only); each has its own name list."""
+    model = ox.Model(series_model(), progress=False)
+    a = sequential.make_masker(model, bump_series(0), window=8)
+    b = sequential.make_masker(model, bump_series(1), window=8)
+    assert a.group_of is b.group_of and not a.group_of.flags.writeable and not a.groups[0].flags.writeable
+    a.names.append("extra")
+    assert len(b.names) == b.count == 24

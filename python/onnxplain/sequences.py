@@ -16,6 +16,7 @@ mean probabilities), so every method of `onnxplain.tabular` runs on them (`onnxp
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,30 @@ def read_corpus(source: Any, tokenizer: Any = None) -> np.ndarray:
 
 # ---- maskers ----------------------------------------------------------------------------------------
 
+def positions(group_of: np.ndarray, count: int) -> list[np.ndarray]:
+    """The flat positions of each of `count` features, ascending, from the feature of each position."""
+    flat = group_of.ravel()
+    order, ends = np.argsort(flat, kind="stable"), np.cumsum(np.bincount(flat, minlength=count)).tolist()
+    return [order[start:end] for start, end in zip([0] + ends, ends)]
+
+
+@functools.lru_cache(maxsize=64)
+def segments(channels: int, length: int, window: int, per_channel: bool, channel_axis: int
+             ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[np.ndarray, ...]]:
+    """The features of a series of this shape (read-only, shared by its maskers): the segments' first
+    steps (S,), the feature of each position (the series' shape), the names and each feature's flat
+    positions. Per channel, feature c * S + s is channel c's segment s; else segment s spans all."""
+    starts = np.arange(0, length, window)
+    grid = np.arange(length)[None] // window + np.arange(channels)[:, None] * (len(starts) if per_channel else 0)
+    group_of = grid if channel_axis == 0 else np.ascontiguousarray(grid.T)
+    spans = [f"t{s}-{min(s + window, length) - 1}" for s in starts]
+    names = tuple(f"c{c} {span}" for c in range(channels) for span in spans) if per_channel else tuple(spans)
+    groups = positions(group_of, len(names))
+    for values in (starts, group_of, *groups):
+        values.flags.writeable = False
+    return starts, group_of, names, tuple(groups)
+
+
 class SeriesMasker(TabularMasker):
     """Masks over the segments of one series. window: steps per segment (default T // 16, at least
     1); per_channel: one feature per channel and segment, else one per segment across channels;
@@ -250,21 +275,23 @@ class SeriesMasker(TabularMasker):
             raise OnnxplainError(f"window must be an integer 1..{length} (steps), got {window!r} (--window)")
         self.window = max(1, length // 16) if window is None else int(window)
         self.per_channel, self.replacement = bool(per_channel), replacement
-        self.starts = np.arange(0, length, self.window)
-        segment = np.arange(length) // self.window  # (T,)
-        n = len(self.starts)
-        grid = segment[None, :] + (np.arange(channels)[:, None] * n if per_channel else 0)  # (C, T)
-        self.group_of = grid if self.axis == 0 else grid.T
-        spans = [f"t{s}-{min(s + self.window, length) - 1}" for s in self.starts]
-        self.names = [f"c{c} {span}" for c in range(channels) for span in spans] if per_channel else spans
-        self.columns = self.names
-        self.groups = [np.flatnonzero(self.group_of.ravel() == g) for g in range(len(self.names))]
+        self.starts, self.group_of, names, groups = segments(channels, length, self.window, self.per_channel,
+                                                             self.axis)
+        self.names = self.columns = list(names)
+        self.groups = list(groups)
         self.fill = self.replace()[None]
         self.background, self.n_background, self.evaluations = self.fill, 1, 0
 
     def channel_major(self, values: np.ndarray) -> np.ndarray:
         """(C, T) view of a series-shaped array."""
         return values if self.axis == 0 else values.T
+
+    def segment(self, group: int) -> tuple[range, int, int]:
+        """Feature `group`'s channels and its steps start..end-1."""
+        n, channels, length = len(self.starts), self.row.shape[self.axis], self.row.shape[1 - self.axis]
+        start = int(self.starts[group % n])
+        return (range(group // n, group // n + 1) if self.per_channel else range(channels),
+                start, min(start + self.window, length))
 
     def replace(self) -> np.ndarray:
         """The replacement series, in the model's layout."""
@@ -317,7 +344,7 @@ class TextMasker(TabularMasker):
         self.mask_token, self.replacement, self.level, self.tokens = mask_token, replacement, level, tokens
         self.group_of, self.names = self._features(tokens, words if level == "word" else None)
         self.columns = self.names
-        self.groups = [np.flatnonzero(self.group_of == g) for g in range(len(self.names))]
+        self.groups = positions(self.group_of, len(self.names))
         self.fill = np.full((1, len(self.row)), mask_token if replacement == "mask" else ABSENT, np.int64)
         self.background, self.n_background, self.evaluations = self.fill, 1, 0
 
@@ -347,13 +374,22 @@ class TextMasker(TabularMasker):
         shifted[np.arange(row.shape[0])[None] >= keep.sum(axis=1, keepdims=True)] = ABSENT
         return shifted
 
-    def corpus_draws(self, corpus: np.ndarray, group: int, samples: int, seed: int) -> np.ndarray:
-        """(samples, L): the text with feature `group`'s tokens drawn from the corpus' tokens
-        (uniformly over its positions: the unigram distribution), generator seeded (seed, group)."""
-        draws = np.repeat(self.row[None], samples, axis=0)
-        positions = self.groups[group]
-        rng = np.random.default_rng([seed, group])
-        draws[:, positions] = corpus[rng.integers(len(corpus), size=(samples, len(positions)))]
+    def removed(self, first: int, last: int, fill: np.ndarray | None = None, row: np.ndarray | None = None
+                ) -> np.ndarray:
+        if self.replacement != "delete" or fill is not None:
+            return super().removed(first, last, fill, row)
+        return self.tables(1 - np.eye(self.count)[first:last], row=row)  # deletion shifts the kept tokens
+
+    def corpus_draws(self, corpus: np.ndarray, groups: range, samples: int, seed: int) -> np.ndarray:
+        """(len(groups) * samples, L): for each feature g of `groups`, `samples` copies of the text with
+        g's tokens drawn from the corpus' tokens (uniformly over its positions: the unigram
+        distribution), generator seeded (seed, g)."""
+        draws = np.repeat(self.row[None], len(groups) * samples, axis=0)
+        for i, group in enumerate(groups):
+            positions = self.groups[group]
+            rng = np.random.default_rng([seed, group])
+            draws[i * samples:(i + 1) * samples, positions] = corpus[rng.integers(len(corpus),
+                                                                                  size=(samples, len(positions)))]
         return draws
 
     def record(self) -> dict:
@@ -364,12 +400,14 @@ class TextMasker(TabularMasker):
 # ---- the conditional Gaussian sampler of series segments -------------------------------------------
 
 class SegmentSampler:
-    """Draws a segment given the `frame` steps on each side: the Gaussian over (frame + window +
-    frame) consecutive steps fitted on every such stretch of the series' channels (each channel
-    standardised), conditioned on the neighbours that exist, then rescaled to the channel."""
+    """`samples` draws of every segment of a series, each given the `frame` steps on each side: the
+    Gaussian over (frame + window + frame) consecutive steps fitted on every such stretch of the
+    series' channels (each channel standardised), conditioned on the neighbours that exist, then
+    rescaled to the channel. Drawn up front (feature g's generator seeded (seed, g); samples x one
+    series of values in all), pasted into copies of the series a batch of features at a time."""
 
-    def __init__(self, masker: SeriesMasker, frame: int | None = None) -> None:
-        self.masker = masker
+    def __init__(self, masker: SeriesMasker, samples: int, seed: int, frame: int | None = None) -> None:
+        self.masker, self.samples = masker, samples
         w = masker.window
         self.frame = w if frame is None else int(frame)
         x = masker.channel_major(masker.row)
@@ -381,39 +419,67 @@ class SegmentSampler:
             raise OnnxplainError(f"the series ({z.shape[1]} steps) is too short to fit segments of {w} steps with "
                                  f"{self.frame}-step frames; use a smaller window or frame=")
         stretches = np.lib.stride_tricks.sliding_window_view(z, span, axis=1).reshape(-1, span)
+        self.z = z  # (C, T) standardised
         self.mean = stretches.mean(axis=0)
         cov = np.cov(stretches, rowvar=False)
         self.cov = cov + np.eye(span) * 1e-3 * float(np.mean(np.diag(cov)))
-        self._conditionals: dict[tuple[int, int], tuple] = {}
+        self._conditionals: dict[tuple[int, int, int], tuple] = {}
+        self.values = self._draw_all(seed)  # (samples, channels, steps) per feature
 
-    def draws(self, group: int, samples: int, seed: int) -> np.ndarray:
-        """(samples, *series shape): the series with feature `group` drawn given its neighbours."""
-        masker = self.masker
-        rng = np.random.default_rng([seed, group])
-        out = np.repeat(masker.channel_major(masker.row)[None], samples, axis=0)  # (S, C, T)
-        where = np.unravel_index(masker.groups[group], masker.row.shape)
-        channels, times = np.unique(where[masker.axis]), np.unique(where[1 - masker.axis])
-        start, end = int(times[0]), int(times[-1]) + 1
-        steps, known, gain, factor = self._conditional(start, end, out.shape[2])
-        noise = rng.standard_normal((samples, len(channels), factor.shape[1])) @ factor.T
-        for k, c in enumerate(channels):
-            z = (masker.channel_major(masker.row)[c] - self.center[c]) / self.scale[c]
-            mean = self.mean[self.frame:self.frame + end - start] + gain @ (z[steps[known]] - self.mean[known])
-            out[:, c, start:end] = self.center[c] + self.scale[c] * (mean[None] + noise[:, k])
-        return out if masker.axis == 0 else out.transpose(0, 2, 1)
+    def _draw_all(self, seed: int) -> list[np.ndarray]:
+        """(samples, channels, steps) per feature: its segment drawn given its neighbours; features
+        whose stretches have one shape (the interior ones) share their conditional and are drawn
+        together, each from its own generator."""
+        masker, f, samples = self.masker, self.frame, self.samples
+        segments = [masker.segment(g) for g in range(masker.count)]
+        alike: dict[tuple[int, int, int], list[int]] = {}
+        for g, (_, start, end) in enumerate(segments):
+            alike.setdefault(self._stretch(start, end), []).append(g)
+        values: list[np.ndarray] = [np.empty(0)] * masker.count
+        for stretch, features in alike.items():
+            known, gain, factor = self._conditional(*stretch)
+            channels = np.array([list(segments[g][0]) for g in features])  # (n, channels)
+            starts = np.array([segments[g][1] for g in features])
+            noise = np.empty((len(features), samples, channels.shape[1], factor.shape[1]))
+            for i, g in enumerate(features):
+                np.random.default_rng([seed, g]).standard_normal(out=noise[i])
+            # the known steps, standardised and centred: (n, channels, known)
+            z = self.z[channels[:, :, None], starts[:, None, None] - f + known] - self.mean[known]
+            mean = self.mean[f:f + stretch[2]] + (gain @ z[..., None])[..., 0]  # (n, channels, steps)
+            drawn = (self.center[channels][:, None, :, None]
+                     + self.scale[channels][:, None, :, None] * (mean[:, None] + noise @ factor.T))
+            for i, g in enumerate(features):
+                values[g] = drawn[i]
+        return values
 
-    def _conditional(self, start: int, end: int, length: int) -> tuple:
-        """For steps start..end-1: the stretch's steps, the known ones (inside the series, outside the
+    def draws(self, groups: range) -> np.ndarray:
+        """(len(groups) * samples, *series shape): for each feature g of `groups`, the series with g
+        replaced by each of its draws."""
+        masker, samples = self.masker, self.samples
+        out = np.repeat(masker.row[None], len(groups) * samples, axis=0)
+        by_channel = out if masker.axis == 0 else out.transpose(0, 2, 1)  # (N, C, T) view
+        for i, group in enumerate(groups):
+            channels, start, end = masker.segment(group)
+            by_channel[i * samples:(i + 1) * samples, channels.start:channels.stop, start:end] = self.values[group]
+        return out
+
+    def _stretch(self, start: int, end: int) -> tuple[int, int, int]:
+        """The shape of the stretch around steps start..end-1: its offsets (from start - frame) first..stop-1
+        inside the series, and the segment's width."""
+        first, stop = max(0, self.frame - start), min(len(self.mean), self.z.shape[1] - start + self.frame)
+        return first, stop, end - start
+
+    def _conditional(self, first: int, stop: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For a stretch's shape (`_stretch`): its known offsets (inside the series, outside the
         segment), the gain on them and a factor F of the conditional covariance (F F^T); computed
-        once per segment (the channels share it)."""
-        if (start, end) in self._conditionals:
-            return self._conditionals[start, end]
-        f = self.frame
-        inside = np.arange(f, f + end - start)
-        steps = np.arange(start - f, start - f + len(self.mean))
-        known = np.flatnonzero(((steps < start) | (steps >= end)) & (steps >= 0) & (steps < length))
-        gain = np.linalg.solve(self.cov[np.ix_(known, known)], self.cov[np.ix_(known, inside)]).T
-        cov = self.cov[np.ix_(inside, inside)] - gain @ self.cov[np.ix_(known, inside)]
-        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
-        self._conditionals[start, end] = steps, known, gain, vectors * np.sqrt(np.clip(values, 0, None))[None]
-        return self._conditionals[start, end]
+        once per shape (interior segments share one)."""
+        f, span = self.frame, len(self.mean)
+        if (first, stop, width) not in self._conditionals:
+            offsets = np.arange(span)
+            known = offsets[(offsets >= first) & (offsets < stop) & ((offsets < f) | (offsets >= f + width))]
+            inside = np.arange(f, f + width)
+            gain = np.linalg.solve(self.cov[np.ix_(known, known)], self.cov[np.ix_(known, inside)]).T
+            cov = self.cov[np.ix_(inside, inside)] - gain @ self.cov[np.ix_(known, inside)]
+            values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+            self._conditionals[first, stop, width] = known, gain, vectors * np.sqrt(np.clip(values, 0, None))[None]
+        return self._conditionals[first, stop, width]

@@ -196,15 +196,15 @@ def information_maps(model: Any, x: Any, target: Target = "top3", *, samples: in
     run = _run(model, "ig", x, target, seed, features)
     masker = run.masker
     if isinstance(masker, SeriesMasker):
-        sampler = SegmentSampler(masker, frame)
-        draw = lambda g: sampler.draws(g, samples, run.seed)  # noqa: E731
+        sampler = SegmentSampler(masker, samples, run.seed, frame)
+        draw = sampler.draws
         params = {"samples": samples, "sampler": "conditional gaussian", "frame": sampler.frame}
     else:
         if background is None:
             raise OnnxplainError("text IG/PMI draw replacement tokens from a background corpus: background= "
                                  "(ids, a .npy of ids, texts or a .txt; CLI --background)")
         corpus = read_corpus(background, features.get("tokenizer"))
-        draw = lambda g: masker.corpus_draws(corpus, g, samples, run.seed)  # noqa: E731
+        draw = lambda features: masker.corpus_draws(corpus, features, samples, run.seed)  # noqa: E731
         params = {"samples": samples, "sampler": "background corpus (unigram)", "corpus_tokens": len(corpus)}
     return tabular.information_from(run, draw, samples, params)
 
@@ -271,7 +271,7 @@ def counterfactual(model: Any, real: Any, counterfactual: Any, **features: Any
     and the map's mask-swap score."""
     pair, masker = make_pair(model, real, counterfactual, **features)
     run = SequenceRun(model, "d-occlusion", masker, pair.class_b, 0)
-    gains = masker.scores(1 - np.eye(masker.count)) - run.probabilities[None]
+    gains = masker.scores(None) - run.probabilities[None]
     result = run.finish({pair.class_b: gains[:, pair.class_b]}, {"pair": pair.source})
     return pair, result, tabular.swap_score(masker, pair, result[pair.class_b], "d-occlusion")
 

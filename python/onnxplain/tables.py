@@ -157,6 +157,7 @@ class TabularModel(Model):
                                  f"{[i.name for i in inputs]} (input_name= / --input-name)")
         self._read_inputs(inputs, (main or inputs)[0])
         self.input_name = ",".join(name for name, _ in self.inputs)
+        self._input_types = [(name, str(dtype)) for name, dtype in self.inputs]  # for describe (str(dtype) is slow)
         self._choose_probability_output(output_name, output)
         self.class_names = _class_labels(source)
         self.num_classes: int | None = len(self.class_names) if self.class_names else None
@@ -222,6 +223,8 @@ class TabularModel(Model):
     def run(self, table: np.ndarray) -> np.ndarray:
         """Class probabilities (N, K) float32 of a table (N, F), in calls of `batch_size` rows."""
         parts = [self._run_chunk(table[i:i + self.batch_size]) for i in range(0, len(table), self.batch_size)]
+        if len(parts) == 1:
+            return parts[0]
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes or 0), np.float32)
 
     def _run_chunk(self, table: np.ndarray) -> np.ndarray:
@@ -284,7 +287,7 @@ class TabularModel(Model):
         return np.log(np.clip(scores.astype(np.float64), 1e-12, 1.0)).astype(np.float32)
 
     def describe(self) -> dict:
-        return {"modality": "tabular", "inputs": [[n, str(d)] for n, d in self.inputs],
+        return {"modality": "tabular", "inputs": [[name, kind] for name, kind in self._input_types],
                 "per_column": self.per_column, "output_name": self.output_name, "zipmap": self.zipmap,
                 "num_classes": self.num_classes, "class_names": self.class_names, "batch_size": self.batch_setting}
 
@@ -350,6 +353,27 @@ def read_row(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, l
 
 
 # ---- the masker ---------------------------------------------------------------------------------
+
+class _Hidden:
+    """The progress bar of work too short to show one (a disabled tqdm still registers itself)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Hidden:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def progress_bar(total: int, description: str, unit: str, show: bool) -> tqdm | _Hidden:
+    """A transient tqdm bar over `total` units when `show`, else a stand-in that does nothing."""
+    return tqdm(total=total, desc=description, unit=unit, leave=False) if show else _Hidden()
+
 
 class TabularMasker:
     """Turns masks over feature groups into model rows: kept features from the row, removed ones
@@ -432,28 +456,50 @@ class TabularMasker:
         fill = fill if fill.ndim == row.ndim + 2 else fill[None]
         return np.where(keep, row[None, None], fill).reshape(-1, *row.shape)
 
+    def removed(self, first: int, last: int, fill: np.ndarray | None = None, row: np.ndarray | None = None
+                ) -> np.ndarray:
+        """`tables(1 - I[first:last], fill, row)` for fill rows (R, *row.shape), built faster: copies
+        of the row, feature g (first <= g < last) replaced by each fill row at its positions."""
+        fill, row = self.fill if fill is None else fill, self.row if row is None else row
+        if fill.ndim != row.ndim + 1:
+            raise ValueError(f"removed takes fill rows shared by every mask (R, *row.shape), got {fill.shape}")
+        fill, shape, row = fill.reshape(len(fill), -1), row.shape, row.reshape(-1)  # (R, P), (P,)
+        out = np.empty((last - first, len(fill), len(row)), np.result_type(row.dtype, fill.dtype))
+        out[:] = row
+        flat = self.group_of.reshape(-1)
+        if first == 0 and last == self.count:  # every position
+            out[flat, :, np.arange(len(flat))] = fill.T
+        else:
+            positions = np.flatnonzero((flat >= first) & (flat < last))
+            out[flat[positions] - first, :, positions] = fill[:, positions].T
+        return out.reshape(-1, *shape)
+
     def _per_mask(self, fill: np.ndarray) -> bool:
         """Whether `fill` holds one set of rows per mask (B, R, *row.shape)."""
         return fill.ndim == self.row.ndim + 2
 
-    def scores(self, masks: np.ndarray, fill: np.ndarray | None = None, row: np.ndarray | None = None,
+    def scores(self, masks: np.ndarray | None, fill: np.ndarray | None = None, row: np.ndarray | None = None,
                description: str = "") -> np.ndarray:
         """Mean probabilities (B, K) float64 over the fill rows ((R, ...) or (B, R, ...), see `tables`),
-        for masks (B, G), streamed in batches of the model's batch size (memory bounded by one batch)."""
+        for masks (B, G), or None: each feature removed in turn (1 - I, the rows from `removed`),
+        streamed in batches of the model's batch size (memory bounded by one batch)."""
         fill = self.fill if fill is None else fill
-        masks = np.asarray(masks)
+        masks = None if masks is None else np.asarray(masks)
+        count = self.count if masks is None else len(masks)
         rows = fill.shape[1] if self._per_mask(fill) else fill.shape[0]
         per_batch = max(1, self.model.batch_size // rows)
-        bar = tqdm(total=len(masks), desc=description, unit="mask", leave=False,
-                   disable=not description or self.model.progress is False or len(masks) < 4 * per_batch)
+        bar = progress_bar(count, description, "mask",
+                           bool(description) and self.model.progress is not False and count >= 4 * per_batch)
         parts = []
-        for first in range(0, len(masks), per_batch):
-            chunk = masks[first:first + per_batch]
-            fills = fill[first:first + per_batch] if self._per_mask(fill) else fill
-            probabilities = self.model.run(self.tables(chunk, fills, row)).astype(np.float64)
-            parts.append(probabilities.reshape(len(chunk), rows, -1).mean(axis=1))
-            self.evaluations += len(chunk) * rows
-            bar.update(len(chunk))
+        for first in range(0, count, per_batch):
+            last = min(first + per_batch, count)
+            fills = fill[first:last] if self._per_mask(fill) else fill
+            inputs = (self.removed(first, last, fills, row) if masks is None
+                      else self.tables(masks[first:last], fills, row))
+            probabilities = self.model.run(inputs).astype(np.float64)
+            parts.append(probabilities if rows == 1 else probabilities.reshape(last - first, rows, -1).mean(axis=1))
+            self.evaluations += (last - first) * rows
+            bar.update(last - first)
         bar.close()
         return np.concatenate(parts) if parts else np.zeros((0, self.model.num_classes or 0))
 

@@ -47,7 +47,7 @@ from .errors import OnnxplainError
 from .explainer import Target, positive_int, resolve_targets
 from .fidelity import Curves, interval
 from .result import Explanation
-from .tables import N_BACKGROUND, TabularMasker, TabularModel, read_row, read_rows
+from .tables import N_BACKGROUND, TabularMasker, TabularModel, progress_bar, read_row, read_rows
 from .visualize import bar_chart
 
 METHODS = ("occlusion", "rise", "ig", "pmi", "multi")
@@ -125,14 +125,15 @@ class FeatureRun:
         self.start = time.perf_counter() if start is None else start
         self.probabilities = masker.clean()
         self.targets = resolve_targets(target, self.probabilities)
+        self.top_classes = [(int(c), float(self.probabilities[c]))
+                            for c in np.argsort(-self.probabilities, kind="stable")[:5]]
 
     def finish(self, maps: dict[int, np.ndarray], params: dict, **extra) -> TabularExplanation:
-        top = np.argsort(-self.probabilities, kind="stable")[:5]
         return self.explanation(
             method=self.method, maps={t: self.masker.spread(v).astype(np.float32) for t, v in maps.items()},
             params={**params, "n_background": self.masker.n_background}, seed=self.seed,
             evaluations=self.masker.evaluations, seconds=time.perf_counter() - self.start,
-            top_classes=[(int(c), float(self.probabilities[c])) for c in top], image=self.masker.row,
+            top_classes=list(self.top_classes), image=self.masker.row,
             model={**self.model.describe(), "batch": self.model.batch_record()}, signed=self.method == "pmi" or None,
             columns=self.masker.columns, features=self.masker.record(), class_names=self.model.class_names, **extra)
 
@@ -162,7 +163,7 @@ def occlusion_map(run: FeatureRun, params: dict | None = None) -> TabularExplana
 
 def _occlusion_drops(masker: TabularMasker, clean: np.ndarray) -> np.ndarray:
     """(G, K): clean probabilities minus those with each feature removed."""
-    return clean[None, :] - masker.scores(1 - np.eye(masker.count), description="occlusion")
+    return clean[None, :] - masker.scores(None, description="occlusion")
 
 
 def rise(model: TabularModel, row: Any, target: Target = None, *, background: Any = None, groups: dict | None = None,
@@ -243,24 +244,25 @@ def information_maps(model: TabularModel, row: Any, target: Target = "top3", *, 
     run = _Run(model, "ig", row, target, background, groups, samples, seed)
     sampler = ConditionalSampler(run.masker, model.categorical)
     params = {"samples": samples, "sampler": "conditional gaussian (numeric), background (categorical)"}
-    return information_from(run, lambda g: sampler.draws(g, samples, run.seed), samples, params)
+    return information_from(run, lambda features: np.concatenate([sampler.draws(g, samples, run.seed)
+                                                                  for g in features]), samples, params)
 
 
 def information_from(run: FeatureRun, draw, samples: int, params: dict
                      ) -> tuple[TabularExplanation, TabularExplanation]:
-    """(IG, PMI) of the run's features; draw(g) gives feature g's `samples` replacement inputs
-    (samples, ...), drawn a model batch of features at a time (memory bounded by one batch)."""
+    """(IG, PMI) of the run's features; draw(features) gives `samples` model inputs per feature g of
+    `features` (a range), (len(features) * samples, ...): the input with g drawn, the rest as is;
+    called for a model batch of features at a time (memory bounded by one batch)."""
     masker = run.masker
     count, chunk = masker.count, max(1, run.model.batch_size // samples)
     parts = []
-    with tqdm(total=count, desc="ig/pmi", unit="feature", leave=False,
-              disable=run.model.progress is False or count < 4 * chunk) as bar:
+    with progress_bar(count, "ig/pmi", "feature", run.model.progress is not False and count >= 4 * chunk) as bar:
         for first in range(0, count, chunk):
             features = range(first, min(first + chunk, count))
-            fills = np.stack([draw(g) for g in features])  # (chunk, samples, ...)
-            parts.append(masker.scores(1 - np.eye(count)[first:features.stop], fill=fills))
+            parts.append(run.model.run(draw(features)))  # (len(features) * samples, K)
             bar.update(len(features))
-    removed = np.concatenate(parts)
+    masker.evaluations += count * samples
+    removed = np.concatenate(parts).astype(np.float64).reshape(count, samples, -1).mean(axis=1)  # (G, K)
     p = np.clip(run.probabilities, 1e-12, 1.0)
     q = np.clip(removed, 1e-12, 1.0)
     ig = np.sum(p[None] * (np.log(p[None]) - np.log(q)), axis=1)
@@ -429,7 +431,7 @@ def _distances(row: np.ndarray, table: np.ndarray, categorical: np.ndarray) -> n
 def discriminative_map(model: TabularModel, pair: TabularPair, *, groups: dict | None = None) -> TabularExplanation:
     """d-occlusion: per feature, p(B | x_r with it from x_c) - p(B | x_r) (map keyed by B)."""
     run = _Run(model, "d-occlusion", pair.real, pair.class_b, pair.counterfactual[None], groups, 1, 0)
-    gains = run.masker.scores(1 - np.eye(run.masker.count)) - run.probabilities[None]
+    gains = run.masker.scores(None) - run.probabilities[None]
     return run.finish({pair.class_b: gains[:, pair.class_b]}, {"pair": pair.source})
 
 
