@@ -3,6 +3,7 @@
     python bench/sampler.py canvas  [--samplers gaussian,learned] [--photos 4] [--budget 3000]
     python bench/sampler.py claim   [--samplers gaussian,learned] [--budget 3000]
     python bench/sampler.py dense   [--samplers gaussian,learned] [--count 3]
+    python bench/sampler.py report  # markdown tables from the JSON results of the others
 
 canvas: a held-out photo shrunk to a quarter of the image (112 x 112) in each quadrant of four
   224 x 224 canvases (flat grey 127; per-pixel noise 127 + 12 N(0, 1) per pixel and channel;
@@ -11,8 +12,8 @@ canvas: a held-out photo shrunk to a quarter of the image (112 x 112) in each qu
   positive mass in one quadrant (a map without evidence spreads it: 0.25 each).
 claim: Deletion AUC (pixels to grey, most important first, 5 % steps, area under p(top-1); lower
   is better) and MIF/LIF fidelity (LIF AUC - MIF AUC, 16 x 16 squares; higher is better) of PMI
-  (top-1) and IG with each sampler, occlusion (window 32, stride 16: 169 evaluations, its cost)
-  and RISE (--budget masks) at --budget evaluations, on the held-out photos (square crops) and
+  (top-1) and IG with each sampler, occlusion (window 32, stride 16: 169 evaluations; with
+  --occlusion-stride 4, 2,401) and RISE (--budget masks) at --budget evaluations, on the held-out photos (square crops) and
   composites of them (photo at 0.55 scale in a corner of a grey canvas). Means with 95 %
   intervals over source photos, paired differences against the best method, and each method's
   wall time (sampler inference included; IG and PMI share one run per sampler, so one time).
@@ -166,21 +167,26 @@ def scores_of(model, image, attribution, target) -> dict:
     return {"deletion_auc": deletion_auc(model, image, attribution, target), "fidelity": curves.fidelity}
 
 
-def method_maps(model, image, target, samplers, budget) -> dict:
-    """name -> (map, evaluations, seconds): PMI (target) and IG from one run per sampler, occlusion, RISE."""
+def method_maps(model, image, target, args) -> dict:
+    """name -> (map, evaluations, seconds) of the methods in args.methods: PMI (target) and IG from
+    one run per sampler ("information"), occlusion (window 32, --occlusion-stride), RISE."""
     out = {}
-    for sampler in samplers:
+    if "information" in args.methods:
+        for sampler in args.samplers:
+            start = time.perf_counter()
+            ig, pmi = ox.information_maps(model, image, target=[target], sampler=sampler, budget=args.budget, seed=0)
+            seconds = time.perf_counter() - start
+            out[f"pmi-{sampler}"] = (pmi[target], pmi.evaluations, seconds)
+            out[f"ig-{sampler}"] = (next(iter(ig.maps.values())), ig.evaluations, seconds)
+    if "occlusion" in args.methods:
         start = time.perf_counter()
-        ig, pmi = ox.information_maps(model, image, target=[target], sampler=sampler, budget=budget, seed=0)
-        seconds = time.perf_counter() - start
-        out[f"pmi-{sampler}"] = (pmi[target], pmi.evaluations, seconds)
-        out[f"ig-{sampler}"] = (next(iter(ig.maps.values())), ig.evaluations, seconds)
-    start = time.perf_counter()
-    result = ox.Occlusion(model).attribute(image, target=target, window=32, stride=16)
-    out["occlusion"] = (result[target], result.evaluations, time.perf_counter() - start)
-    start = time.perf_counter()
-    result = ox.RISE(model).attribute(image, target=target, n_masks=budget, seed=0)
-    out["rise"] = (result[target], result.evaluations, time.perf_counter() - start)
+        result = ox.Occlusion(model).attribute(image, target=target, window=32, stride=args.occlusion_stride)
+        name = "occlusion" if args.occlusion_stride == 16 else f"occlusion-s{args.occlusion_stride}"
+        out[name] = (result[target], result.evaluations, time.perf_counter() - start)
+    if "rise" in args.methods:
+        start = time.perf_counter()
+        result = ox.RISE(model).attribute(image, target=target, n_masks=args.budget, seed=0)
+        out["rise"] = (result[target], result.evaluations, time.perf_counter() - start)
     return out
 
 
@@ -204,17 +210,17 @@ def summarise(rows, methods, key, lower_better: bool) -> dict:
 
 def run_claim(args) -> dict:
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
-    methods = [f"{k}-{s}" for k in ("pmi", "ig") for s in args.samplers] + ["occlusion", "rise"]
     rows = []
     print(f"{'image':<30} {'method':<14} {'evals':>6} {'s':>6} {'deletion':>9} {'fidelity':>9}")
     for source, name, image in claim_images():
         target = int(np.argmax(model.predict(image)))
-        for method, (attribution, evaluations, seconds) in method_maps(model, image, target, args.samplers, args.budget).items():
+        for method, (attribution, evaluations, seconds) in method_maps(model, image, target, args).items():
             scores = scores_of(model, image, attribution, target)
             rows.append({"source": source, "image": name, "method": method, "evaluations": evaluations,
                          "seconds": seconds, **scores})
             print(f"{name:<30} {method:<14} {evaluations:>6} {seconds:>6.1f} {scores['deletion_auc']:>9.4f} "
                   f"{scores['fidelity']:>9.3f}", flush=True)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     deletion = summarise(rows, methods, "deletion_auc", lower_better=True)
     fid = summarise(rows, methods, "fidelity", lower_better=False)
     seconds = {m: float(np.mean([r["seconds"] for r in rows if r["method"] == m])) for m in methods}
@@ -273,20 +279,84 @@ def run_dense(args) -> dict:
     return {"rows": rows}
 
 
+def run_report(args) -> dict:
+    """Markdown tables from the JSON results of the other commands (any tags), and the default's rule:
+    the sampler with the lowest paired mean Deletion AUC of its IG and PMI maps at the claim's budget."""
+    loaded = {path.stem: json.loads(path.read_text()) for path in sorted(RESULTS.glob("sampler_*.json"))
+              if not path.stem.startswith("sampler_report")}
+    canvas_rows = [r for name, v in loaded.items() if name.startswith("sampler_canvas") for r in v["rows"]]
+    empty = [e for name, v in loaded.items() if name.startswith("sampler_canvas") for e in v["empty"]]
+    claim_rows = [r for name, v in loaded.items() if name.startswith("sampler_claim") for r in v["rows"]]
+    dense_rows = [r for name, v in loaded.items() if name.startswith("sampler_dense") for r in v["rows"]]
+    out: dict = {}
+    samplers = list(dict.fromkeys(r["sampler"] for r in canvas_rows))
+    if canvas_rows:
+        print("| sampler | " + " | ".join(CANVASES) + " |\n|---|" + "---|" * len(CANVASES))
+        for sampler in samplers:
+            cells = []
+            for kind in CANVASES:
+                shares = [r["share"] for r in canvas_rows if r["sampler"] == sampler and r["canvas"] == kind]
+                worst = [e["max_share"] for e in empty if e["sampler"] == sampler and e["canvas"] == kind]
+                cells.append(f"{np.median(shares):.2f} ({len(shares)}; empty {np.nan_to_num(worst[0]):.2f})"
+                             if shares and worst else "-")
+                out.setdefault("canvas", {}).setdefault(sampler, {})[kind] = {
+                    "median_share": float(np.median(shares)) if shares else None, "maps": len(shares),
+                    "empty_max_quadrant": float(np.nan_to_num(worst[0])) if worst else None}
+            print(f"| {sampler} | " + " | ".join(cells) + " |")
+    if claim_rows:
+        images = sorted({r["image"] for r in claim_rows})
+        methods = [m for m in dict.fromkeys(r["method"] for r in claim_rows)
+                   if all(any(r["image"] == i and r["method"] == m for r in claim_rows) for i in images)]
+        rows = [r for r in claim_rows if r["method"] in methods]
+        deletion = summarise(rows, methods, "deletion_auc", lower_better=True)
+        fid = summarise(rows, methods, "fidelity", lower_better=False)
+        print("\n| method | evaluations | s per map | deletion AUC (95 %) | minus best, paired | MIF/LIF fidelity (95 %) |")
+        print("|---|---|---|---|---|---|")
+        for m in methods:
+            mine = [r for r in rows if r["method"] == m]
+            d, f = deletion[m], fid[m]
+            print(f"| {m} | {np.mean([r['evaluations'] for r in mine]):.0f} | {np.mean([r['seconds'] for r in mine]):.1f} | "
+                  f"{d['mean']:.4f} [{d['interval'][0]:.4f}, {d['interval'][1]:.4f}] | "
+                  f"{np.mean(d['paired_difference']):+.4f} ± {(d['paired_difference'][1] - d['paired_difference'][0]) / 2:.4f} | "
+                  f"{f['mean']:+.3f} [{f['interval'][0]:+.3f}, {f['interval'][1]:+.3f}] |")
+        per_sampler = {}
+        sources = sorted({r["source"] for r in rows})
+        for sampler in [m.split("-", 1)[1] for m in methods if m.startswith("pmi-")]:
+            per_sampler[sampler] = [np.mean([r["deletion_auc"] for r in rows if r["source"] == source
+                                             and r["method"] in (f"pmi-{sampler}", f"ig-{sampler}")]) for source in sources]
+        if len(per_sampler) == 2:
+            (a, va), (b, vb) = per_sampler.items()
+            difference, half = fidelity.paired_difference(va, vb)
+            winner = a if difference < 0 else b
+            print(f"\ndefault rule: mean deletion AUC of IG and PMI, {a} - {b} = {difference:+.4f} ± {half:.4f} "
+                  f"(95 %, paired over {len(sources)} source photos, {len(images)} images): {winner} is lower")
+            out["default_rule"] = {"difference": difference, "half_width": half, "pair": [a, b], "lower": winner}
+        out["deletion_auc"], out["fidelity"] = deletion, fid
+    if dense_rows:
+        print("\n| image | sampler | evaluations | deletion AUC | MIF/LIF fidelity |\n|---|---|---|---|---|")
+        for r in dense_rows:
+            print(f"| {r['image']} | {r['sampler']} | {r['evaluations']} | {r['deletion_auc']:.4f} | {r['fidelity']:+.3f} |")
+        out["dense"] = dense_rows
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["canvas", "claim", "dense"])
+    parser.add_argument("command", choices=["canvas", "claim", "dense", "report"])
     parser.add_argument("--samplers", default="gaussian,learned", type=lambda s: s.split(","))
     parser.add_argument("--photos", type=int, default=4, help="held-out photos per canvas (canvas)")
     parser.add_argument("--budget", type=int, default=3000, help="evaluations per map (canvas, claim)")
     parser.add_argument("--count", type=int, default=3, help="composites (dense)")
+    parser.add_argument("--methods", default="information,occlusion,rise", type=lambda s: s.split(","),
+                        help="claim: information (IG and PMI per sampler), occlusion, rise")
+    parser.add_argument("--occlusion-stride", type=int, default=16, help="claim: occlusion stride (window 32)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime and core threads (0: all cores)")
     parser.add_argument("--tag", default="", help="suffix of the JSON names")
     args = parser.parse_args()
-    if not EFFICIENTNET.exists():
+    if args.command != "report" and not EFFICIENTNET.exists():
         sys.exit(f"needs {EFFICIENTNET}")
     start = time.perf_counter()
-    result = {"canvas": run_canvas, "claim": run_claim, "dense": run_dense}[args.command](args)
+    result = {"canvas": run_canvas, "claim": run_claim, "dense": run_dense, "report": run_report}[args.command](args)
     result.update(args=vars(args), wall_seconds=round(time.perf_counter() - start, 1))
     print(f"wall {result['wall_seconds']} s")
     RESULTS.mkdir(exist_ok=True)

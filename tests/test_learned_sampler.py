@@ -162,3 +162,18 @@ def test_training_is_seeded_resumable_and_exports_the_trained_distribution(tmp_p
         trained = net(torch.from_numpy(inputs)).permute(0, 1, 3, 4, 2).numpy()
     np.testing.assert_allclose(OnnxSampler(straight).session.run(None, {"window": inputs})[0], trained, rtol=1e-4,
                                atol=1e-4)
+
+
+def test_auto_takes_the_learned_sampler_where_it_applies(rgb_model):
+    image, _ = planted()
+
+    def chosen(model, picture, **options):
+        result = ox.IG(model).attribute(picture, stride=4, mode="budgeted", budget=20, **options)
+        return result.params["sampler"]["name"]
+
+    assert chosen(rgb_model, image, patch=8) == "learned"
+    assert chosen(rgb_model, image, patch=4) == "gaussian"
+    assert chosen(rgb_model, image, patch=8, references=[image]) == "gaussian"
+    from test_channels_sampling import grey_model
+
+    assert chosen(grey_model(), np.full((32, 32, 1), 100.0, np.float32), patch=8) == "gaussian"

@@ -29,7 +29,9 @@ Samplers (sampling runs in the C++ core, ``sampling.hpp``; draws keyed by (seed,
 stream = (y * W + x) * 2^20 + n):
 Images have the model's C channels (H x W x C, 0..255: 1 grey, 3 RGB, any C); patches are
 K x K x C.
-- ``gaussian`` (default): a conditional multivariate Gaussian of the patch given the frame of F
+- ``auto`` (default): ``learned`` for RGB images at its patch size (8) without references,
+  ``gaussian`` otherwise (the learned sampler gave the lower Deletion AUC in bench/sampler.py).
+- ``gaussian``: a conditional multivariate Gaussian of the patch given the frame of F
   pixels around it, fitted on (K + 2F)^2 windows of the reference images (the image itself when
   none are given; D = C (K + 2F)^2 values per window), jointly over channels or per channel, with
   shrinkage towards a scaled identity. Border patches condition on the part of the frame inside the image only (the
@@ -70,7 +72,7 @@ from .result import Explanation
 
 EPS = 1e-12
 SAMPLE_SLOTS = 1 << 20  # samples per patch the stream numbering leaves room for
-SAMPLERS = ("gaussian", "learned", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
+SAMPLERS = ("auto", "gaussian", "learned", "marginal", "inpaint", "constant", "blur")  # by name; OnnxSampler by instance
 MODES = ("budgeted", "dense")
 COARSE_SHARE = 0.5  # budgeted mode: the first lattice is the finest one costing at most this share
 FIT_CHUNK_VALUES = 2**20  # Gaussian fit: window values per chunk (8 MiB of float64)
@@ -511,10 +513,14 @@ class LearnedSampler(OnnxSampler):
 
 
 def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
-                 value: str | float = "mean") -> PatchSampler:
-    """A sampler from its name (see SAMPLERS) or the instance itself."""
+                 value: str | float = "mean", channels: int = 3, patch: int = 8) -> PatchSampler:
+    """A sampler from its name (see SAMPLERS) or the instance itself. "auto": the learned sampler
+    where it applies (RGB, its patch size, no references= to fit on), else the Gaussian."""
     if isinstance(sampler, PatchSampler):
         return sampler
+    if sampler == "auto":
+        learned = references is None and channels == 3 and patch == LearnedSampler().trained_patch
+        sampler = "learned" if learned else "gaussian"
     if sampler == "gaussian":
         return GaussianSampler(frame=frame, references=references)
     if sampler == "marginal":
@@ -595,13 +601,14 @@ class PatchEstimates:
 
     draw(patches, ns, sums, rows) -> added: adds the probabilities of sample ns[j] of patch
     patches[j] to sums[rows[j]] for the first `added` j (all of them unless stopped);
-    score(sums, counts) -> (count, C) scores."""
+    score(sums, counts) -> (count, C) scores. capacity: the most patches that will be evaluated,
+    when known (rows are then allocated once, without the copies of geometric growth)."""
 
     def __init__(self, size: int, classes: int, draw: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int],
-                 score: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+                 score: Callable[[np.ndarray, np.ndarray], np.ndarray], capacity: int = 0) -> None:
         self.counts = np.zeros(size, np.int64)
         self.rows = np.full(size, -1, np.int64)  # patch -> its row of _sums (-1: never given one)
-        self._sums = np.zeros((0, classes))
+        self._sums = np.zeros((min(size, capacity), classes))
         self.scores: np.ndarray | None = None  # (size, C) once the first patch is scored
         self.change = np.full(size, -1.0)  # normalised change of the estimate at its last sample (-1: unknown)
         self._draw, self._score = draw, score
@@ -872,7 +879,8 @@ class _Information(Explainer):
         seed = check_seed(seed)
         if not (isinstance(eps, (int, float)) and 0 < eps < 1):
             raise OnnxplainError(f"eps must be a number in (0, 1), got {eps!r}")
-        chosen = make_sampler(sampler, frame=frame, references=references, noise=noise)
+        chosen = make_sampler(sampler, frame=frame, references=references, noise=noise, channels=image.shape[2],
+                              patch=patch)
         chosen.prepare(self.model, image, patch)
         prepared = run.prepare(image)  # patches are pasted into the image itself
         gy, gx = _core.window_positions(h, patch, stride), _core.window_positions(w, patch, stride)
@@ -897,9 +905,10 @@ class _Information(Explainer):
                 return perturbation_sums(run.batches, prepared, chosen, yy[patches].astype(np.int64),
                                          xx[patches].astype(np.int64), ns, rows, sums, seed)
 
-            estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
-                                       lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps, multilabel))
             dense = mode == "dense"
+            estimates = PatchEstimates(yy.size, probabilities.shape[0], draw,
+                                       lambda sums, counts: scores_of(sums, counts, probabilities, targets, eps, multilabel),
+                                       capacity=0 if dense else -(-budget // budget_samples))
             field, record, convergence = budgeted_scores(
                 estimates, len(gy), len(gx), yy.size * samples if dense else budget,
                 samples if dense else budget_samples, max(samples, 1 if dense else budget_samples), every_position=dense)
@@ -914,7 +923,7 @@ class _Information(Explainer):
 
     def attribute(self, image: np.ndarray, target: Target = "default", *, patch: int = 8, stride: int = 1,
                   samples: int = 8, mode: str = "budgeted", budget: int = 3000, budget_samples: int = 1,
-                  sampler: str | PatchSampler = "gaussian", frame: int = 2, references=None, noise: float = 0.0,
+                  sampler: str | PatchSampler = "auto", frame: int = 2, references=None, noise: float = 0.0,
                   eps: float = EPS, deadline: float | None = None, cancel: threading.Event | None = None,
                   seed: int = 0) -> Explanation:
         """Maps (H x W float32) at model resolution; see the class doc for what they hold.
@@ -973,7 +982,7 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
     `PMI.attribute`. Both records carry the shared evaluation count and time."""
     arguments = (options.pop("patch", 8), options.pop("stride", 1), options.pop("samples", 8),
                  options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
-                 options.pop("sampler", "gaussian"), options.pop("frame", 2), options.pop("references", None),
+                 options.pop("sampler", "auto"), options.pop("frame", 2), options.pop("references", None),
                  options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
     deadline, cancel = options.pop("deadline", None), options.pop("cancel", None)
     if options:
