@@ -22,8 +22,9 @@ dense: K = 8, N = 8, stride 2 top-1 PMI maps (11,881 patches, 95,048 evaluations
   maps are the committed references of `bench/information.py reference` when today's sampler
   reproduces them (checked at their corners), else recomputed.
 Held-out photos: chelsea, coffee, astronaut, rocket, stereo_motorcycle (none is in the learned
-sampler's training set; tools/train_patch_sampler.py). Results: a table on stdout, JSON under
-bench/results/sampler_<command>.json (gitignored) and a summary in bench/sampler_summary.json.
+sampler's training set; tools/train_patch_sampler.py). Results: a table on stdout and JSON under
+bench/results/sampler_<command>[_<tag>].json (gitignored); `report` prints the markdown tables of
+all of them and writes bench/sampler_summary.json (committed).
 """
 from __future__ import annotations
 
@@ -212,7 +213,7 @@ def run_claim(args) -> dict:
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
     rows = []
     print(f"{'image':<30} {'method':<14} {'evals':>6} {'s':>6} {'deletion':>9} {'fidelity':>9}")
-    for source, name, image in claim_images():
+    for source, name, image in claim_images()[:args.images]:
         target = int(np.argmax(model.predict(image)))
         for method, (attribution, evaluations, seconds) in method_maps(model, image, target, args).items():
             scores = scores_of(model, image, attribution, target)
@@ -271,7 +272,8 @@ def run_dense(args) -> dict:
             print(f"{name:<30} {sampler:<9} {evaluations:>6} {seconds:>7.1f} {scores['deletion_auc']:>9.4f} "
                   f"{scores['fidelity']:>9.3f}", flush=True)
             RESULTS.mkdir(exist_ok=True)
-            np.save(RESULTS / f"sampler_dense_{name}_{sampler}.npy", attribution)
+            np.save(RESULTS / f"dense_map_{name}_{sampler}.npy", attribution)
+            (RESULTS / "dense_partial.json").write_text(json.dumps(rows, indent=2, default=float))  # if stopped
     for sampler in args.samplers:
         mine = [r for r in rows if r["sampler"] == sampler]
         print(f"{sampler:<9} mean deletion AUC {np.mean([r['deletion_auc'] for r in mine]):.4f}, "
@@ -286,7 +288,10 @@ def run_report(args) -> dict:
               if not path.stem.startswith("sampler_report")}
     canvas_rows = [r for name, v in loaded.items() if name.startswith("sampler_canvas") for r in v["rows"]]
     empty = [e for name, v in loaded.items() if name.startswith("sampler_canvas") for e in v["empty"]]
-    claim_rows = [r for name, v in loaded.items() if name.startswith("sampler_claim") for r in v["rows"]]
+    claim_rows = [r for name, v in loaded.items() if name.startswith("sampler_claim") and "timing" not in name
+                  for r in v["rows"]]
+    timing_rows = [r for name, v in loaded.items() if name.startswith("sampler_claim") and "timing" in name
+                   for r in v["rows"]]
     dense_rows = [r for name, v in loaded.items() if name.startswith("sampler_dense") for r in v["rows"]]
     out: dict = {}
     samplers = list(dict.fromkeys(r["sampler"] for r in canvas_rows))
@@ -332,6 +337,11 @@ def run_report(args) -> dict:
                   f"(95 %, paired over {len(sources)} source photos, {len(images)} images): {winner} is lower")
             out["default_rule"] = {"difference": difference, "half_width": half, "pair": [a, b], "lower": winner}
         out["deletion_auc"], out["fidelity"] = deletion, fid
+    if timing_rows:  # a run alone on the machine: the time of IG + PMI per sampler, sampler inference included
+        out["seconds_alone"] = {m: float(np.mean([r["seconds"] for r in timing_rows if r["method"] == m]))
+                                for m in dict.fromkeys(r["method"] for r in timing_rows) if m.startswith("pmi-")}
+        print("\nseconds per IG + PMI run, alone on the machine: " +
+              ", ".join(f"{m[4:]} {v:.1f}" for m, v in out["seconds_alone"].items()))
     if dense_rows:
         print("\n| image | sampler | evaluations | deletion AUC | MIF/LIF fidelity |\n|---|---|---|---|---|")
         for r in dense_rows:
@@ -349,6 +359,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3, help="composites (dense)")
     parser.add_argument("--methods", default="information,occlusion,rise", type=lambda s: s.split(","),
                         help="claim: information (IG and PMI per sampler), occlusion, rise")
+    parser.add_argument("--images", type=int, default=10, help="claim: the first N of its 10 images")
     parser.add_argument("--occlusion-stride", type=int, default=16, help="claim: occlusion stride (window 32)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime and core threads (0: all cores)")
     parser.add_argument("--tag", default="", help="suffix of the JSON names")
@@ -361,11 +372,12 @@ def main() -> None:
     print(f"wall {result['wall_seconds']} s")
     RESULTS.mkdir(exist_ok=True)
     name = f"sampler_{args.command}{'_' + args.tag if args.tag else ''}"
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
-    summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
-    summary[name] = {k: v for k, v in result.items() if k != "rows"}
-    SUMMARY.write_text(json.dumps(summary, indent=2, default=float))
-    print(f"wrote {RESULTS / (name + '.json')} and {SUMMARY}")
+    if args.command == "report":
+        SUMMARY.write_text(json.dumps(result, indent=2, default=float))
+        print(f"wrote {SUMMARY}")
+    else:
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
+        print(f"wrote {RESULTS / (name + '.json')}; `python bench/sampler.py report` summarises every run")
 
 
 if __name__ == "__main__":

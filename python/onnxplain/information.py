@@ -417,7 +417,7 @@ class OnnxSampler(PatchSampler):
     def __init__(self, source, providers: Sequence[str] | None = None) -> None:
         from .model import _open_session
 
-        self.session = _open_session(source, providers)
+        self.session = _open_session(source, providers, spinning=False)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise OnnxplainError(f"an ONNX sampler needs one input and one output, got {len(inputs)} and {len(outputs)}")
@@ -480,7 +480,7 @@ LEARNED_SAMPLER = Path(__file__).resolve().parent / "data" / "patch_sampler.onnx
 def _learned_session(providers: tuple[str, ...] | None, threads: int = 0):
     from .model import _open_session
 
-    return _open_session(LEARNED_SAMPLER, providers, threads)
+    return _open_session(LEARNED_SAMPLER, providers, threads, spinning=False)
 
 
 class LearnedSampler(OnnxSampler):

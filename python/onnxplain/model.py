@@ -480,7 +480,10 @@ def _is_session(obj: Any) -> bool:
     return hasattr(obj, "get_inputs") and hasattr(obj, "run")
 
 
-def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0):
+def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0, spinning: bool = True):
+    """An onnxruntime session of `source` (path, bytes or a session, returned as is). spinning:
+    False for a session that runs between the model's calls (a sampler), so that its idle
+    threads do not spin while the model runs."""
     import onnxruntime as ort
 
     if _is_session(source):
@@ -501,6 +504,8 @@ def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
