@@ -46,6 +46,7 @@ REFERENCE = HERE / "information_reference"
 SUMMARY = HERE / "sampler_summary.json"
 sys.path.insert(0, str(HERE.parent / "tests"))
 from helpers import EFFICIENTNET, photo_on_canvas  # noqa: E402
+from information import deletion_auc  # noqa: E402  (bench/information.py: pixels to grey, 5 % steps)
 
 HELD_OUT = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle")
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
@@ -147,20 +148,6 @@ def claim_images() -> list[tuple[str, str, np.ndarray]]:
         composite, _ = photo_on_canvas(picture, corner=corner, scale=0.55)
         out.append((name, f"{name}-{corner}", np.clip(composite, 0, 255)))
     return out
-
-
-def deletion_auc(model, image, attribution, target, steps: int = 20) -> float:
-    """Area under p(target) as the most important pixels go to grey (the model's neutral value)."""
-    order = np.argsort(-attribution.ravel(), kind="stable")
-    grey = np.broadcast_to(model.preprocess.neutral, image.shape)
-    batch = []
-    for step in range(steps + 1):
-        keep = np.ones(image.shape[0] * image.shape[1], np.float32)
-        keep[order[: int(round(step / steps * keep.size))]] = 0
-        mask = keep.reshape(image.shape[:2])[..., None]
-        batch.append(mask * image + (1 - mask) * grey)
-    curve = model.predict(np.stack(batch))[:, target]
-    return float(np.trapezoid(curve, dx=1.0 / steps))
 
 
 def scores_of(model, image, attribution, target) -> dict:

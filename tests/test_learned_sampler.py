@@ -177,3 +177,18 @@ def test_auto_takes_the_learned_sampler_where_it_applies(rgb_model):
     from test_channels_sampling import grey_model
 
     assert chosen(grey_model(), np.full((32, 32, 1), 100.0, np.float32), patch=8) == "gaussian"
+
+
+def test_gaussian_noise_scale_is_the_scale_of_its_draws(rgb_model):
+    """noise_scale (used by the training tool's held-out check) is the factor the core applies."""
+    rng = np.random.default_rng(3)
+    image = np.clip(128 + rng.normal(0, 10, (32, 32, 3)), 0, 255).astype(np.float32)
+    image[:, 16:] = np.clip(128 + rng.normal(0, 30, (32, 16, 3)), 0, 255)
+    sampler = ox.GaussianSampler()
+    sampler.prepare(rgb_model, image, 4)
+    for y, x in [(6, 4), (6, 22)]:
+        n = 3000
+        drawn = sampler.sample(np.full(n, y, np.int64), np.full(n, x, np.int64), np.arange(n, dtype=np.uint64), 1)
+        want = np.sqrt(np.diag(sampler.conditional(y, x)[1])) * sampler.noise_scale(y, x)
+        assert abs(np.median(drawn.reshape(n, -1).std(axis=0) / want) - 1) < 0.05
+    assert sampler.noise_scale(6, 22) > 2 * sampler.noise_scale(6, 4)

@@ -1,7 +1,7 @@
 """Train the learned patch sampler shipped as ``sampler="learned"`` (issue 22).
 
     pip install -e ".[cpu,train]"             # torch==2.13.0 and matplotlib: training only
-    python tools/train_patch_sampler.py [--steps 6000] [--out build/patch_sampler] [--resume]
+    python tools/train_patch_sampler.py [--steps 5000] [--out build/patch_sampler] [--resume]
     python tools/train_patch_sampler.py --evaluate python/onnxplain/data/patch_sampler.onnx
 
 The network sees the 3K x 3K window around a K x K patch (K = 8) with the centre and anything
@@ -22,9 +22,9 @@ check draws HELD_OUT_WINDOWS windows from their 224 x 224 square crops and repor
 subpixel of this sampler against the default Gaussian sampler (fitted on each image, as onnxplain
 does) discretised to the same 256 bins.
 
-Deterministic given --seed (views from one generator, batch b from a generator keyed by
-(seed, b), torch seeded, 2 threads); a checkpoint every --every steps makes it resumable
-(--resume continues from the last one in --out).
+Deterministic for a --seed and --threads (views from one generator, batch b from a generator
+keyed by (seed, b), torch seeded, deterministic algorithms); a checkpoint every --every steps makes
+it resumable (--resume continues from the last one in --out, bit for bit).
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 K = 8  # patch side the sampler is trained for
 WINDOW = 3 * K
@@ -291,11 +292,7 @@ def train(args) -> Path:
     views = pool_of_views(args.views, args.seed)
     started = time.perf_counter()
     running = None
-    try:
-        from tqdm import tqdm
-        bar = tqdm(total=args.steps, initial=step, unit="step")
-    except ImportError:
-        bar = None
+    bar = tqdm(total=args.steps, initial=step, unit="step")
     while step < args.steps:
         rng = np.random.default_rng([args.seed, step])
         inputs, targets = windows_of(views, rng.integers(0, len(views), args.batch), rng)
@@ -307,15 +304,13 @@ def train(args) -> Path:
         step += 1
         bits = loss.item() / math.log(2)
         running = bits if running is None else 0.98 * running + 0.02 * bits
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(bits=f"{running:.3f}")
+        bar.update(1)
+        bar.set_postfix(bits=f"{running:.3f}")
         if step % args.every == 0 or step == args.steps:
             log.append({"step": step, "train_bits": running, "seconds": time.perf_counter() - started})
             torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                         "step": step, "log": log}, checkpoint)
-    if bar is not None:
-        bar.close()
+    bar.close()
     net.eval()
     onnx_path = out / "patch_sampler.onnx"
     export_network(net, onnx_path)
@@ -328,7 +323,7 @@ def train(args) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)

@@ -484,8 +484,8 @@ def _learned_session(providers: tuple[str, ...] | None, threads: int = 0):
 
 
 class LearnedSampler(OnnxSampler):
-    """The patch sampler trained in this repository (``tools/train_patch_sampler.py``; held-out
-    bits per subpixel against the Gaussian in ``data/README.md``): a CNN that gives each pixel
+    """The patch sampler trained in this repository (``tools/train_patch_sampler.py``; its held-out
+    bits per subpixel against the Gaussian's and its effect on the maps: bench/README.md): a CNN that gives each pixel
     and channel of a K x K patch a 256-level distribution (a mixture of discretised logistics,
     output as its parameters) from the 3K x 3K window around it, the centre blanked, like the
     authors' PatchSampler; values are drawn independently. For RGB images and the patch size it
