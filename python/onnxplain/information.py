@@ -519,8 +519,10 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
     if isinstance(sampler, PatchSampler):
         return sampler
     if sampler == "auto":
-        learned = references is None and channels == 3 and patch == LearnedSampler().trained_patch
-        sampler = "learned" if learned else "gaussian"
+        learned = LearnedSampler()
+        if references is None and channels == 3 and patch == learned.trained_patch:
+            return learned
+        sampler = "gaussian"
     if sampler == "gaussian":
         return GaussianSampler(frame=frame, references=references)
     if sampler == "marginal":
