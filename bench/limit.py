@@ -88,6 +88,7 @@ def bench_explanations(model, image, reps: int, cfg: dict) -> dict:
             # every model evaluation the call made: the map's, and its fidelity figure's (counted apart)
             evaluations = result.evaluations + (result.fidelity or {}).get("evaluations", 0)
             rows[name]["wall"].append(wall)
+            rows[name].setdefault("batch_size", []).append(model.batch_size)  # after the call (it may re-time)
             rows[name]["evaluations"] = evaluations
             rows[name]["ratio"].append(wall / (evaluations / best))
     for row in rows.values():

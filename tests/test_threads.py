@@ -62,18 +62,21 @@ def test_overlapped_building_gives_the_same_maps():
     assert maps[False][2] == maps[True][2] == 101 + 226
 
 
-def test_auto_batch_size_is_timed_recorded_and_changes_no_map():
+def test_auto_batch_size_is_timed_recorded_and_changes_no_map(monkeypatch):
+    from onnxplain import model as model_module
+
+    monkeypatch.setattr(model_module, "DRIFT_FRACTION", 0.0)  # one timing round, however loaded the machine
     image, _ = demo.make_demo_image(0, seed=22)
     auto = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
     assert auto.batch_setting == "auto" and auto.batch_tuning is None
-    result = ox.RISE(auto).attribute(image, n_masks=400, seed=5)
+    result = ox.RISE(auto).attribute(image, n_masks=1000, seed=5)  # timing takes at most 635 evaluations
     tuning = auto.batch_tuning
     assert set(tuning["images_per_second"]) == {"1", "2", "4", "8", "16", "32", "64"}
     assert auto.batch_size == tuning["chosen"] and str(tuning["chosen"]) in tuning["images_per_second"]
     assert result.record()["model"]["batch"] == {"size": auto.batch_size, "setting": "auto", "tuning": tuning,
                                                  "overlap": False}
     fixed = ox.Model(demo.demo_model_path(), preset="unit", batch_size=64, progress=False)
-    np.testing.assert_array_equal(result[0], ox.RISE(fixed).attribute(image, n_masks=400, seed=5)[0])
+    np.testing.assert_array_equal(result[0], ox.RISE(fixed).attribute(image, n_masks=1000, seed=5)[0])
     # the buffer cap limits the sizes timed: one 64 x 64 x 3 float32 input is 48 KiB
     capped = ox.Model(demo.demo_model_path(), preset="unit", batch_memory=8 * 49152, progress=False)
     assert capped.batch_size == 8 and capped.tuning_batch() == 1
@@ -89,3 +92,37 @@ def test_model_load_does_not_import_onnx():
             "m.predict(demo.make_demo_image(0, seed=1)[0]); assert 'onnx' in sys.modules; print(m.output_kind)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "logits"
+
+
+def test_auto_batch_size_times_contenders_longer_and_again_when_the_machine_changes():
+    from onnxplain import model as model_module
+
+    auto = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
+    sizes = [1, 2, 4, 8, 16, 32, 64]
+    for size in sizes:  # 8 runs at 200 images/s, every other size at 100
+        for _ in range(model_module.TUNING_REPEATS):
+            assert auto.tuning_batch() == size
+            auto.record_timing(size, size / (200 if size == 8 else 100))
+    for _ in range(model_module.CONTENDER_REPEATS - model_module.TUNING_REPEATS):
+        assert auto.tuning_batch() == 8  # the only contender is timed until it has enough timings
+        auto.record_timing(8, 8 / 200)
+    assert auto.tuning_batch() is None and auto.batch_size == 8 and auto.batch_tuning["rounds"] == 1
+    for _ in range(model_module.DRIFT_BATCHES - 1):
+        auto.record_timing(8, 8 / 150)
+    auto.record_timing(8, 8 / 190)  # noise: no new round
+    for _ in range(model_module.DRIFT_BATCHES):
+        auto.record_timing(8, 8 / 150)  # the chosen size now runs at 75 %: time the sizes again
+    assert auto.tuning_batch() == 1 and auto.batch_size == 64
+
+
+def test_auto_batch_size_timed_again_mid_run_changes_no_map(monkeypatch):
+    from onnxplain import model as model_module
+
+    monkeypatch.setattr(model_module, "DRIFT_FRACTION", 2.0)  # every choice "slows down": time the sizes again
+    image, _ = demo.make_demo_image(0, seed=23)
+    auto = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
+    rise = ox.RISE(auto).attribute(image, n_masks=1500, seed=2)
+    assert auto.batch_tuning["rounds"] >= 2
+    fixed = ox.Model(demo.demo_model_path(), preset="unit", batch_size=3, progress=False)
+    np.testing.assert_array_equal(rise[0], ox.RISE(fixed).attribute(image, n_masks=1500, seed=2)[0])
+    assert rise.evaluations == 1501

@@ -34,7 +34,7 @@ void occlusion_masks(int64_t height, int64_t width, int64_t window, int64_t stri
             for (int64_t y = y0; y < y0 + window; ++y)
                 std::fill(m + y * width + x0, m + y * width + x0 + window, 0.0f);
         }
-    });
+    }, grain_for(height * width));
 }
 
 namespace {
@@ -53,23 +53,32 @@ void rise_masks(uint64_t seed, int64_t first, int64_t count, int64_t height, int
     const int64_t nodes = (grid + 1) * (grid + 1);
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         std::vector<float> node(static_cast<size_t>(nodes));
+        std::vector<float> rows(static_cast<size_t>((grid + 1) * width));  // lattice rows along x
         for (int64_t b = begin; b < end; ++b) {
             const uint64_t stream = static_cast<uint64_t>(first + b);
             for (int64_t k = 0; k < nodes; ++k) node[static_cast<size_t>(k)] = rise_node(seed, stream, k, p_keep);
             const auto ty = taps(height, cell_h, rise_shift(seed, stream, grid, cell_h, 0), grid);
             const auto tx = taps(width, cell_w, rise_shift(seed, stream, grid, cell_w, 1), grid);
+            // Separable: each lattice row interpolated along x once, then each output row is a
+            // lerp of two of them (`bilinear`'s two steps, the same arithmetic).
+            for (int64_t j = 0; j <= grid; ++j) {
+                const float* n = node.data() + j * (grid + 1);
+                float* r = rows.data() + j * width;
+                for (int64_t x = 0; x < width; ++x) {
+                    const Tap c = tx[static_cast<size_t>(x)];
+                    r[x] = lerp(n[c.lo], n[c.hi], c.w);
+                }
+            }
             float* m = out + b * height * width;
             for (int64_t y = 0; y < height; ++y) {
                 const Tap a = ty[static_cast<size_t>(y)];
-                const float* r0 = node.data() + a.lo * (grid + 1);
-                const float* r1 = node.data() + a.hi * (grid + 1);
-                for (int64_t x = 0; x < width; ++x) {
-                    const Tap c = tx[static_cast<size_t>(x)];
-                    m[y * width + x] = bilinear(r0[c.lo], r0[c.hi], r1[c.lo], r1[c.hi], a.w, c.w);
-                }
+                const float* top = rows.data() + a.lo * width;
+                const float* bottom = rows.data() + a.hi * width;
+                float* row = m + y * width;
+                for (int64_t x = 0; x < width; ++x) row[x] = lerp(top[x], bottom[x], a.w);
             }
         }
-    });
+    }, grain_for(height * width));
 }
 
 void accumulate(const float* scores, const float* masks, int64_t batch, int64_t targets,
@@ -89,7 +98,7 @@ void accumulate(const float* scores, const float* masks, int64_t batch, int64_t 
                 }
             }
         }
-    });
+    }, grain_for(batch * (targets + 1) * block));
 }
 
 }  // namespace onnxplain

@@ -25,7 +25,7 @@ void Preprocessing::apply(const float* inputs, int64_t count, float* out) const 
                     o[offset(p, c)] = in[p * channels + source[k]] * gain[k] + bias[k];
                 }
         }
-    });
+    }, grain_for(size()));
 }
 
 PreparedInput::PreparedInput(Preprocessing preprocessing, const float* input, const float* replacement)
@@ -62,7 +62,7 @@ void PreparedInput::blend(const float* masks, int64_t batch, float* out) const {
                     }
             }
         }
-    });
+    }, grain_for(kBlock * channels));
 }
 
 void PreparedInput::paste(const float* samples, int64_t patch, const int64_t* ys, const int64_t* xs, int64_t count,
@@ -83,7 +83,7 @@ void PreparedInput::paste(const float* samples, int64_t patch, const int64_t* ys
                     }
                 }
         }
-    });
+    }, grain_for(size));
 }
 
 void feature_masks(const int32_t* labels, int64_t positions, const float* keep, int64_t features, int64_t batch,
@@ -94,7 +94,7 @@ void feature_masks(const int32_t* labels, int64_t positions, const float* keep, 
             float* o = out + b * positions;
             for (int64_t p = 0; p < positions; ++p) o[p] = k[labels[p]];
         }
-    });
+    }, grain_for(positions));
 }
 
 void bernoulli_keep(uint64_t seed, int64_t first, int64_t count, int64_t features, float p_keep, float* out,

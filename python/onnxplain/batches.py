@@ -6,7 +6,8 @@ inference); with the model on an accelerator the next batch is filled in one bui
 (core calls release the GIL) while the model runs the current one, in two alternating buffers.
 Memory is bounded by two batches. One `Batches` serves every stream of an explanation (the
 causal search makes hundreds of small ones): its buffers, builder thread and progress bar are
-made once. With batch_size="auto" the model's first batches time the candidate sizes.
+made once. With batch_size="auto" each batch asks the model its size: the first batches time
+the candidate sizes, timed again when the chosen size slows down.
 """
 from __future__ import annotations
 
@@ -97,37 +98,34 @@ class Batches:
         fill(first, count, out) writes inputs first..first+count-1, already preprocessed, into
         out[:count] (out: batch_size x model input shape, float32) and returns a context;
         consume(context, scores) receives each batch in order with its scores (count, classes) of
-        the requested kind ("probabilities", "logits" or "raw"). While batch_size="auto" is being
-        tuned, batches run one at a time at the sizes being timed (building, inference and consume).
+        the requested kind ("probabilities", "logits" or "raw"). On a CPU each batch is built while
+        the model is idle (with every core), its size asked of the model each time (batch_size="auto"
+        times the sizes and may time them again); on an accelerator, once the size is chosen, the
+        rest is built overlapped with inference.
         """
         if total <= 0:
             return
         self._advance_total(total)
         first = 0
-        while first < total and (size := self.model.tuning_batch()) is not None:
+        while first < total:
+            size = self.model.tuning_batch()
+            if size is None and self.model.overlap:
+                self._overlapped(first, total, fill, consume, kind)
+                return
+            size = size or self.model.batch_size
             count = min(size, total - first)
-            buffer = self._buffers_for_use()[0]
+            buffer = self._buffers_for_use(size)[0]
             start = time.perf_counter()  # the whole cycle: building, inference, accumulation
             self._consume(consume, fill(first, count, buffer), self._run(buffer[:count]), kind)
             if count == size:
                 self.model.record_timing(size, time.perf_counter() - start)
             first += count
-        if first < total:
-            (self._overlapped if self.model.overlap else self._in_turn)(first, total, fill, consume, kind)
-
-    def _in_turn(self, first: int, total: int, fill, consume, kind: str) -> None:
-        """Builds each batch while the model is idle (a CPU model: each has every core in turn)."""
-        buffer = self._buffers_for_use()[0]
-        for start in range(first, total, self.model.batch_size):
-            count = min(self.model.batch_size, total - start)
-            context = fill(start, count, buffer)
-            self._consume(consume, context, self._run(buffer[:count]), kind)
 
     def _overlapped(self, first: int, total: int, fill, consume, kind: str) -> None:
         """Builds the next batch in the builder thread while the model runs the current one (a model
         on an accelerator), in two alternating buffers."""
         size = self.model.batch_size
-        buffers = self._buffers_for_use()
+        buffers = self._buffers_for_use(size)
         starts = list(range(first, total, size))
 
         def prepare(index: int) -> tuple[int, Any]:
@@ -184,9 +182,10 @@ class Batches:
         self.evaluations += len(batch)
         return scores
 
-    def _buffers_for_use(self) -> np.ndarray:
-        """The batch buffers: two when building overlaps inference, else one."""
-        shape = (2 if self.model.overlap else 1, self.model.batch_size) + self.model.input_shape
+    def _buffers_for_use(self, rows: int) -> np.ndarray:
+        """The batch buffers, each of at least `rows` rows (and of the model's batch size): two when
+        building overlaps inference, else one."""
+        shape = (2 if self.model.overlap else 1, max(rows, self.model.batch_size)) + self.model.input_shape
         if self._buffers is None or self._buffers.shape != shape:
             self._buffers = np.empty(shape, np.float32)
         return self._buffers

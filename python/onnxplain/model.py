@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,8 +19,11 @@ from .preprocess import Preprocess, get_preset
 from .scheduler import EXPLANATION, PREDICTION, Scheduler
 
 DEFAULT_BATCH_SIZE = "auto"  # tuned on a run's first batches; an int fixes it
-BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_REPEATS times
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_REPEATS times,
 TUNING_REPEATS = 2
+CONTENDER_MARGIN = 0.9  # then those within this fraction of the best throughput so far,
+CONTENDER_REPEATS = 5  # until each has this many timings; the sizes are timed again once this
+DRIFT_BATCHES, DRIFT_FRACTION = 5, 0.8  # many batches in a row run under this fraction of the choice's median
 BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
 OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
 MODALITIES = ("auto", "image", "tabular", "series", "text")
@@ -181,8 +185,10 @@ class Model:
         self.batch_tuning: dict | None = None  # "auto": the timings and the choice, once tuned
         self._timings: dict[int, list[float]] = {}
         input_bytes = (2 if self.overlap else 1) * 4 * int(np.prod(self.input_shape))  # float32 buffer(s) per slot
-        self._candidates = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
-            if self.batch_setting == "auto" else []
+        self._sizes = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
+            if self.batch_setting == "auto" else []  # the sizes "auto" may choose
+        self._candidates = list(self._sizes)  # sizes still being timed: empty once chosen
+        self._recent: list[float] = []  # the chosen size's latest batch times (seconds)
         self.batch_size: int = self._candidates[-1] if self._candidates else int(self.batch_setting)
         self.scheduler = Scheduler(self._scores, lambda: self.batch_size) if shared_batching else None
 
@@ -442,23 +448,50 @@ class Model:
 
     # ---- batch size ----------------------------------------------------------------------
     def tuning_batch(self) -> int | None:
-        """While batch_size="auto" is being tuned: the size of the next batch to time; else None."""
-        return next((c for c in self._candidates if len(self._timings.get(c, ())) < TUNING_REPEATS), None)
+        """Under batch_size="auto", while the sizes are being timed, the size of the next batch to
+        time, else None (use `batch_size`). Every size is timed TUNING_REPEATS times, then the
+        contenders (throughput within CONTENDER_MARGIN of the best) in turn until each has
+        CONTENDER_REPEATS timings."""
+        if not self._candidates:
+            return None
+        first = next((c for c in self._candidates if len(self._timings.get(c, ())) < TUNING_REPEATS), None)
+        if first is not None:
+            return first
+        rates = self._rates()
+        best = max(rates.values())
+        pending = [c for c, rate in rates.items() if rate >= CONTENDER_MARGIN * best
+                   and len(self._timings[c]) < CONTENDER_REPEATS]
+        return min(pending, key=lambda c: len(self._timings[c])) if pending else None
 
     def record_timing(self, size: int, seconds: float) -> None:
-        """Records the time of a tuning batch (building, inference and consume); after the last one,
-        picks the size with the highest throughput (its best time), which every later batch uses."""
+        """Records the time of a full batch (building, inference and consume). While the sizes are
+        being timed, the last timing chooses the size with the highest throughput (its best time);
+        once chosen, DRIFT_BATCHES batches in a row under DRIFT_FRACTION of its median throughput
+        while timed (the machine changed) start a new timing round."""
+        if not self._sizes:
+            return
         with self._lock:
-            self._timings.setdefault(size, []).append(seconds)
-            if self._candidates and self.tuning_batch() is None:
-                self._choose_batch()
+            if self._candidates:
+                self._timings.setdefault(size, []).append(seconds)
+                if self.tuning_batch() is None:
+                    self._choose_batch()
+            elif size == self.batch_size:
+                self._recent = (self._recent + [seconds])[-DRIFT_BATCHES:]
+                if len(self._recent) == DRIFT_BATCHES and \
+                        DRIFT_FRACTION * min(self._recent) > statistics.median(self._timings[size]):
+                    self._timings, self._candidates, self._recent = {}, list(self._sizes), []
+                    self.batch_size = self._sizes[-1]
+
+    def _rates(self) -> dict[int, float]:
+        """Images/s of each size timed so far, from its best time."""
+        return {c: c / min(times) for c, times in self._timings.items()}
 
     def _choose_batch(self) -> None:
-        rates = {c: c / min(times) for c, times in self._timings.items()}
+        rates = self._rates()
         self.batch_size = max(rates, key=rates.__getitem__)
         self.batch_tuning = {"images_per_second": {str(c): round(r, 1) for c, r in rates.items()},
-                             "chosen": self.batch_size}
-        self._candidates = []
+                             "chosen": self.batch_size, "rounds": 1 + (self.batch_tuning or {}).get("rounds", 0)}
+        self._candidates, self._recent = [], []
 
     def describe(self) -> dict:
         """What was discovered about the model, for result records (the same before and after the
@@ -506,6 +539,8 @@ def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0
     options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    else:  # spin within a run (small batches need it), but not after it: the core builds the next batch
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
         return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files

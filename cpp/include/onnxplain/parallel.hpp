@@ -15,6 +15,15 @@ inline int default_threads() {
     return n == 0 ? 1 : static_cast<int>(n);
 }
 
+/// Elementary operations (about a nanosecond each) a thread must have before starting one pays:
+/// a thread start costs tens of microseconds, more just after onnxruntime's threads ran.
+constexpr int64_t kMinWorkPerThread = int64_t{1} << 19;
+
+/// The `grain` for parallel_for over items of `work_per_item` elementary operations each.
+inline int64_t grain_for(int64_t work_per_item) {
+    return std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(1, work_per_item));
+}
+
 /// Calls body(begin, end) on contiguous chunks of [0, n) from up to `threads` threads
 /// (0 or less: default_threads()); the calling thread runs the first chunk itself.
 /// Each index is handled by exactly one call, so results are independent of `threads`.

@@ -36,11 +36,13 @@ ONNXPLAIN_HD inline int64_t rise_shift(uint64_t seed, uint64_t stream, int64_t g
     return static_cast<int64_t>(uniform01(seed, stream, counter) * static_cast<float>(cell));
 }
 
-/// Bilinear interpolation of the four lattice values around a pixel.
+/// Linear interpolation a + w * (b - a).
+ONNXPLAIN_HD inline float lerp(float a, float b, float w) { return a + w * (b - a); }
+
+/// Bilinear interpolation of the four lattice values around a pixel: along x, then along y (the
+/// CPU kernel computes the same two steps separably).
 ONNXPLAIN_HD inline float bilinear(float n00, float n01, float n10, float n11, float wy, float wx) {
-    const float top = n00 + wx * (n01 - n00);
-    const float bottom = n10 + wx * (n11 - n10);
-    return top + wy * (bottom - top);
+    return lerp(lerp(n00, n01, wx), lerp(n10, n11, wx), wy);
 }
 
 /// The perturbation blend of preprocessed values: w * x + (1 - w) * z.
