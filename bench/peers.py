@@ -24,7 +24,7 @@ What is compared (model EfficientNet-Lite0, preset "efficientnet-lite": (v - 127
 class is onnxplain's top-1 for every tool; maps in probabilities unless said):
 
   occlusion  onnxplain `Occlusion` window 32 stride 16 (169 windows + the clean image = 170
-             evaluations, batch 64, baseline "mean" = 0 after preprocessing) against Captum
+             evaluations, batch "auto", baseline "mean" = 0 after preprocessing) against Captum
              `Occlusion` with sliding_window_shapes (3, 32, 32), strides (3, 16, 16), baselines 0
              on the preprocessed input, perturbations_per_eval 1 (its default), 16 and 64. The
              windows are identical, so the maps are compared (Pearson r, max |difference|).
@@ -424,14 +424,14 @@ def pure_throughput(model, image: np.ndarray, images: int) -> dict[str, float]:
 def plan(cfg: dict, extended: bool) -> list[list[dict]]:
     """Groups of rows: an onnxplain row first, then the peers it is compared with."""
     w, s, m = cfg["window"], cfg["stride"], cfg["masks"]
-    occ: list[dict[str, Any]] = [{"id": "onnxplain-occlusion", "tool": "onnxplain", "setting": f"Occlusion {w}/{s}, batch 64",
+    occ: list[dict[str, Any]] = [{"id": "onnxplain-occlusion", "tool": "onnxplain", "setting": f"Occlusion {w}/{s}, batch auto",
             "run": ("occlusion", {"window": w, "stride": s})}]
     ppes = list(cfg["ppe"]) + ([170] if extended else [])
     for p in ppes:
         occ.append({"id": f"captum-occlusion-ppe{p}", "tool": "captum", "vs": "onnxplain-occlusion",
                     "setting": f"Occlusion {w}/{s}, ppe {p}{' (default)' if p == 1 else ''}",
                     "job": {"kind": "captum", "window": w, "stride": s, "ppe": p}})
-    rise: list[dict[str, Any]] = [{"id": "onnxplain-rise", "tool": "onnxplain", "setting": f"RISE {m} masks, grid {cfg['grid']}, batch 64",
+    rise: list[dict[str, Any]] = [{"id": "onnxplain-rise", "tool": "onnxplain", "setting": f"RISE {m} masks, grid {cfg['grid']}, batch auto",
              "run": ("rise", {"n_masks": m, "grid": cfg["grid"], "p_keep": 0.5})}]
     for b in cfg["dianna_batches"]:
         rise.append({"id": f"dianna-rise-b{b}", "tool": "dianna", "vs": "onnxplain-rise",

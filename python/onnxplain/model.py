@@ -21,7 +21,7 @@ from .scheduler import EXPLANATION, PREDICTION, Scheduler
 DEFAULT_BATCH_SIZE = "auto"  # tuned on a run's first batches; an int fixes it
 BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_REPEATS times,
 TUNING_REPEATS = 2
-CONTENDER_MARGIN = 0.9  # then those within this fraction of the best throughput so far,
+CONTENDER_MARGIN = 0.8  # then those within this fraction of the best throughput so far,
 CONTENDER_REPEATS = 5  # until each has this many timings; the sizes are timed again once this
 DRIFT_BATCHES, DRIFT_FRACTION = 5, 0.8  # many batches in a row run under this fraction of the choice's median
 BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
