@@ -519,9 +519,10 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
     if isinstance(sampler, PatchSampler):
         return sampler
     if sampler == "auto":
-        learned = LearnedSampler()
-        if references is None and channels == 3 and patch == learned.trained_patch:
-            return learned
+        if references is None and channels == 3:  # only then is the learned sampler's file opened
+            learned = LearnedSampler()
+            if patch == learned.trained_patch:
+                return learned
         sampler = "gaussian"
     if sampler == "gaussian":
         return GaussianSampler(frame=frame, references=references)

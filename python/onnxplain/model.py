@@ -19,11 +19,10 @@ from .preprocess import Preprocess, get_preset
 from .scheduler import EXPLANATION, PREDICTION, Scheduler
 
 DEFAULT_BATCH_SIZE = "auto"  # tuned on a run's first batches; an int fixes it
-BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # sizes "auto" times, each TUNING_REPEATS times,
-TUNING_REPEATS = 2
-CONTENDER_MARGIN = 0.8  # then those within this fraction of the best throughput so far,
-CONTENDER_REPEATS = 5  # until each has this many timings; the sizes are timed again once this
-DRIFT_BATCHES, DRIFT_FRACTION = 5, 0.8  # many batches in a row run under this fraction of the choice's median
+BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # the sizes "auto" times:
+TUNING_REPEATS = 2  # each this many times,
+CONTENDER_MARGIN, CONTENDER_REPEATS = 0.8, 5  # then those within 80 % of the best until each has 5 timings
+DRIFT_BATCHES, DRIFT_FRACTION = 5, 0.8  # timed again after 5 batches in a row under 80 % of the choice's median
 BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
 OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
 MODALITIES = ("auto", "image", "tabular", "series", "text")
@@ -187,9 +186,13 @@ class Model:
         input_bytes = (2 if self.overlap else 1) * 4 * int(np.prod(self.input_shape))  # float32 buffer(s) per slot
         self._sizes = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
             if self.batch_setting == "auto" else []  # the sizes "auto" may choose
-        self._candidates = list(self._sizes)  # sizes still being timed: empty once chosen
+        self._candidates: list[int] = []  # sizes still being timed: empty once chosen
         self._recent: list[float] = []  # the chosen size's latest batch times (seconds)
-        self.batch_size: int = self._candidates[-1] if self._candidates else int(self.batch_setting)
+        self.batch_size: int = 0
+        if self._sizes:
+            self._start_timing()
+        else:
+            self.batch_size = int(self.batch_setting)
         self.scheduler = Scheduler(self._scores, lambda: self.batch_size) if shared_batching else None
 
     # ---- discovery -------------------------------------------------------------------
@@ -479,8 +482,13 @@ class Model:
                 self._recent = (self._recent + [seconds])[-DRIFT_BATCHES:]
                 if len(self._recent) == DRIFT_BATCHES and \
                         DRIFT_FRACTION * min(self._recent) > statistics.median(self._timings[size]):
-                    self._timings, self._candidates, self._recent = {}, list(self._sizes), []
-                    self.batch_size = self._sizes[-1]
+                    self._start_timing()
+
+    def _start_timing(self) -> None:
+        """A timing round of every size (under the lock, or at construction); the buffers take the
+        largest size meanwhile."""
+        self._timings, self._candidates, self._recent = {}, list(self._sizes), []
+        self.batch_size = self._sizes[-1]
 
     def _rates(self) -> dict[int, float]:
         """Images/s of each size timed so far, from its best time."""
