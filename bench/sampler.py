@@ -1,6 +1,6 @@
 """The IG/PMI paper's claim put to the test, sampler by sampler (issue 22), on EfficientNet-Lite0.
 
-    python bench/sampler.py canvas  [--samplers gaussian,learned] [--photos 4] [--budget 3000]
+    python bench/sampler.py canvas  [--samplers gaussian,learned] [--photos 4] [--budget 3000] [--canvases ...]
     python bench/sampler.py claim   [--samplers gaussian,learned] [--budget 3000]
     python bench/sampler.py dense   [--samplers gaussian,learned] [--count 3]
     python bench/sampler.py report  # markdown tables from the JSON results of the others
@@ -9,7 +9,10 @@ canvas: a held-out photo shrunk to a quarter of the image (112 x 112) in each qu
   224 x 224 canvases (flat grey 127; per-pixel noise 127 + 12 N(0, 1) per pixel and channel;
   scikit-image's `brick`; `gravel`): the share of the top-1 PMI map's positive mass on the photo
   (median over photos x quadrants, per canvas). On each empty canvas: the largest share of the
-  positive mass in one quadrant (a map without evidence spreads it: 0.25 each).
+  positive mass in one quadrant (a map without evidence spreads it: 0.25 each), for each of
+  --empty-seeds seeds (one map is noisy: the worst seed is what the target is checked against).
+Samplers: any name of onnxplain's, and "learned-independent" (the learned sampler drawing a pixel's
+channels independently: the ablation of its channel coupling).
 claim: Deletion AUC (pixels to grey, most important first, 5 % steps, area under p(top-1); lower
   is better) and MIF/LIF fidelity (LIF AUC - MIF AUC, 16 x 16 squares; higher is better) of PMI
   (top-1) and IG with each sampler, occlusion (window 32, stride 16: 169 evaluations; with
@@ -51,6 +54,7 @@ from information import deletion_auc  # noqa: E402  (bench/information.py: pixel
 HELD_OUT = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle")
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 CANVASES = ("grey", "noise", "brick", "gravel")
+DEFAULT_CANDIDATES = ("gaussian", "learned")  # the samplers sampler="auto" chooses between
 SIZE = 224
 
 
@@ -97,9 +101,14 @@ def positive_share(attribution: np.ndarray, box) -> float:
     return float(positive[y0:y1, x0:x1].sum()) / total if total > 0 else float("nan")
 
 
+def sampler_of(name: str):
+    """onnxplain's sampler argument for a bench sampler name."""
+    return ox.LearnedSampler(couple_channels=False) if name == "learned-independent" else name
+
+
 def pmi_top1(model, image, sampler: str, budget: int, seed: int = 0):
     target = int(np.argmax(model.predict(image)))
-    result = ox.PMI(model).attribute(image, target=target, sampler=sampler, budget=budget, seed=seed)
+    result = ox.PMI(model).attribute(image, target=target, sampler=sampler_of(sampler), budget=budget, seed=seed)
     return result[target], result
 
 
@@ -107,16 +116,18 @@ def run_canvas(args) -> dict:
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
     rows, empty = [], []
     print(f"{'sampler':<9} {'canvas':<7} {'photo':<18} {'quadrant':<13} {'share':>6} {'s':>6}")
+    half = [slice(0, SIZE // 2), slice(SIZE // 2, SIZE)]
+    quadrants = [(a.start, b.start, a.stop, b.stop) for a in half for b in half]
     for sampler in args.samplers:
-        for kind in CANVASES:
+        for kind in args.canvases:
             background = canvas(kind)
-            attribution, result = pmi_top1(model, background, sampler, args.budget)
-            y = [slice(0, SIZE // 2), slice(SIZE // 2, SIZE)]
-            shares = [positive_share(attribution, (q[0].start, q[1].start, q[0].stop, q[1].stop))
-                      for q in [(a, b) for a in y for b in y]]
-            empty.append({"sampler": sampler, "canvas": kind, "quadrant_shares": shares, "max_share": max(shares)})
-            print(f"{sampler:<9} {kind:<7} {'(empty)':<18} {'max quadrant':<13} {max(shares):>6.3f} {result.seconds:>6.1f}",
-                  flush=True)
+            for seed in range(args.empty_seeds):
+                attribution, result = pmi_top1(model, background, sampler, args.budget, seed=seed)
+                shares = [positive_share(attribution, q) for q in quadrants]
+                empty.append({"sampler": sampler, "canvas": kind, "seed": seed, "quadrant_shares": shares,
+                              "max_share": max(shares)})
+                print(f"{sampler:<9} {kind:<7} {f'(empty, seed {seed})':<18} {'max quadrant':<13} {max(shares):>6.3f} "
+                      f"{result.seconds:>6.1f}", flush=True)
             for name in HELD_OUT[:args.photos]:
                 for corner in QUADRANTS:
                     image, box = on_canvas(background, photo(name), corner)
@@ -126,14 +137,16 @@ def run_canvas(args) -> dict:
                                  "share": share, "seconds": result.seconds, "evaluations": result.evaluations})
                     print(f"{sampler:<9} {kind:<7} {name:<18} {corner:<13} {share:>6.3f} {result.seconds:>6.1f}", flush=True)
     summary = {}
-    print(f"\n{'sampler':<9} " + " ".join(f"{k:>8}" for k in CANVASES) + "   (median share on the photo; empty: max quadrant)")
+    print(f"\n{'sampler':<9} " + " ".join(f"{k:>8}" for k in args.canvases)
+          + "   (median share on the photo; empty: max quadrant, worst seed)")
     for sampler in args.samplers:
         medians = {k: float(np.median([r["share"] for r in rows if r["sampler"] == sampler and r["canvas"] == k]))
-                   for k in CANVASES}
-        worst = {e["canvas"]: e["max_share"] for e in empty if e["sampler"] == sampler}
+                   for k in args.canvases}
+        worst = {k: max(e["max_share"] for e in empty if e["sampler"] == sampler and e["canvas"] == k)
+                 for k in args.canvases}
         summary[sampler] = {"median_share": medians, "empty_max_quadrant": worst}
-        print(f"{sampler:<9} " + " ".join(f"{medians[k]:>8.3f}" for k in CANVASES))
-        print(f"{'  empty':<9} " + " ".join(f"{worst[k]:>8.3f}" for k in CANVASES))
+        print(f"{sampler:<9} " + " ".join(f"{medians[k]:>8.3f}" for k in args.canvases))
+        print(f"{'  empty':<9} " + " ".join(f"{worst[k]:>8.3f}" for k in args.canvases))
     return {"rows": rows, "empty": empty, "summary": summary}
 
 
@@ -162,7 +175,8 @@ def method_maps(model, image, target, args) -> dict:
     if "information" in args.methods:
         for sampler in args.samplers:
             start = time.perf_counter()
-            ig, pmi = ox.information_maps(model, image, target=[target], sampler=sampler, budget=args.budget, seed=0)
+            ig, pmi = ox.information_maps(model, image, target=[target], sampler=sampler_of(sampler), budget=args.budget,
+                                          seed=0)
             seconds = time.perf_counter() - start
             out[f"pmi-{sampler}"] = (pmi[target], pmi.evaluations, seconds)
             out[f"ig-{sampler}"] = (next(iter(ig.maps.values())), ig.evaluations, seconds)
@@ -288,12 +302,13 @@ def run_report(args) -> dict:
             cells = []
             for kind in CANVASES:
                 shares = [r["share"] for r in canvas_rows if r["sampler"] == sampler and r["canvas"] == kind]
-                worst = [e["max_share"] for e in empty if e["sampler"] == sampler and e["canvas"] == kind]
-                cells.append(f"{np.median(shares):.2f} ({len(shares)}; empty {np.nan_to_num(worst[0]):.2f})"
-                             if shares and worst else "-")
+                worst = [float(np.nan_to_num(e["max_share"])) for e in empty
+                         if e["sampler"] == sampler and e["canvas"] == kind]
+                cells.append(f"{np.median(shares):.2f} ({len(shares)}; empty {max(worst):.2f}"
+                             f"{f' worst of {len(worst)} seeds' if len(worst) > 1 else ''})" if shares and worst else "-")
                 out.setdefault("canvas", {}).setdefault(sampler, {})[kind] = {
                     "median_share": float(np.median(shares)) if shares else None, "maps": len(shares),
-                    "empty_max_quadrant": float(np.nan_to_num(worst[0])) if worst else None}
+                    "empty_max_quadrant": max(worst) if worst else None, "empty_max_quadrant_per_seed": worst}
             print(f"| {sampler} | " + " | ".join(cells) + " |")
     if claim_rows:
         images = sorted({r["image"] for r in claim_rows})
@@ -313,9 +328,10 @@ def run_report(args) -> dict:
                   f"{f['mean']:+.3f} [{f['interval'][0]:+.3f}, {f['interval'][1]:+.3f}] |")
         per_sampler = {}
         sources = sorted({r["source"] for r in rows})
-        for sampler in [m.split("-", 1)[1] for m in methods if m.startswith("pmi-")]:
-            per_sampler[sampler] = [np.mean([r["deletion_auc"] for r in rows if r["source"] == source
-                                             and r["method"] in (f"pmi-{sampler}", f"ig-{sampler}")]) for source in sources]
+        for sampler in DEFAULT_CANDIDATES:
+            if f"pmi-{sampler}" in methods:
+                per_sampler[sampler] = [np.mean([r["deletion_auc"] for r in rows if r["source"] == source and
+                                                 r["method"] in (f"pmi-{sampler}", f"ig-{sampler}")]) for source in sources]
         if len(per_sampler) == 2:
             (a, va), (b, vb) = per_sampler.items()
             difference, half = fidelity.paired_difference(va, vb)
@@ -342,6 +358,8 @@ def main() -> None:
     parser.add_argument("command", choices=["canvas", "claim", "dense", "report"])
     parser.add_argument("--samplers", default="gaussian,learned", type=lambda s: s.split(","))
     parser.add_argument("--photos", type=int, default=4, help="held-out photos per canvas (canvas)")
+    parser.add_argument("--canvases", default=",".join(CANVASES), type=lambda s: s.split(","), help="canvas: which")
+    parser.add_argument("--empty-seeds", type=int, default=3, help="canvas: seeds of each empty canvas's map")
     parser.add_argument("--budget", type=int, default=3000, help="evaluations per map (canvas, claim)")
     parser.add_argument("--count", type=int, default=3, help="composites (dense)")
     parser.add_argument("--methods", default="information,occlusion,rise", type=lambda s: s.split(","),

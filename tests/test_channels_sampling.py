@@ -440,6 +440,33 @@ def test_logistic_mixture_draws_are_the_draws_of_their_256_probabilities():
         _core.logistic_mixture_patches(np.ascontiguousarray(params[..., :4]), rows, streams, 0)
 
 
+@pytest.mark.parametrize("group", [2, 3])
+def test_grouped_values_are_drawn_at_one_shared_quantile(group):
+    """group = C: the channels of a pixel share one uniform. With equal distributions the group's
+    values are equal, and each value keeps its own distribution; group = 1 draws them apart."""
+    rng = np.random.default_rng(group)
+    pixels = 4
+    params = np.concatenate([rng.normal(0, 1, (2, pixels, 1, 3)), rng.uniform(20, 235, (2, pixels, 1, 3)),
+                             rng.uniform(0, 3, (2, pixels, 1, 3))], axis=3)
+    params = np.repeat(params, group, axis=2).reshape(2, pixels * group, 9).astype(np.float32)  # pixel-major
+    rows = np.tile(np.arange(2, dtype=np.int64), 200)
+    streams = np.arange(400, dtype=np.uint64)
+    coupled = _core.logistic_mixture_patches(params, rows, streams, 3, group=group).reshape(400, pixels, group)
+    assert (coupled == coupled[..., :1]).all()
+    independent = _core.logistic_mixture_patches(params, rows, streams, 3).reshape(400, pixels, group)
+    assert (independent != independent[..., :1]).any(axis=2).mean() > 0.5
+    for r in range(2):  # same marginals either way
+        a, b = coupled[rows == r].reshape(-1), independent[rows == r].reshape(-1)
+        assert abs(a.mean() - b.mean()) < 6 * (a.std() + 1) / np.sqrt(a.size / group)
+    probabilities = mixture_probabilities(params.astype(np.float64)).astype(np.float32)
+    categorical = _core.categorical_patches(probabilities, rows, streams, 3, group=group).reshape(400, pixels, group)
+    assert (categorical == categorical[..., :1]).all() and (categorical != coupled).mean() < 0.002
+    with pytest.raises(ValueError, match="group must be >= 1 and divide"):
+        _core.logistic_mixture_patches(params, rows, streams, 3, group=5)
+    with pytest.raises(ValueError, match="group must be >= 1 and divide"):
+        _core.categorical_patches(probabilities, rows, streams, 3, group=0)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=6, max_size=6), st.integers(0, 2**64 - 1))
 def test_logistic_mixture_draws_stay_levels_for_any_parameters(values, seed):

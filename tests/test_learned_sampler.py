@@ -65,6 +65,21 @@ def test_draws_follow_the_context(rgb_model):
     assert got[:, :, :2].mean() < 60 and got[:, :, -2:].mean() > 140
 
 
+def test_channels_of_a_pixel_are_drawn_together(rgb_model):
+    """On a grey noisy context the coupled draws stay grey (R, G and B at one quantile); drawn
+    independently they paint colour noise of the texture's strength."""
+    rng = np.random.default_rng(1)
+    grey = np.repeat(np.clip(127 + 15 * rng.standard_normal((32, 32, 1)), 0, 255), 3, axis=2).astype(np.float32)
+    coupled = draws(rgb_model, grey, 12, 12)
+    sampler = ox.LearnedSampler(couple_channels=False)
+    sampler.prepare(rgb_model, grey, 8)
+    apart = sampler.sample(np.full(400, 12, np.int64), np.full(400, 12, np.int64), np.arange(400, dtype=np.uint64), 0)
+    hue = [np.abs(d - d.mean(axis=3, keepdims=True)).mean() for d in (coupled, apart)]
+    assert hue[0] < 3 < 6 < hue[1], hue
+    assert abs(coupled.std() - apart.std()) < 0.2 * apart.std()  # same per-value spread
+    assert sampler.describe()["couple_channels"] is False and ox.LearnedSampler().describe()["couple_channels"]
+
+
 def test_draws_are_keyed_by_seed_and_stream(rgb_model):
     image, _ = planted()
     a, b = draws(rgb_model, image, 5, 7, n=6, seed=1), draws(rgb_model, image, 5, 7, n=6, seed=1)

@@ -227,7 +227,7 @@ void noisy_patches(float* patches, int64_t patch, int64_t channels, const uint64
     });
 }
 
-void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values,
+void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values, int64_t group,
                          const uint64_t* streams, int64_t count, uint64_t seed, float* out,
                          int threads) {
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
@@ -235,7 +235,7 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
             const float* row = probabilities + rows[b] * values * 256;
             for (int64_t j = 0; j < values; ++j) {
                 const float* p = row + j * 256;
-                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j));
+                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j / group));
                 double cdf = 0.0;
                 int level = 255;
                 for (int v = 0; v < 256; ++v) {
@@ -252,7 +252,8 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
 }
 
 void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t values, int64_t components,
-                              const uint64_t* streams, int64_t count, uint64_t seed, float* out, int threads) {
+                              int64_t group, const uint64_t* streams, int64_t count, uint64_t seed, float* out,
+                              int threads) {
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         std::vector<double> weights(static_cast<size_t>(components)), means(weights.size()), inverse(weights.size());
         for (int64_t b = begin; b < end; ++b) {
@@ -268,7 +269,7 @@ void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t 
                     means[i] = p[components + m];
                     inverse[i] = std::exp(-static_cast<double>(p[2 * components + m]));
                 }
-                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j));
+                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j / group));
                 auto cdf = [&](int v) {
                     double c = 0.0;
                     for (size_t i = 0; i < weights.size(); ++i)

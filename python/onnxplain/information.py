@@ -38,7 +38,8 @@ K x K x C.
   Gaussian marginal over the absent entries, never padding). The regression matrix and the
   Cholesky factor of the conditional covariance are computed once per frame configuration.
 - ``learned``: the CNN trained in this repository (``LearnedSampler``; RGB, K = 8): a 256-level
-  distribution per pixel and channel given the 3K x 3K window, drawn independently.
+  distribution per pixel and channel given the 3K x 3K window; pixels are drawn independently,
+  the channels of a pixel at one shared quantile (see ``OnnxSampler``).
 - ``marginal``: the patch of a reference image at the same location (needs references).
 - ``inpaint``: OpenCV inpainting (Telea) of the patch from a window of 3K x 3K around it, plus
   optional Gaussian noise (OpenCV inpaints 1- or 3-channel images only).
@@ -407,16 +408,21 @@ class OnnxSampler(PatchSampler):
     deterministic), or (N, C, K, K, 256) logits of a 256-level distribution per pixel and channel,
     or (N, C, K, K, 3M), M < 86, the parameters of a discretised logistic mixture per pixel and
     channel (M weight logits, M means on the 0..255 scale, M natural-log scales; level v has the
-    mass of [v - 0.5, v + 0.5), the end levels take the tails). The core draws every value
-    independently (inverse CDF over the shared generator; the same draw for a mixture as for its
-    256 logits). The network runs once per distinct patch position in a batch.
+    mass of [v - 0.5, v + 0.5), the end levels take the tails). The core draws by inverse CDF over
+    the shared generator (the same draw for a mixture as for its 256 logits): pixels
+    independently, and with couple_channels (default) the C channels of a pixel at one shared
+    uniform, i.e. at the same quantile of their distributions (a comonotone coupling: a grey
+    context gives grey samples and colour varies in brightness, where independent channels paint
+    colour noise that the explained model reacts to; bench/README.md, "Samplers"). The network
+    runs once per distinct patch position in a batch.
     """
 
     name = "onnx"
 
-    def __init__(self, source, providers: Sequence[str] | None = None) -> None:
+    def __init__(self, source, providers: Sequence[str] | None = None, couple_channels: bool = True) -> None:
         from .model import _open_session
 
+        self.couple_channels = bool(couple_channels)
         self.session = _open_session(source, providers, spinning=False)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -431,6 +437,14 @@ class OnnxSampler(PatchSampler):
             raise OnnxplainError(f"the ONNX sampler takes {self._input_channels} input channels; a {c}-channel image "
                                  f"needs (N, {c + 1}, 3K, 3K): {c} pixel channel{'s' * (c != 1)} and the mask")
         super().prepare(model, image, patch)
+
+    @property
+    def _group(self) -> int:
+        """Values drawn at one uniform: a pixel's C channels when coupled, else 1."""
+        return self.image.shape[2] if self.couple_channels else 1
+
+    def describe(self) -> dict:
+        return {"name": self.name, "couple_channels": self.couple_channels}
 
     def _windows(self, positions: list[tuple[int, int]]) -> np.ndarray:
         h, w, c = self.image.shape
@@ -461,12 +475,12 @@ class OnnxSampler(PatchSampler):
             logits -= logits.max(axis=2, keepdims=True)
             probabilities = np.exp(logits)
             probabilities /= probabilities.sum(axis=2, keepdims=True)
-            drawn = _core.categorical_patches(probabilities, rows, streams, seed, self.threads)
+            drawn = _core.categorical_patches(probabilities, rows, streams, seed, self.threads, self._group)
             return drawn.reshape(len(ys), k, k, c)
         if out.ndim == 5 and out.shape[:4] == (len(positions), c, k, k) and out.shape[4] % 3 == 0:
             params = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), c * k * k, out.shape[4])
             drawn = _core.logistic_mixture_patches(np.ascontiguousarray(params, np.float32), rows, streams, seed,
-                                                   self.threads)
+                                                   self.threads, self._group)
             return drawn.reshape(len(ys), k, k, c)
         raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, {c}, {k}, {k}), "
                              f"(N, {c}, {k}, {k}, 256) or (N, {c}, {k}, {k}, 3M) for N = {len(positions)} windows "
@@ -488,14 +502,14 @@ class LearnedSampler(OnnxSampler):
     bits per subpixel against the Gaussian's and its effect on the maps: bench/README.md): a CNN that gives each pixel
     and channel of a K x K patch a 256-level distribution (a mixture of discretised logistics,
     output as its parameters) from the 3K x 3K window around it, the centre blanked, like the
-    authors' PatchSampler; values are drawn independently. For RGB images and the patch size it
-    was trained for (8)."""
+    authors' PatchSampler; drawn as ``OnnxSampler`` draws (couple_channels). For RGB images and
+    the patch size it was trained for (8)."""
 
     name = "learned"
 
-    def __init__(self, providers: Sequence[str] | None = None) -> None:
+    def __init__(self, providers: Sequence[str] | None = None, couple_channels: bool = True) -> None:
         self.providers = tuple(providers) if providers else None
-        super().__init__(_learned_session(self.providers))
+        super().__init__(_learned_session(self.providers), couple_channels=couple_channels)
         self.trained_patch = int(self.session.get_modelmeta().custom_metadata_map.get("onnxplain.patch", "8"))
 
     def prepare(self, model, image, patch):
@@ -509,7 +523,7 @@ class LearnedSampler(OnnxSampler):
         self.session = _learned_session(self.providers, model.threads)  # the model's thread budget
 
     def describe(self) -> dict:
-        return {"name": self.name, "patch": self.trained_patch, "file": LEARNED_SAMPLER.name}
+        return {**super().describe(), "patch": self.trained_patch, "file": LEARNED_SAMPLER.name}
 
 
 def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
