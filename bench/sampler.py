@@ -125,7 +125,7 @@ def run_canvas(args) -> dict:
                 attribution, result = pmi_top1(model, background, sampler, args.budget, seed=seed)
                 shares = [positive_share(attribution, q) for q in quadrants]
                 empty.append({"sampler": sampler, "canvas": kind, "seed": seed, "quadrant_shares": shares,
-                              "max_share": max(shares)})
+                              "max_share": max(shares), "positive_mass": float(np.clip(attribution, 0, None).sum())})
                 print(f"{sampler:<9} {kind:<7} {f'(empty, seed {seed})':<18} {'max quadrant':<13} {max(shares):>6.3f} "
                       f"{result.seconds:>6.1f}", flush=True)
             for name in HELD_OUT[:args.photos]:
@@ -134,7 +134,8 @@ def run_canvas(args) -> dict:
                     attribution, result = pmi_top1(model, image, sampler, args.budget)
                     share = positive_share(attribution, box)
                     rows.append({"sampler": sampler, "canvas": kind, "photo": name, "quadrant": corner,
-                                 "share": share, "seconds": result.seconds, "evaluations": result.evaluations})
+                                 "share": share, "positive_mass": float(np.clip(attribution, 0, None).sum()),
+                                 "seconds": result.seconds, "evaluations": result.evaluations})
                     print(f"{sampler:<9} {kind:<7} {name:<18} {corner:<13} {share:>6.3f} {result.seconds:>6.1f}", flush=True)
     summary = {}
     print(f"\n{'sampler':<9} " + " ".join(f"{k:>8}" for k in args.canvases)

@@ -440,31 +440,43 @@ def test_logistic_mixture_draws_are_the_draws_of_their_256_probabilities():
         _core.logistic_mixture_patches(np.ascontiguousarray(params[..., :4]), rows, streams, 0)
 
 
-@pytest.mark.parametrize("group", [2, 3])
-def test_grouped_values_are_drawn_at_one_shared_quantile(group):
-    """group = C: the channels of a pixel share one uniform. With equal distributions the group's
-    values are equal, and each value keeps its own distribution; group = 1 draws them apart."""
-    rng = np.random.default_rng(group)
-    pixels = 4
-    params = np.concatenate([rng.normal(0, 1, (2, pixels, 1, 3)), rng.uniform(20, 235, (2, pixels, 1, 3)),
-                             rng.uniform(0, 3, (2, pixels, 1, 3))], axis=3)
-    params = np.repeat(params, group, axis=2).reshape(2, pixels * group, 9).astype(np.float32)  # pixel-major
-    rows = np.tile(np.arange(2, dtype=np.int64), 200)
-    streams = np.arange(400, dtype=np.uint64)
-    coupled = _core.logistic_mixture_patches(params, rows, streams, 3, group=group).reshape(400, pixels, group)
-    assert (coupled == coupled[..., :1]).all()
-    independent = _core.logistic_mixture_patches(params, rows, streams, 3).reshape(400, pixels, group)
-    assert (independent != independent[..., :1]).any(axis=2).mean() > 0.5
-    for r in range(2):  # same marginals either way
-        a, b = coupled[rows == r].reshape(-1), independent[rows == r].reshape(-1)
-        assert abs(a.mean() - b.mean()) < 6 * (a.std() + 1) / np.sqrt(a.size / group)
+@pytest.mark.parametrize("c", [2, 3])
+def test_coupled_channels_are_drawn_through_a_gaussian_copula(c):
+    """coupling A (A A^T the channels' correlation): rank one draws a pixel's channels at one
+    quantile (equal where their distributions are), the identity independently, and a correlation
+    of 0.8 gives Spearman's 6 / pi asin(0.4) = 0.79; every value keeps its own distribution."""
+    rng = np.random.default_rng(c)
+    pixels, n = 4, 1000
+    params = np.concatenate([rng.normal(0, 1, (2, pixels, 1, 3)), rng.uniform(60, 195, (2, pixels, 1, 3)),
+                             rng.uniform(2, 3.5, (2, pixels, 1, 3))], axis=3)
+    params = np.repeat(params, c, axis=2).reshape(2, pixels * c, 9).astype(np.float32)  # j = pixel * C + channel
+    rows = np.tile(np.arange(2, dtype=np.int64), n // 2)
+    streams = np.arange(n, dtype=np.uint64)
+
+    def drawn(coupling):
+        coupling = np.ascontiguousarray(np.broadcast_to(coupling, (2, c, c)), np.float32)
+        return _core.logistic_mixture_patches(params, rows, streams, 3, coupling=coupling).reshape(n, pixels, c)
+
+    together = drawn(np.full((c, c), 1 / np.sqrt(c)))
+    assert (together == together[..., :1]).all()
+    apart = drawn(np.eye(c))
+    assert (apart != apart[..., :1]).any(axis=2).mean() > 0.5
+    correlation = np.full((c, c), 0.8) + 0.2 * np.eye(c)
+    values, vectors = np.linalg.eigh(correlation)
+    partial = drawn(vectors * np.sqrt(values) @ vectors.T)
+    ranks = [np.argsort(np.argsort(partial[:, :, i].reshape(-1) + 1e-3 * rng.random(n * pixels))) for i in (0, 1)]
+    assert abs(np.corrcoef(*ranks)[0, 1] - 6 / np.pi * np.arcsin(0.4)) < 0.06
+    independent = _core.logistic_mixture_patches(params, rows, streams, 3).reshape(n, pixels, c)
+    for sample in (together, apart, partial):  # the marginals do not change
+        assert abs(sample.mean() - independent.mean()) < 4 * independent.std() / np.sqrt(n * pixels / 2)
     probabilities = mixture_probabilities(params.astype(np.float64)).astype(np.float32)
-    categorical = _core.categorical_patches(probabilities, rows, streams, 3, group=group).reshape(400, pixels, group)
-    assert (categorical == categorical[..., :1]).all() and (categorical != coupled).mean() < 0.002
-    with pytest.raises(ValueError, match="group must be >= 1 and divide"):
-        _core.logistic_mixture_patches(params, rows, streams, 3, group=5)
-    with pytest.raises(ValueError, match="group must be >= 1 and divide"):
-        _core.categorical_patches(probabilities, rows, streams, 3, group=0)
+    coupling = np.ascontiguousarray(np.broadcast_to(np.full((c, c), 1 / np.sqrt(c)), (2, c, c)), np.float32)
+    categorical = _core.categorical_patches(probabilities, rows, streams, 3, coupling=coupling).reshape(n, pixels, c)
+    assert (categorical == categorical[..., :1]).all() and (categorical != together).mean() < 0.002
+    with pytest.raises(ValueError, match="coupling must be positions x C x C"):
+        _core.logistic_mixture_patches(params, rows, streams, 3, coupling=np.zeros((2, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="coupling must be positions x C x C"):
+        _core.categorical_patches(probabilities, rows, streams, 3, coupling=np.zeros((3, c, c), np.float32))
 
 
 @settings(max_examples=40, deadline=None)

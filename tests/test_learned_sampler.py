@@ -65,19 +65,45 @@ def test_draws_follow_the_context(rgb_model):
     assert got[:, :, :2].mean() < 60 and got[:, :, -2:].mean() > 140
 
 
-def test_channels_of_a_pixel_are_drawn_together(rgb_model):
-    """On a grey noisy context the coupled draws stay grey (R, G and B at one quantile); drawn
-    independently they paint colour noise of the texture's strength."""
+@pytest.mark.parametrize("context", ["grey", "colour"])
+def test_channels_of_a_pixel_are_drawn_with_the_context_correlation(rgb_model, context):
+    """Grey noisy context: the coupled draws stay grey, where independent draws paint colour noise.
+    Colour noise with independent channels: the coupled draws keep them independent."""
     rng = np.random.default_rng(1)
-    grey = np.repeat(np.clip(127 + 15 * rng.standard_normal((32, 32, 1)), 0, 255), 3, axis=2).astype(np.float32)
-    coupled = draws(rgb_model, grey, 12, 12)
-    sampler = ox.LearnedSampler(couple_channels=False)
-    sampler.prepare(rgb_model, grey, 8)
-    apart = sampler.sample(np.full(400, 12, np.int64), np.full(400, 12, np.int64), np.arange(400, dtype=np.uint64), 0)
-    hue = [np.abs(d - d.mean(axis=3, keepdims=True)).mean() for d in (coupled, apart)]
-    assert hue[0] < 3 < 6 < hue[1], hue
-    assert abs(coupled.std() - apart.std()) < 0.2 * apart.std()  # same per-value spread
-    assert sampler.describe()["couple_channels"] is False and ox.LearnedSampler().describe()["couple_channels"]
+    noise = 15 * rng.standard_normal((32, 32, 1 if context == "grey" else 3))
+    image = np.clip(127 + np.broadcast_to(noise, (32, 32, 3)), 0, 255).astype(np.float32)
+    got = {}
+    for coupled in (True, False):
+        sampler = ox.LearnedSampler(couple_channels=coupled)
+        sampler.prepare(rgb_model, image, 8)
+        draws_ = sampler.sample(np.full(400, 12, np.int64), np.full(400, 12, np.int64),
+                                np.arange(400, dtype=np.uint64), 0)
+        got[coupled] = np.corrcoef(draws_[..., 0].ravel(), draws_[..., 1].ravel())[0, 1]
+        assert sampler.describe()["couple_channels"] is coupled
+    assert abs(got[False]) < 0.1
+    assert got[True] > 0.95 if context == "grey" else abs(got[True]) < 0.15, got
+
+
+def test_channel_coupling_is_the_correlation_of_the_known_windows_detail(rgb_model):
+    """A A^T at a position equals the channels' correlation of image - 3 x 3 mean (reflected) over
+    the 3K x 3K window inside the image, without the K x K centre; an image of one patch (no
+    context) gives the identity."""
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0, 255, (40, 50, 3))
+    image[..., 1] = 0.7 * image[..., 0] + 0.3 * image[..., 1]
+    sampler = ox.LearnedSampler()
+    sampler.prepare(rgb_model, image.astype(np.float32), 8)
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)), mode="reflect")
+    detail = image - sum(padded[dy:dy + 40, dx:dx + 50] for dy in range(3) for dx in range(3)) / 9
+    positions = [(3, 30), (0, 0), (32, 42), (16, 20)]
+    roots = sampler._coupling(positions)
+    for (y, x), root in zip(positions, roots):
+        known = np.zeros((40, 50), bool)
+        known[max(0, y - 8):y + 16, max(0, x - 8):x + 16] = True
+        known[y:y + 8, x:x + 8] = False
+        np.testing.assert_allclose(root @ root.T, np.corrcoef(detail[known].T), atol=1e-5)
+    sampler.prepare(rgb_model, image[:8, :8].astype(np.float32), 8)
+    np.testing.assert_array_equal(sampler._coupling([(0, 0)])[0], np.eye(3))
 
 
 def test_draws_are_keyed_by_seed_and_stream(rgb_model):

@@ -1,7 +1,7 @@
 """Train the learned patch sampler shipped as ``sampler="learned"`` (issue 22).
 
     pip install -e ".[cpu,train]"             # torch==2.13.0 and matplotlib: training only
-    python tools/train_patch_sampler.py [--steps 5000] [--out build/patch_sampler] [--resume]
+    python tools/train_patch_sampler.py [--steps 15000] [--out build/patch_sampler] [--resume]
     python tools/train_patch_sampler.py --evaluate python/onnxplain/data/patch_sampler.onnx
 
 The network sees the 3K x 3K window around a K x K patch (K = 8) with the centre and anything
@@ -323,11 +323,11 @@ def train(args) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=15000)
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--views", type=int, default=1500, help="augmented views drawn once per run")
+    parser.add_argument("--views", type=int, default=4000, help="augmented views drawn once per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--every", type=int, default=250, help="checkpoint every N steps")

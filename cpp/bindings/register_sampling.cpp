@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include "onnxplain/rng.hpp"
 #include "onnxplain/sampling.hpp"
@@ -11,11 +12,15 @@ namespace onnxplain::bind {
 
 namespace {
 
-// `group` (values sharing one uniform) must be >= 1 and divide the P values of a patch.
-void require_group(int64_t group, int64_t values) {
-    require(group >= 1 && values % group == 0,
-            "group must be >= 1 and divide the " + std::to_string(values) + " values per patch, got " +
-                std::to_string(group));
+// The optional coupling argument: None, or positions x C x C float32 with C dividing the P values.
+std::optional<Array<float>> checked_coupling(const py::object& coupling_obj, int64_t positions, int64_t values) {
+    if (coupling_obj.is_none()) return std::nullopt;
+    auto coupling = checked<float>(coupling_obj, "coupling", 3);
+    const int64_t c = coupling.shape(1);
+    require(coupling.shape(0) == positions && coupling.shape(2) == c && c >= 1 && values % c == 0,
+            "coupling must be positions x C x C with C dividing the " + std::to_string(values) +
+                " values per patch, got " + shape_of(coupling));
+    return coupling;
 }
 
 }  // namespace
@@ -167,7 +172,8 @@ void register_sampling(py::module_& m) {
            "Adds N(0, sigma^2) noise to patches (count, K, K, C) float32 in place, clipped to 0..255.");
 
         m.def("categorical_patches", [](const py::object& probabilities_obj, const py::object& rows_obj,
-                                        const py::object& streams_obj, uint64_t seed, int threads, int64_t group) {
+                                        const py::object& streams_obj, uint64_t seed, int threads,
+                                        const py::object& coupling_obj) {
             auto probabilities = checked<float>(probabilities_obj, "probabilities", 3);
             auto rows = checked<int64_t>(rows_obj, "rows", 1);
             auto streams = checked<uint64_t>(streams_obj, "streams", 1);
@@ -176,23 +182,24 @@ void register_sampling(py::module_& m) {
             for (py::ssize_t b = 0; b < rows.shape(0); ++b)
                 require(rows.data()[b] >= 0 && rows.data()[b] < probabilities.shape(0), "rows entry out of range");
             const int64_t n = rows.shape(0), values = probabilities.shape(1);
-            require_group(group, values);
+            const auto coupling = checked_coupling(coupling_obj, probabilities.shape(0), values);
             Array<float> out({n, values});
             float* op = out.mutable_data();
             {
                 py::gil_scoped_release release;
-                categorical_patches(probabilities.data(), rows.data(), values, group, streams.data(), n, seed, op, threads);
+                categorical_patches(probabilities.data(), rows.data(), values, coupling ? coupling->data() : nullptr,
+                                    coupling ? coupling->shape(1) : 1, streams.data(), n, seed, op, threads);
             }
             return out;
         }, py::arg("probabilities"), py::arg("rows"), py::arg("streams"), py::arg("seed"), py::arg("threads") = 0,
-           py::arg("group") = 1,
+           py::arg("coupling") = py::none(),
            "Values (count, P) float32 in 0..255 drawn per entry from 256-level distributions probabilities[rows[b]] "
-           "(rows x P x 256) by inverse CDF with the shared generator; each run of `group` consecutive entries "
-           "(group = C: a pixel's channels) is drawn at one shared uniform.");
+           "(rows x P x 256) by inverse CDF with the shared generator: every entry independently, or with coupling "
+           "(rows x C x C, A with A A^T the channels' correlation) a pixel's C channels through a Gaussian copula.");
 
         m.def("logistic_mixture_patches", [](const py::object& params_obj, const py::object& rows_obj,
                                              const py::object& streams_obj, uint64_t seed, int threads,
-                                             int64_t group) {
+                                             const py::object& coupling_obj) {
             auto params = checked<float>(params_obj, "params", 3);
             auto rows = checked<int64_t>(rows_obj, "rows", 1);
             auto streams = checked<uint64_t>(streams_obj, "streams", 1);
@@ -202,21 +209,22 @@ void register_sampling(py::module_& m) {
             for (py::ssize_t b = 0; b < rows.shape(0); ++b)
                 require(rows.data()[b] >= 0 && rows.data()[b] < params.shape(0), "rows entry out of range");
             const int64_t n = rows.shape(0), values = params.shape(1), components = params.shape(2) / 3;
-            require_group(group, values);
+            const auto coupling = checked_coupling(coupling_obj, params.shape(0), values);
             Array<float> out({n, values});
             float* op = out.mutable_data();
             {
                 py::gil_scoped_release release;
-                logistic_mixture_patches(params.data(), rows.data(), values, components, group, streams.data(), n, seed,
-                                         op, threads);
+                logistic_mixture_patches(params.data(), rows.data(), values, components,
+                                         coupling ? coupling->data() : nullptr, coupling ? coupling->shape(1) : 1,
+                                         streams.data(), n, seed, op, threads);
             }
             return out;
         }, py::arg("params"), py::arg("rows"), py::arg("streams"), py::arg("seed"), py::arg("threads") = 0,
-           py::arg("group") = 1,
+           py::arg("coupling") = py::none(),
            "Values (count, P) float32 in 0..255 drawn per entry from the discretised logistic mixture params[rows[b]] "
            "(rows x P x 3M: M weight logits, M means on the 0..255 scale, M log scales) by inverse CDF (bisection) "
            "with the shared generator: the draw categorical_patches makes from the mixture's 256 probabilities (the same "
-           "`group` coupling).");
+           "coupling).");
     }
 }
 

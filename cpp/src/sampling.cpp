@@ -23,6 +23,27 @@ namespace {
 
 inline float clip255(float v) { return std::min(255.0f, std::max(0.0f, v)); }
 
+// The uniforms u[0..values) of one perturbation's draw (see categorical_patches): independent
+// (coupling null), or per pixel Phi(A z) with A = coupling's C x C matrix of this row and z the
+// pixel's C standard normals. e: scratch of C doubles.
+void patch_uniforms(const float* coupling, int64_t channels, int64_t row, uint64_t seed, uint64_t stream,
+                    int64_t values, double* u, std::vector<double>& e) {
+    if (coupling == nullptr) {
+        for (int64_t j = 0; j < values; ++j) u[j] = uniform01(seed, stream, static_cast<uint64_t>(j));
+        return;
+    }
+    const float* a = coupling + row * channels * channels;
+    for (int64_t first = 0; first < values; first += channels) {
+        for (int64_t k = 0; k < channels; ++k)
+            e[static_cast<size_t>(k)] = normal01(seed, stream, static_cast<uint64_t>(first + k));
+        for (int64_t c = 0; c < channels; ++c) {
+            double z = 0.0;
+            for (int64_t k = 0; k < channels; ++k) z += a[c * channels + k] * e[static_cast<size_t>(k)];
+            u[first + c] = 0.5 * std::erfc(-z * 0.7071067811865476);
+        }
+    }
+}
+
 }  // namespace
 
 void gaussian_patch_samples(const float* image, int64_t height, int64_t width, int64_t channels,
@@ -227,20 +248,21 @@ void noisy_patches(float* patches, int64_t patch, int64_t channels, const uint64
     });
 }
 
-void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values, int64_t group,
-                         const uint64_t* streams, int64_t count, uint64_t seed, float* out,
+void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values, const float* coupling,
+                         int64_t channels, const uint64_t* streams, int64_t count, uint64_t seed, float* out,
                          int threads) {
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
+        std::vector<double> u(static_cast<size_t>(values)), e(static_cast<size_t>(channels));
         for (int64_t b = begin; b < end; ++b) {
             const float* row = probabilities + rows[b] * values * 256;
+            patch_uniforms(coupling, channels, rows[b], seed, streams[b], values, u.data(), e);
             for (int64_t j = 0; j < values; ++j) {
                 const float* p = row + j * 256;
-                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j / group));
                 double cdf = 0.0;
                 int level = 255;
                 for (int v = 0; v < 256; ++v) {
                     cdf += p[v];
-                    if (u < cdf) {
+                    if (u[static_cast<size_t>(j)] < cdf) {
                         level = v;
                         break;
                     }
@@ -252,12 +274,14 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
 }
 
 void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t values, int64_t components,
-                              int64_t group, const uint64_t* streams, int64_t count, uint64_t seed, float* out,
-                              int threads) {
+                              const float* coupling, int64_t channels, const uint64_t* streams, int64_t count,
+                              uint64_t seed, float* out, int threads) {
     parallel_for(count, threads, [&](int64_t begin, int64_t end) {
         std::vector<double> weights(static_cast<size_t>(components)), means(weights.size()), inverse(weights.size());
+        std::vector<double> u(static_cast<size_t>(values)), e(static_cast<size_t>(channels));
         for (int64_t b = begin; b < end; ++b) {
             const float* row = params + rows[b] * values * 3 * components;
+            patch_uniforms(coupling, channels, rows[b], seed, streams[b], values, u.data(), e);
             for (int64_t j = 0; j < values; ++j) {
                 const float* p = row + j * 3 * components;
                 double top = p[0], total = 0.0;
@@ -269,7 +293,6 @@ void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t 
                     means[i] = p[components + m];
                     inverse[i] = std::exp(-static_cast<double>(p[2 * components + m]));
                 }
-                const double u = uniform01(seed, streams[b], static_cast<uint64_t>(j / group));
                 auto cdf = [&](int v) {
                     double c = 0.0;
                     for (size_t i = 0; i < weights.size(); ++i)
@@ -279,7 +302,7 @@ void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t 
                 int low = 0, high = 255;  // the smallest level v with u < cdf(v); cdf(255) = 1
                 while (low < high) {
                     const int mid = (low + high) / 2;
-                    if (u < cdf(mid)) high = mid; else low = mid + 1;
+                    if (u[static_cast<size_t>(j)] < cdf(mid)) high = mid; else low = mid + 1;
                 }
                 out[b * values + j] = static_cast<float>(low);
             }

@@ -89,9 +89,9 @@ def bernoulli_keep(seed: int, first: int, count: int, features: int, p_keep: flo
     Feature masks (count, features) float32 of perturbations first..first+count-1: 1 where the shared
     generator's draw f of that perturbation is below p_keep, else 0.
     """
-def categorical_patches(probabilities: numpy.ndarray, rows: numpy.ndarray, streams: numpy.ndarray, seed: int, threads: int = 0, group: int = 1) -> numpy.typing.NDArray[numpy.float32]:
+def categorical_patches(probabilities: numpy.ndarray, rows: numpy.ndarray, streams: numpy.ndarray, seed: int, threads: int = 0, coupling: numpy.ndarray | None = None) -> numpy.typing.NDArray[numpy.float32]:
     """
-    Values (count, P) float32 in 0..255 drawn per entry from 256-level distributions probabilities[rows[b]] (rows x P x 256) by inverse CDF with the shared generator; each run of `group` consecutive entries (group = C: a pixel's channels) is drawn at one shared uniform.
+    Values (count, P) float32 in 0..255 drawn per entry from 256-level distributions probabilities[rows[b]] (rows x P x 256) by inverse CDF with the shared generator: every entry independently, or with coupling (rows x C x C, A with A A^T the channels' correlation) a pixel's C channels through a Gaussian copula.
     """
 def causal_box_masks(boxes: numpy.ndarray, groups: numpy.ndarray, count: int, height: int, width: int, threads: int = 0) -> numpy.typing.NDArray[numpy.float32]:
     """
@@ -174,9 +174,9 @@ def imputation_system(mask: numpy.ndarray, image: numpy.ndarray) -> tuple[numpy.
     """
     ROAD's imputation system for the pixels with mask < 0.5: (variable (H, W) int64, -1 where kept; rows, cols int64 and values float64 triplets of the (n, n) matrix; rhs (n, C) float64, one column per channel of the image (H, W, C)).
     """
-def logistic_mixture_patches(params: numpy.ndarray, rows: numpy.ndarray, streams: numpy.ndarray, seed: int, threads: int = 0, group: int = 1) -> numpy.typing.NDArray[numpy.float32]:
+def logistic_mixture_patches(params: numpy.ndarray, rows: numpy.ndarray, streams: numpy.ndarray, seed: int, threads: int = 0, coupling: numpy.ndarray | None = None) -> numpy.typing.NDArray[numpy.float32]:
     """
-    Values (count, P) float32 in 0..255 drawn per entry from the discretised logistic mixture params[rows[b]] (rows x P x 3M: M weight logits, M means on the 0..255 scale, M log scales) by inverse CDF (bisection) with the shared generator: the draw categorical_patches makes from the mixture's 256 probabilities (the same `group` coupling).
+    Values (count, P) float32 in 0..255 drawn per entry from the discretised logistic mixture params[rows[b]] (rows x P x 3M: M weight logits, M means on the 0..255 scale, M log scales) by inverse CDF (bisection) with the shared generator: the draw categorical_patches makes from the mixture's 256 probabilities (the same coupling).
     """
 def noisy_patches(patches: numpy.ndarray, streams: numpy.ndarray, seed: int, sigma: float, threads: int = 0) -> None:
     """

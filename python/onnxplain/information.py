@@ -39,7 +39,7 @@ K x K x C.
   Cholesky factor of the conditional covariance are computed once per frame configuration.
 - ``learned``: the CNN trained in this repository (``LearnedSampler``; RGB, K = 8): a 256-level
   distribution per pixel and channel given the 3K x 3K window; pixels are drawn independently,
-  the channels of a pixel at one shared quantile (see ``OnnxSampler``).
+  the channels of a pixel together, with their correlation in the context (see ``OnnxSampler``).
 - ``marginal``: the patch of a reference image at the same location (needs references).
 - ``inpaint``: OpenCV inpainting (Telea) of the patch from a window of 3K x 3K around it, plus
   optional Gaussian noise (OpenCV inpaints 1- or 3-channel images only).
@@ -397,6 +397,21 @@ class InpaintSampler(PatchSampler):
         return {"name": self.name, "radius": self.radius, "noise": self.noise}
 
 
+def _detail_moment_sums(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summed-area tables of an image's fine detail r = image - its 3 x 3 box mean (reflected at
+    the border): of r, (H + 1, W + 1, C), and of r r^T, (H + 1, W + 1, C, C); float64."""
+    h, w, c = image.shape
+    padded = np.pad(image.astype(np.float64), ((1, 1), (1, 1), (0, 0)), mode="reflect")
+    detail = image - sum(padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) / 9.0
+
+    def table(values: np.ndarray) -> np.ndarray:
+        out = np.zeros((h + 1, w + 1, *values.shape[2:]))
+        out[1:, 1:] = values.cumsum(0).cumsum(1)
+        return out
+
+    return table(detail), table(detail[..., :, None] * detail[..., None, :])
+
+
 class OnnxSampler(PatchSampler):
     """A learned sampler given as an ONNX model (path, bytes or session).
 
@@ -409,12 +424,13 @@ class OnnxSampler(PatchSampler):
     or (N, C, K, K, 3M), M < 86, the parameters of a discretised logistic mixture per pixel and
     channel (M weight logits, M means on the 0..255 scale, M natural-log scales; level v has the
     mass of [v - 0.5, v + 0.5), the end levels take the tails). The core draws by inverse CDF over
-    the shared generator (the same draw for a mixture as for its 256 logits): pixels
-    independently, and with couple_channels (default) the C channels of a pixel at one shared
-    uniform, i.e. at the same quantile of their distributions (a comonotone coupling: a grey
-    context gives grey samples and colour varies in brightness, where independent channels paint
-    colour noise that the explained model reacts to; bench/README.md, "Samplers"). The network
-    runs once per distinct patch position in a batch.
+    the shared generator (the same draw for a mixture as for its 256 logits), pixels
+    independently. couple_channels (default) draws the C channels of a pixel together, through a
+    Gaussian copula whose correlation is that of the channels' fine detail (the image minus its
+    3 x 3 mean) in the known part of the window: a grey context gives grey samples and
+    channel-independent noise stays independent, where independent draws paint colour noise into
+    grey texture that the explained model reacts to (bench/README.md, "Samplers"); False draws
+    every value independently. The network runs once per distinct patch position in a batch.
     """
 
     name = "onnx"
@@ -437,11 +453,36 @@ class OnnxSampler(PatchSampler):
             raise OnnxplainError(f"the ONNX sampler takes {self._input_channels} input channels; a {c}-channel image "
                                  f"needs (N, {c + 1}, 3K, 3K): {c} pixel channel{'s' * (c != 1)} and the mask")
         super().prepare(model, image, patch)
+        self._detail_sums = _detail_moment_sums(image) if self.couple_channels and c > 1 else None
 
-    @property
-    def _group(self) -> int:
-        """Values drawn at one uniform: a pixel's C channels when coupled, else 1."""
-        return self.image.shape[2] if self.couple_channels else 1
+    def _coupling(self, positions: list[tuple[int, int]]) -> np.ndarray | None:
+        """(positions, C, C) float32 for the core's Gaussian copula, per patch position a square root
+        A (rows of unit norm) of the correlation of the channels' fine detail over the known part of
+        its 3K x 3K window; None draws every value independently (not coupled, or C = 1)."""
+        if self._detail_sums is None:
+            return None
+        h, w, c = self.image.shape
+        k = self.patch
+        ys, xs = np.array(positions, np.int64).reshape(-1, 2).T
+        first, second = self._detail_sums
+
+        def box(table, y0, y1, x0, x1):  # sums over [y0, y1) x [x0, x1) per position
+            return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+
+        y0, y1 = np.maximum(ys - k, 0), np.minimum(ys + 2 * k, h)
+        x0, x1 = np.maximum(xs - k, 0), np.minimum(xs + 2 * k, w)
+        known = np.maximum((y1 - y0) * (x1 - x0) - k * k, 1).astype(np.float64)[:, None]  # 0 for a K x K image
+        mean = (box(first, y0, y1, x0, x1) - box(first, ys, ys + k, xs, xs + k)) / known
+        moment = (box(second, y0, y1, x0, x1) - box(second, ys, ys + k, xs, xs + k)) / known[:, :, None]
+        cov = moment - mean[:, :, None] * mean[:, None, :]
+        std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
+        scale = std[:, :, None] * std[:, None, :]
+        corr = np.where(scale > 1e-6, cov / np.where(scale > 1e-6, scale, 1.0), 0.0)
+        corr[:, np.arange(c), np.arange(c)] = 1.0
+        values, vectors = np.linalg.eigh(corr)
+        root = (vectors * np.sqrt(np.clip(values, 0, None))[:, None, :]) @ vectors.transpose(0, 2, 1)
+        root /= np.maximum(np.linalg.norm(root, axis=2, keepdims=True), 1e-12)
+        return np.ascontiguousarray(root, np.float32)
 
     def describe(self) -> dict:
         return {"name": self.name, "couple_channels": self.couple_channels}
@@ -475,12 +516,13 @@ class OnnxSampler(PatchSampler):
             logits -= logits.max(axis=2, keepdims=True)
             probabilities = np.exp(logits)
             probabilities /= probabilities.sum(axis=2, keepdims=True)
-            drawn = _core.categorical_patches(probabilities, rows, streams, seed, self.threads, self._group)
+            drawn = _core.categorical_patches(probabilities, rows, streams, seed, self.threads,
+                                              self._coupling(positions))
             return drawn.reshape(len(ys), k, k, c)
         if out.ndim == 5 and out.shape[:4] == (len(positions), c, k, k) and out.shape[4] % 3 == 0:
             params = out.transpose(0, 2, 3, 1, 4).reshape(len(positions), c * k * k, out.shape[4])
             drawn = _core.logistic_mixture_patches(np.ascontiguousarray(params, np.float32), rows, streams, seed,
-                                                   self.threads, self._group)
+                                                   self.threads, self._coupling(positions))
             return drawn.reshape(len(ys), k, k, c)
         raise OnnxplainError(f"the ONNX sampler returned shape {out.shape}; expected (N, {c}, {k}, {k}), "
                              f"(N, {c}, {k}, {k}, 256) or (N, {c}, {k}, {k}, 3M) for N = {len(positions)} windows "

@@ -73,14 +73,16 @@ void noisy_patches(float* patches, int64_t patch, int64_t channels, const uint64
                    int64_t count, uint64_t seed, float sigma, int threads);
 
 /// Patch values drawn from 256-level distributions, one per pixel and channel: value j of
-/// perturbation b is the level v with cdf(v - 1) <= u < cdf(v), u = uniform01(seed, streams[b],
-/// j / group), cdf over probabilities[rows[b]][j][0..255] (the last level when rounding leaves u
-/// above the total). Each run of `group` consecutive values shares one uniform: group = C draws
-/// the C channels of a pixel (j = pixel * C + channel) at one quantile, a comonotone coupling;
-/// group = 1 draws every value independently. probabilities: rows x P x 256, P a multiple of
-/// group; out: count x P float32 (0..255).
-void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values, int64_t group,
-                         const uint64_t* streams, int64_t count, uint64_t seed, float* out,
+/// perturbation b is the level v with cdf(v - 1) <= u_j < cdf(v), cdf over
+/// probabilities[rows[b]][j][0..255] (the last level when rounding leaves u_j above the total).
+/// Uniforms: with coupling null, u_j = uniform01(seed, streams[b], j), every value independent;
+/// else values come in pixels of C = channels (j = pixel * C + channel) and a pixel's uniforms
+/// are u = Phi(A z), A = coupling[rows[b]] (C x C, row-major, rows of unit norm: A A^T is the
+/// channels' correlation), z_k = normal01(seed, streams[b], pixel * C + k): a Gaussian copula
+/// across the channels of a pixel, pixels independent. probabilities: rows x P x 256, P a
+/// multiple of C; coupling: rows x C x C or null; out: count x P float32 (0..255).
+void categorical_patches(const float* probabilities, const int64_t* rows, int64_t values, const float* coupling,
+                         int64_t channels, const uint64_t* streams, int64_t count, uint64_t seed, float* out,
                          int threads);
 
 /// The same draw as categorical_patches from discretised logistic mixtures given by their
@@ -88,9 +90,9 @@ void categorical_patches(const float* probabilities, const int64_t* rows, int64_
 /// mu_m (0..255 scale) and log scales l_m at params[r][j][0..3M) (a, then mu, then l);
 /// cdf(v) = sum_m softmax(a)_m sigmoid((v + 0.5 - mu_m) / e^l_m) for v < 255 and cdf(255) = 1.
 /// The level is found by bisection (8 cdf evaluations instead of 256 probabilities). params:
-/// positions x P x 3M; group as in categorical_patches; out: count x P float32 (0..255).
+/// positions x P x 3M; coupling as in categorical_patches; out: count x P float32 (0..255).
 void logistic_mixture_patches(const float* params, const int64_t* rows, int64_t values, int64_t components,
-                              int64_t group, const uint64_t* streams, int64_t count, uint64_t seed, float* out,
-                              int threads);
+                              const float* coupling, int64_t channels, const uint64_t* streams, int64_t count,
+                              uint64_t seed, float* out, int threads);
 
 }  // namespace onnxplain
