@@ -391,9 +391,12 @@ def test_onnx_sampler_values_and_distributions():
     assert set(np.unique(drawn)) == {10.0, 200.0}
     share = (drawn == 200).mean()
     assert abs(share - 0.75) < 4 * np.sqrt(0.75 * 0.25 / drawn.size)
-    windows = sampler._windows([(0, 0)])  # a corner window: unknown outside the image and at the centre
-    assert windows[0, 3, :k, :].all() and windows[0, 3, :, :k].all() and windows[0, 3, k:2 * k, k:2 * k].all()
-    assert not windows[0, 3, 2 * k:, 2 * k:].any()
+    windows = sampler._windows([(0, 0)])  # a corner window: the image mirrored outside it, unknown at the centre
+    unknown = np.zeros((3 * k, 3 * k), bool)
+    unknown[k:2 * k, k:2 * k] = True
+    np.testing.assert_array_equal(windows[0, 3], unknown)
+    assert not windows[0, :3, k:2 * k, k:2 * k].any()
     np.testing.assert_allclose(windows[0, :3, 2 * k:, 2 * k:], image[k:2 * k, k:2 * k].transpose(2, 0, 1) / 255)
+    np.testing.assert_allclose(windows[0, :3, :k, :k], image[k - 1::-1, k - 1::-1].transpose(2, 0, 1) / 255)
     pmi = ox.PMI(model).attribute(image, target=[1], patch=k, stride=2, samples=2, mode="dense", sampler=sampler)
     assert np.isfinite(pmi[1]).all()

@@ -417,8 +417,10 @@ class OnnxSampler(PatchSampler):
 
     Contract, for an image of C channels (the model's; C = 3 for RGB). Input: one float32 tensor
     (N, C + 1, 3K, 3K), the 3K x 3K window centred on the patch: channels 0..C-1 the pixels / 255
-    (RGB: channels 0..2 R, G, B), channel C a mask that is 1 where the value is unknown (the K x K
-    centre, and anything outside the image), where channels 0..C-1 are 0. Output: one float32
+    (RGB: channels 0..2 R, G, B), channel C a mask that is 1 on the unknown K x K centre, where
+    channels 0..C-1 are 0; outside the image the window holds the image mirrored at its border
+    (flat context stays flat at the border, where a blanked outside made the shipped sampler draw
+    darker, noisier patches). Output: one float32
     tensor, either (N, C, K, K) pixel values / 255 (used as they are: the sampler is then
     deterministic), or (N, C, K, K, 256) logits of a 256-level distribution per pixel and channel,
     or (N, C, K, K, 3M), M < 86, the parameters of a discretised logistic mixture per pixel and
@@ -454,6 +456,7 @@ class OnnxSampler(PatchSampler):
                                  f"needs (N, {c + 1}, 3K, 3K): {c} pixel channel{'s' * (c != 1)} and the mask")
         super().prepare(model, image, patch)
         self._detail_sums = _detail_moment_sums(image) if self.couple_channels and c > 1 else None
+        self._mirrored = None  # the image mirrored at its border, / 255, (C, H + 2K, W + 2K): built on first use
 
     def _coupling(self, positions: list[tuple[int, int]]) -> np.ndarray | None:
         """(positions, C, C) float32 for the core's Gaussian copula, per patch position a square root
@@ -488,16 +491,14 @@ class OnnxSampler(PatchSampler):
         return {"name": self.name, "couple_channels": self.couple_channels}
 
     def _windows(self, positions: list[tuple[int, int]]) -> np.ndarray:
-        h, w, c = self.image.shape
-        k = self.patch
+        """(positions, C + 1, 3K, 3K) float32 network inputs: the image mirrored at its border
+        (np.pad "symmetric"), the patch blanked and flagged in the mask channel."""
+        c, k = self.image.shape[2], self.patch
+        if self._mirrored is None:
+            self._mirrored = np.pad(self.image, ((k, k), (k, k), (0, 0)), mode="symmetric").transpose(2, 0, 1) / 255.0
         batch = np.zeros((len(positions), c + 1, 3 * k, 3 * k), np.float32)
-        batch[:, c] = 1.0
-        for i, (y, x) in enumerate(positions):
-            y0, x0 = y - k, x - k
-            sy, sx = slice(max(0, y0), min(h, y0 + 3 * k)), slice(max(0, x0), min(w, x0 + 3 * k))
-            wy, wx = slice(sy.start - y0, sy.stop - y0), slice(sx.start - x0, sx.stop - x0)
-            batch[i, :c, wy, wx] = self.image[sy, sx].transpose(2, 0, 1) / 255.0
-            batch[i, c, wy, wx] = 0.0
+        for i, (y, x) in enumerate(positions):  # window rows y - K .. y + 2K are padded rows y .. y + 3K
+            batch[i, :c] = self._mirrored[:, y:y + 3 * k, x:x + 3 * k]
         batch[:, :c, k:2 * k, k:2 * k] = 0.0
         batch[:, c, k:2 * k, k:2 * k] = 1.0
         return batch
