@@ -418,20 +418,19 @@ class OnnxSampler(PatchSampler):
     Contract, for an image of C channels (the model's; C = 3 for RGB). Input: one float32 tensor
     (N, C + 1, 3K, 3K), the 3K x 3K window centred on the patch: channels 0..C-1 the pixels / 255
     (RGB: channels 0..2 R, G, B), channel C a mask that is 1 on the unknown K x K centre, where
-    channels 0..C-1 are 0; outside the image the window holds the image mirrored at its border
-    (flat context stays flat at the border, where a blanked outside made the shipped sampler draw
-    darker, noisier patches). Output: one float32
-    tensor, either (N, C, K, K) pixel values / 255 (used as they are: the sampler is then
-    deterministic), or (N, C, K, K, 256) logits of a 256-level distribution per pixel and channel,
-    or (N, C, K, K, 3M), M < 86, the parameters of a discretised logistic mixture per pixel and
-    channel (M weight logits, M means on the 0..255 scale, M natural-log scales; level v has the
-    mass of [v - 0.5, v + 0.5), the end levels take the tails). The core draws by inverse CDF over
-    the shared generator (the same draw for a mixture as for its 256 logits), pixels
-    independently. couple_channels (default) draws the C channels of a pixel together, through a
-    Gaussian copula whose correlation is that of the channels' fine detail (the image minus its
-    3 x 3 mean) in the known part of the window: a grey context gives grey samples and
-    channel-independent noise stays independent, where independent draws paint colour noise into
-    grey texture that the explained model reacts to (bench/README.md, "Samplers"); False draws
+    channels 0..C-1 are 0; outside the image the window holds the image mirrored at its border (flat
+    context stays flat at the border, where a blanked outside made the shipped sampler draw darker,
+    noisier patches). Output: one float32 tensor, either (N, C, K, K) pixel values / 255 (used as
+    they are: the sampler is then deterministic), or (N, C, K, K, 256) logits of a 256-level
+    distribution per pixel and channel, or (N, C, K, K, 3M), M < 86, the parameters of a discretised
+    logistic mixture per pixel and channel (M weight logits, M means on the 0..255 scale, M
+    natural-log scales; level v has the mass of [v - 0.5, v + 0.5), the end levels take the tails).
+    The core draws by inverse CDF over the shared generator (the same draw for a mixture as for its
+    256 logits), pixels independently. couple_channels (default) draws the C channels of a pixel
+    together, through a Gaussian copula whose correlation is that of the channels' fine detail (the
+    image minus its 3 x 3 mean) in the known part of the window: a grey context gives grey samples
+    and channel-independent noise stays independent, where independent draws paint colour noise
+    into grey texture that the explained model reacts to (bench/README.md, "Samplers"); False draws
     every value independently. The network runs once per distinct patch position in a batch.
     """
 
