@@ -20,10 +20,10 @@ claim: Deletion AUC (pixels to grey, most important first, 5 % steps, area under
   composites of them (photo at 0.55 scale in a corner of a grey canvas). Means with 95 %
   intervals over source photos, paired differences against the best method, and each method's
   wall time (sampler inference included; IG and PMI share one run per sampler, so one time).
-dense: K = 8, N = 8, stride 2 top-1 PMI maps (11,881 patches, 95,048 evaluations each) on the first
-  --count composites with each sampler, with their Deletion AUC and MIF/LIF fidelity. The Gaussian
-  maps are the committed references of `bench/information.py reference` when today's sampler
-  reproduces them (checked at their corners), else recomputed.
+dense: K = 8, N = 8, stride 2 top-1 PMI maps (11,881 patches, 95,048 evaluations each) on --count
+  composites after the first --skip with each sampler, with their Deletion AUC and MIF/LIF fidelity.
+  The Gaussian maps are the committed references of `bench/information.py reference` when today's
+  sampler reproduces them (checked at their corners), else recomputed.
 Held-out photos: chelsea, coffee, astronaut, rocket, stereo_motorcycle (none is in the learned
 sampler's training set; tools/train_patch_sampler.py). Results: a table on stdout and JSON under
 bench/results/sampler_<command>[_<tag>].json (gitignored); `report` prints the markdown tables of
@@ -257,7 +257,8 @@ def run_dense(args) -> dict:
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
     rows = []
     print(f"{'image':<30} {'sampler':<9} {'evals':>6} {'s':>7} {'deletion':>9} {'fidelity':>9}")
-    for source, name, image in [x for x in claim_images() if not x[1].endswith("square")][:args.count]:
+    composites = [x for x in claim_images() if not x[1].endswith("square")]
+    for source, name, image in composites[args.skip:args.skip + args.count]:
         target = int(np.argmax(model.predict(image)))
         for sampler in args.samplers:
             start = time.perf_counter()
@@ -363,6 +364,7 @@ def main() -> None:
     parser.add_argument("--empty-seeds", type=int, default=3, help="canvas: seeds of each empty canvas's map")
     parser.add_argument("--budget", type=int, default=3000, help="evaluations per map (canvas, claim)")
     parser.add_argument("--count", type=int, default=3, help="composites (dense)")
+    parser.add_argument("--skip", type=int, default=0, help="dense: leave out the first N composites")
     parser.add_argument("--methods", default="information,occlusion,rise", type=lambda s: s.split(","),
                         help="claim: information (IG and PMI per sampler), occlusion, rise")
     parser.add_argument("--images", type=int, default=10, help="claim: the first N of its 10 images")
