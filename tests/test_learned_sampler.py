@@ -165,8 +165,8 @@ def test_held_out_windows_are_what_the_product_feeds(rgb_model):
         window, target = tool.window_at(image, y, x, mirror=True)
         np.testing.assert_allclose(window, sampler._windows([(y, x)])[0], rtol=1e-6)
         np.testing.assert_array_equal(target, image[y:y + 8, x:x + 8].transpose(2, 0, 1))
-        inside = tool.window_at(image, 12, 16)[0]  # training windows: blanked outside, the same inside
-        np.testing.assert_allclose(inside, sampler._windows([(12, 16)])[0], rtol=1e-6)
+    inside = tool.window_at(image, 12, 16)[0]  # training windows: blanked outside, the same inside
+    np.testing.assert_allclose(inside, sampler._windows([(12, 16)])[0], rtol=1e-6)
 
 
 def test_a_flat_image_is_drawn_alike_at_its_border_and_inside(rgb_model):
@@ -174,11 +174,11 @@ def test_a_flat_image_is_drawn_alike_at_its_border_and_inside(rgb_model):
     # drawn as flat as its inner ones (blanked, the network drew them darker and far noisier)
     sampler = OnnxSampler(LEARNED_SAMPLER)
     sampler.prepare(rgb_model, np.full((48, 48, 3), 127.0, np.float32), 8)
-    draws = {p: sampler.sample(np.full(64, p[0]), np.full(64, p[1]), np.arange(64, dtype=np.uint64), 3)
+    drawn = {p: sampler.sample(np.full(64, p[0]), np.full(64, p[1]), np.arange(64, dtype=np.uint64), 3)
              for p in [(0, 0), (20, 20), (40, 0)]}
-    assert np.mean(draws[(20, 20)] != 127) < 0.02
+    assert np.mean(drawn[(20, 20)] != 127) < 0.02
     for corner in [(0, 0), (40, 0)]:
-        np.testing.assert_array_equal(draws[corner], draws[(20, 20)])
+        np.testing.assert_array_equal(drawn[corner], drawn[(20, 20)])
 
 
 def test_training_is_seeded_resumable_and_exports_the_trained_distribution(tmp_path, monkeypatch):
