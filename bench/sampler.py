@@ -10,7 +10,9 @@ canvas: a held-out photo shrunk to a quarter of the image (112 x 112) in each qu
   scikit-image's `brick`; `gravel`): the share of the top-1 PMI map's positive mass on the photo
   (median over photos x quadrants, per canvas). On each empty canvas: the largest share of the
   positive mass in one quadrant (a map without evidence spreads it: 0.25 each), for each of
-  --empty-seeds seeds (one map is noisy: the worst seed is what the target is checked against).
+  --empty-seeds seeds (one map is noisy: the worst seed is what the target is checked against),
+  beside what the model itself says of each quadrant of the empty canvas: how much p(top-1) drops
+  when the quadrant is blurred, and occlusion's share (`empty_canvas_evidence`).
 Samplers: any name of onnxplain's, and "learned-independent" (the learned sampler drawing a pixel's
 channels independently: the ablation of its channel coupling).
 claim: Deletion AUC (pixels to grey, most important first, 5 % steps, area under p(top-1); lower
@@ -27,7 +29,8 @@ dense: K = 8, N = 8, stride 2 top-1 PMI maps (11,881 patches, 95,048 evaluations
 Held-out photos: chelsea, coffee, astronaut, rocket, stereo_motorcycle (none is in the learned
 sampler's training set; tools/train_patch_sampler.py). Results: a table on stdout and JSON under
 bench/results/sampler_<command>[_<tag>].json (gitignored); `report` prints the markdown tables of
-all of them and writes bench/sampler_summary.json (committed).
+all of them and updates bench/sampler_summary.json (committed; a section that no result file here
+recomputes is kept as it was).
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 CANVASES = ("grey", "noise", "brick", "gravel")
 DEFAULT_CANDIDATES = ("gaussian", "learned")  # the samplers sampler="auto" chooses between
 SIZE = 224
+BLUR_SIGMA = 3.0  # px: empty_canvas_evidence
 
 
 def photo(name: str) -> np.ndarray:
@@ -112,12 +116,44 @@ def pmi_top1(model, image, sampler: str, budget: int, seed: int = 0):
     return result[target], result
 
 
+def quadrant_boxes() -> list[tuple[int, int, int, int]]:
+    """(y0, x0, y1, x1) of the four quadrants, in QUADRANTS' order."""
+    half = [slice(0, SIZE // 2), slice(SIZE // 2, SIZE)]
+    return [(a.start, b.start, a.stop, b.stop) for a in half for b in half]
+
+
+def empty_canvas_evidence(model, background: np.ndarray) -> dict:
+    """What the model itself says about an empty canvas's quadrants, to read PMI's spread against:
+    p(top-1) with each quadrant blurred (Gaussian, sigma BLUR_SIGMA px: the texture's detail gone,
+    its tone kept), the share of the total drop per quadrant, and occlusion's (window 32, stride 16,
+    grey) positive-mass share per quadrant."""
+    p0 = model.predict(background)
+    target = int(np.argmax(p0))
+    blurred = cv2.GaussianBlur(background, (0, 0), BLUR_SIGMA)
+    perturbed = []
+    for y0, x0, y1, x1 in quadrant_boxes():
+        image = background.copy()
+        image[y0:y1, x0:x1] = blurred[y0:y1, x0:x1]
+        perturbed.append(image)
+    p_blurred = model.predict(np.stack(perturbed))[:, target]
+    drops = np.clip(p0[target] - p_blurred, 0, None)
+    occlusion = ox.Occlusion(model).attribute(background, target=target, window=32, stride=16)[target]
+    return {"target": target, "p_top1": float(p0[target]), "blur_sigma": BLUR_SIGMA,
+            "p_top1_quadrant_blurred": [float(p) for p in p_blurred],
+            "blur_drop_share": [float(d / drops.sum()) if drops.sum() > 0 else float("nan") for d in drops],
+            "occlusion_share": [positive_share(occlusion, q) for q in quadrant_boxes()]}
+
+
 def run_canvas(args) -> dict:
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
-    rows, empty = [], []
+    rows, empty, checks = [], [], {}
+    for kind in args.canvases:
+        checks[kind] = empty_canvas_evidence(model, canvas(kind))
+        print(f"empty {kind}: top-1 {checks[kind]['target']} (p {checks[kind]['p_top1']:.3f}); share of p's drop "
+              f"when a quadrant is blurred {np.round(checks[kind]['blur_drop_share'], 2).tolist()}; occlusion's "
+              f"positive share {np.round(checks[kind]['occlusion_share'], 2).tolist()} ({', '.join(QUADRANTS)})")
     print(f"{'sampler':<9} {'canvas':<7} {'photo':<18} {'quadrant':<13} {'share':>6} {'s':>6}")
-    half = [slice(0, SIZE // 2), slice(SIZE // 2, SIZE)]
-    quadrants = [(a.start, b.start, a.stop, b.stop) for a in half for b in half]
+    quadrants = quadrant_boxes()
     for sampler in args.samplers:
         for kind in args.canvases:
             background = canvas(kind)
@@ -141,14 +177,14 @@ def run_canvas(args) -> dict:
     print(f"\n{'sampler':<9} " + " ".join(f"{k:>8}" for k in args.canvases)
           + "   (median share on the photo; empty: max quadrant, worst seed)")
     for sampler in args.samplers:
-        medians = {k: float(np.median([r["share"] for r in rows if r["sampler"] == sampler and r["canvas"] == k]))
-                   for k in args.canvases}
+        shares = {k: [r["share"] for r in rows if r["sampler"] == sampler and r["canvas"] == k] for k in args.canvases}
+        medians = {k: float(np.median(v)) if v else float("nan") for k, v in shares.items()}
         worst = {k: max(e["max_share"] for e in empty if e["sampler"] == sampler and e["canvas"] == k)
                  for k in args.canvases}
         summary[sampler] = {"median_share": medians, "empty_max_quadrant": worst}
         print(f"{sampler:<9} " + " ".join(f"{medians[k]:>8.3f}" for k in args.canvases))
         print(f"{'  empty':<9} " + " ".join(f"{worst[k]:>8.3f}" for k in args.canvases))
-    return {"rows": rows, "empty": empty, "summary": summary}
+    return {"rows": rows, "empty": empty, "empty_evidence": checks, "summary": summary}
 
 
 def claim_images() -> list[tuple[str, str, np.ndarray]]:
@@ -296,6 +332,8 @@ def run_report(args) -> dict:
     timing_rows = [r for name, v in loaded.items() if name.startswith("sampler_claim") and "timing" in name
                    for r in v["rows"]]
     dense_rows = [r for name, v in loaded.items() if name.startswith("sampler_dense") for r in v["rows"]]
+    evidence = {kind: check for name, v in loaded.items() if name.startswith("sampler_canvas")
+                for kind, check in v.get("empty_evidence", {}).items()}
     out: dict = {}
     samplers = list(dict.fromkeys(r["sampler"] for r in canvas_rows))
     if canvas_rows:
@@ -312,6 +350,15 @@ def run_report(args) -> dict:
                     "median_share": float(np.median(shares)) if shares else None, "maps": len(shares),
                     "empty_max_quadrant": max(worst) if worst else None, "empty_max_quadrant_per_seed": worst}
             print(f"| {sampler} | " + " | ".join(cells) + " |")
+    if evidence:
+        print("\n| empty canvas | top-1 (p) | share of p's drop, quadrant blurred | occlusion's positive share |"
+              "\n|---|---|---|---|")
+        for kind, check in evidence.items():
+            print(f"| {kind} | {check['target']} ({check['p_top1']:.3f}) | "
+                  f"{' / '.join(f'{v:.2f}' for v in check['blur_drop_share'])} | "
+                  f"{' / '.join(f'{v:.2f}' for v in check['occlusion_share'])} |")
+        print(f"(quadrants {', '.join(QUADRANTS)})")
+        out["empty_evidence"] = evidence
     if claim_rows:
         images = sorted({r["image"] for r in claim_rows})
         methods = [m for m in dict.fromkeys(r["method"] for r in claim_rows)
@@ -381,7 +428,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     name = f"sampler_{args.command}{'_' + args.tag if args.tag else ''}"
     if args.command == "report":
-        SUMMARY.write_text(json.dumps(result, indent=2, default=float))
+        kept = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}  # sections no result here recomputes
+        SUMMARY.write_text(json.dumps({**kept, **result}, indent=2, default=float))
         print(f"wrote {SUMMARY}")
     else:
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
