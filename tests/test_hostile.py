@@ -515,6 +515,21 @@ def test_meaningful_causal_criterion_does_not_warn(model, image):
     (lambda m, x: fd.mif_lif(m, x, np.zeros((SIDE, SIDE)), fractions=[0.5, 2]), r"fraction"),
     (lambda m, x: fd.mif_lif(m, x, np.zeros((3, 3))), r"shape|64"),
     (lambda m, x: ox.Model(demo.demo_model_path(), batch_size=0), r"batch_size must be a positive integer"),
+    # found by a hostile-input sweep (2026-12-01): each was a NaN map, a raw numpy/OS error or a long hang
+    (lambda m, x: ox.Occlusion(m).attribute(x, window=8, stride=9), r"stride 9 is larger than the window 8.*stride <= window"),
+    (lambda m, x: ox.IG(m).attribute(x, patch=23, budget=50), r"windows of 3 x 27 x 27 values.*limit of 2048.*smaller patch"),
+    (lambda m, x: ox.PMI(m).attribute(x, patch=63, budget=50), r"limit of 2048"),
+    (lambda m, x: ox.IG(m).attribute(x, sampler="gaussian", frame=1000, budget=50), r"frame 1000\), over its limit"),
+    (lambda m, x: ox.Model(demo.demo_model_path(), batch_size=10**9), r"batch_size 1000000000 .* above batch_memory"),
+    (lambda m, x: ox.Model(demo.demo_model_path(), batch_memory=0), r"batch_memory must be a positive number"),
+    (lambda m, x: ox.Model(lambda b: b[:, :2, 0, 0], input_size=(30000, 30000)), r"one input .* above batch_memory"),
+    (lambda m, x: ox.Model(lambda b: b[:, :2, 0, 0], input_size="64"), r"input_size must be \(H, W\), two integers"),
+    (lambda m, x: ox.Model(lambda b: b[:, :2, 0, 0], input_size=(16.7, 16)), r"input_size must be \(H, W\)"),
+    (lambda m, x: ox.Model(lambda b: b[:, :0, 0, 0], input_size=(8, 8)).predict(x[:8, :8]), r"no class to explain"),
+    (lambda m, x: ox.load_image(x, (0, 0)), r"size must be positive"),
+    (lambda m, x: ox.load_image(x, 64), r"size must be \(H, W\)"),
+    (lambda m, x: ox.load_image(x, (64.5, 64)), r"size must be \(H, W\)"),
+    (lambda m, x: ox.load_image(x, (10**6, 10**6)), r"more than 50,000,000 pixels"),
 ])
 def test_bad_parameters_are_refused_naming_them(model, image, call, match):
     refused(match, call, model, image)
@@ -569,6 +584,7 @@ def one_error_line(err: str) -> str:
     (["--method", "ig", "--sampler", "onnx"], r"--sampler onnx needs --sampler-model PATH"),
     (["--labels", "/no/such/names.json"], r"cannot read class names from /no/such/names\.json"),
     (["--window", "0"], r"window"),
+    (["--window", "8", "--stride", "16"], r"stride 16 is larger than the window 8"),
 ])
 def test_cli_bad_flags_exit_2_with_one_line(tmp_path, capsys, extra, match):
     code, out, err = run(explain_argv(tmp_path / "out", *extra), capsys)
@@ -819,3 +835,22 @@ def test_fuzzed_explain_flags_never_crash(tmp_path_factory, capsys, flags, data)
     if code == 2:
         line = one_error_line(err)
         assert line.startswith("onnxplain: error:") or "error: argument" in line, err
+
+
+def test_saving_into_a_file_is_refused_naming_the_keyword(model, image, tmp_path):
+    result = ox.Occlusion(model).attribute(image, window=16, stride=16)
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    refused(r"out_dir .*taken is a file, not a folder", result.save, blocker)
+    refused(r"out_dir .*cannot be written", result.save, blocker / "sub")
+
+
+def test_evaluate_exits_2_when_images_fail(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(rgb(SIDE, SIDE)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    code, out, err = run(["evaluate", demo.demo_model_path(), folder, "--preset", "unit", "--methods", "occlusion",
+                          "--metrics", "deletion", "--window", "16", "--stride", "16", "--attempts", "1",
+                          "--out", tmp_path / "run", "--quiet"], capsys)
+    assert code == 2 and "broken.png" in out + err and "1 failed" in out

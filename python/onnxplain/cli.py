@@ -8,7 +8,6 @@ import json
 import math
 import sys
 from collections.abc import Callable
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .information import IG, MODES, SAMPLERS, OnnxSampler
 from .model import DEFAULT_BATCH_SIZE, MODALITIES, OUTPUT_KINDS, Model
 from .preprocess import PRESETS
 from .reference import RISE
+from .result import writable_folder
 from .registry import accepted, get_method, method_names
 from .tables import N_BACKGROUND, TabularModel, read_table
 from .report import fidelity_text
@@ -101,21 +101,6 @@ def _fidelity_share(text: str) -> float:
     if not 0 <= share <= 1:
         raise argparse.ArgumentTypeError(f"expected a share of the evaluations in 0..1 (0: off), got {text!r}")
     return share
-
-
-def writable_folder(path: str, flag: str = "--out") -> Path:
-    """The output folder `path`, created if missing, or an error naming `flag` when it cannot be
-    written: checked before any work, so a run never fails at its end."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise OnnxplainError(f"{flag} {out} is a file, not a folder; choose another {flag}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise OnnxplainError(f"{flag} {out} cannot be written ({exc.strerror or exc}); choose another {flag}") from None
-    return out
 
 
 def collected_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -536,7 +521,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(report.table())
     failed = f" ({len(report.failed)} failed, listed above)" if report.failed else ""
     print(f"{report.images} images{failed}; records, summary.json, curves and report.html in {report.out}")
-    return 0
+    return 2 if report.failed else 0
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -29,6 +29,17 @@ DEFAULT_MAX_PIXELS = 50_000_000  # load_image refuses files with more pixels (re
 UPSCALE_LIMIT = 2.0  # load_image warns when a side is enlarged more than this
 
 
+def image_size(size, name: str = "input_size") -> tuple[int, int]:
+    """`size` validated as (H, W), two positive integers; errors name it `name`."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2 or \
+            any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in size):
+        raise OnnxplainError(f"{name} must be (H, W), two integers, got {size!r}")
+    h, w = (int(v) for v in size)
+    if h < 1 or w < 1:
+        raise OnnxplainError(f"{name} must be positive, got {size!r}")
+    return h, w
+
+
 def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = None, channels: int = 3, *,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image file or array as float32 0..255, H x W x `channels`, resized once to size (H, W).
@@ -40,8 +51,7 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
     area interpolation (anti-aliased), upscaling bilinear. Warns (OnnxplainWarning) when a float
     array lies in 0..1 or a side is enlarged more than 2x.
     """
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
-        raise OnnxplainError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    check_target_size(size, max_pixels)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
@@ -58,6 +68,18 @@ def load_image(source: str | Path | np.ndarray, size: tuple[int, int] | None = N
     if (message := unit_range_message(array)) is not None:
         warn(message)
     return _converted(array, name, size, channels)
+
+
+def check_target_size(size, max_pixels) -> None:
+    """Refuses a bad max_pixels, or a size= that is not (H, W) or has more pixels than a file may
+    (max_pixels, at least DEFAULT_MAX_PIXELS)."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
+        raise OnnxplainError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    if size is not None:
+        h, w = image_size(size, "size")
+        if h * w > max(max_pixels, DEFAULT_MAX_PIXELS):
+            raise OnnxplainError(f"size {h} x {w} has more than {max(max_pixels, DEFAULT_MAX_PIXELS):,} pixels; pass a "
+                                 "smaller size")
 
 
 def _converted(array: np.ndarray, name: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:
@@ -77,6 +99,7 @@ def _converted(array: np.ndarray, name: str, size: tuple[int, int] | None, chann
 def decode_image(data: bytes, size: tuple[int, int] | None = None, channels: int = 3, *,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An encoded image (PNG, JPEG, ... bytes) as `load_image` gives it for the same file."""
+    check_target_size(size, max_pixels)
     return _converted(_read_picture(io.BytesIO(data), max_pixels, "image bytes"), "image bytes", size, channels)
 
 

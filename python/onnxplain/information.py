@@ -80,6 +80,8 @@ FIT_CHUNK_VALUES = 2**20  # Gaussian fit: window values per chunk (8 MiB of floa
 WEAK_BUDGET_SHARE = 16  # budgeted mode warns when the budget is below 1/16 of the grid positions
 REFINE_FLOOR = 1e-3  # budgeted mode: new positions below this priority are interpolated at coarse levels
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
+MAX_GAUSSIAN_VALUES = 2048  # values of a Gaussian window, C (K + 2F)^2: RGB patch 22 at frame 2 fits in under a
+#                             minute on 2 cores (patch 16: 6 s); the fit grows as the cube of this
 
 
 def _load_references(references, size: tuple[int, int], channels: int = 3) -> list[np.ndarray]:
@@ -166,9 +168,10 @@ class GaussianSampler(PatchSampler):
         if len(channels) != 1:
             raise OnnxplainError(f"the Gaussian sampler's images must share one channel count, got {sorted(channels)}")
         c = channels.pop()
-        counts = [(im.shape[0] - side + 1) * (im.shape[1] - side + 1) for im in images]
+        counts = [max(0, im.shape[0] - side + 1) * max(0, im.shape[1] - side + 1) for im in images]
         if min(counts) < 1:
-            raise OnnxplainError(f"reference images must be at least {side} x {side} for patch {patch}, frame {self.frame}")
+            raise OnnxplainError(f"reference images must be at least {side} x {side} for patch {patch}, frame {self.frame}; "
+                                 "pass a smaller patch or frame")
         limit = min(self.max_windows, max(2, MAX_FIT_VALUES // (c * side * side)))
         step = max(1, int(np.ceil(np.sqrt(sum(counts) / limit))))
         d = c * side * side
@@ -198,6 +201,12 @@ class GaussianSampler(PatchSampler):
 
     def prepare(self, model: Model, image: np.ndarray, patch: int) -> None:
         super().prepare(model, image, patch)
+        side = patch + 2 * self.frame
+        if image.shape[2] * side * side > MAX_GAUSSIAN_VALUES:
+            raise OnnxplainError(
+                f"the Gaussian sampler would model windows of {image.shape[2]} x {side} x {side} values (patch {patch}, "
+                f"frame {self.frame}), over its limit of {MAX_GAUSSIAN_VALUES}: fitting it would take minutes; pass a "
+                "smaller patch or frame, or sampler='blur' or 'inpaint'")
         if self._fixed_patch is not None:
             if self._fixed_patch != patch:
                 raise OnnxplainError(f"this Gaussian sampler was built for patch {self._fixed_patch}, not {patch}")
@@ -205,7 +214,6 @@ class GaussianSampler(PatchSampler):
             refs = _load_references(self.references, model.input_size, image.shape[2]) or [image]
             self.fit(refs, patch)
         d = self.cov.shape[0]
-        side = patch + 2 * self.frame
         if d != image.shape[2] * side * side:
             raise OnnxplainError(f"this Gaussian sampler's moments are for {d // (side * side)} channels; the image has "
                                  f"{image.shape[2]}")

@@ -14,6 +14,7 @@ import numpy as np
 from . import _core
 from .batches import Batches, MaskMaker
 from .errors import OnnxplainError
+from .image import image_size
 from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
 from .scheduler import EXPLANATION, PREDICTION, Scheduler
@@ -126,6 +127,8 @@ class Model:
             raise OnnxplainError(f"output must be one of {OUTPUT_KINDS}, got {output!r}")
         if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
             raise OnnxplainError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+        if isinstance(batch_memory, bool) or not isinstance(batch_memory, int) or batch_memory < 1:
+            raise OnnxplainError(f"batch_memory must be a positive number of bytes, got {batch_memory!r}")
         if layout not in (None, "NCHW", "NHWC"):
             raise OnnxplainError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
         preprocess = get_preset(preset)
@@ -158,7 +161,7 @@ class Model:
             self._fn = source
             self.input_name = self.output_name = None
             self.layout = layout or "NCHW"
-            self.input_size = _size(input_size)
+            self.input_size = image_size(input_size)
             self.channels = _positive("channels", 3 if channels is None else channels)
         else:
             self.session = self.__dict__.pop("_opened", None) or _open_session(source, providers, threads)
@@ -184,6 +187,13 @@ class Model:
         self.batch_tuning: dict | None = None  # "auto": the timings and the choice, once tuned
         self._timings: dict[int, list[float]] = {}
         input_bytes = (2 if self.overlap else 1) * 4 * int(np.prod(self.input_shape))  # float32 buffer(s) per slot
+        rows = 1 if self.batch_setting == "auto" else int(self.batch_setting)
+        if rows * input_bytes > batch_memory:
+            what = "one input" if rows == 1 else f"batch_size {rows}"
+            raise OnnxplainError(
+                f"{what} of {' x '.join(map(str, self.input_shape))} values needs {rows * input_bytes / 2**20:,.0f} MiB of "
+                f"batch buffers, above batch_memory ({batch_memory / 2**20:,.0f} MiB); pass a smaller batch_size "
+                "(CLI: --batch-size) or input_size, or a larger batch_memory")
         self._sizes = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
             if self.batch_setting == "auto" else []  # the sizes "auto" may choose
         self._candidates: list[int] = []  # sizes still being timed: empty once chosen
@@ -239,7 +249,7 @@ class Model:
             self.channels = _positive("channels", channels)
         fixed = [d if isinstance(d, int) and d > 0 else None for d in spatial]
         if input_size is not None:
-            input_size = _size(input_size)
+            input_size = image_size(input_size)
             if any(f is not None and f != s for f, s in zip(fixed, input_size)):
                 raise OnnxplainError(f"input_size {input_size} contradicts the model's input shape {shape}")
         elif None in fixed:
@@ -281,6 +291,8 @@ class Model:
             raise OnnxplainError(f"model output {out.name!r} has shape {list(out.shape)}; a classifier must output "
                                  "(N, classes) or (N, classes, 1, 1)")
         classes = out.shape[1]
+        if classes == 0:
+            raise OnnxplainError(f"model output {out.name!r} has shape {list(out.shape)}: no class to explain")
         self._one_column = classes == 1
         if isinstance(classes, int):
             self.num_classes = 2 if classes == 1 else classes  # one column: two classes [1 - p, p]
@@ -393,6 +405,8 @@ class Model:
                                      f"{p.min():.4g}..{p.max():.4g}; pass output='logits' (CLI: --output logits)")
             scores = np.stack([1.0 - p, p], axis=1).astype(np.float32)
         if self.num_classes is None:
+            if scores.shape[1] == 0:
+                raise OnnxplainError(f"the model's scores have shape {scores.shape}: no class to explain")
             self.num_classes = scores.shape[1]
         if self.output_kind is None:
             self.output_kind = _detect_kind(scores, self._graph_read)
@@ -620,16 +634,6 @@ def _constant(node, value) -> np.ndarray:
 def _batched(value: np.ndarray, n: int) -> np.ndarray:
     """A constant's feed for a batch of n: repeated along the batch axis when given for one input."""
     return np.repeat(value, n, axis=0) if value.shape[0] == 1 and n != 1 else value
-
-
-def _size(size) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise OnnxplainError(f"input_size must be (H, W), got {size!r}") from None
-    if h < 1 or w < 1:
-        raise OnnxplainError(f"input_size must be positive, got {size!r}")
-    return h, w
 
 
 def _positive(name: str, value) -> int:

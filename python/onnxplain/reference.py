@@ -26,6 +26,9 @@ def window_geometry(model: Model, window: int | None, stride: int | None) -> tup
     stride = positive_int("stride", stride if stride is not None else max(1, window // 2))
     if window > min(h, w):
         raise OnnxplainError(f"window {window} is larger than the image ({h} x {w})")
+    if stride > window:
+        raise OnnxplainError(f"stride {stride} is larger than the window {window}: the pixels between windows would "
+                             f"never be occluded; pass stride <= window")
     total = len(_core.window_positions(h, window, stride)) * len(_core.window_positions(w, window, stride))
     return window, stride, total
 

@@ -2,15 +2,31 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import OnnxplainWarning
+from .errors import OnnxplainError, OnnxplainWarning
 from .image import load_image
 from .visualize import class_label, map_figure, map_scale, photo, safe_name, save_png
+
+
+def writable_folder(path: str | Path, flag: str = "--out") -> Path:
+    """The output folder `path`, created if missing, or an error naming `flag` (the CLI flag or the
+    Python keyword) when it cannot be written: checked before any work, so a run never fails at its end."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise OnnxplainError(f"{flag} {out} is a file, not a folder; choose another {flag}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise OnnxplainError(f"{flag} {out} cannot be written ({exc.strerror or exc}); choose another {flag}") from None
+    return out
 
 
 @dataclass
@@ -117,8 +133,7 @@ class Explanation:
         it; default the model-resolution image."""
         from .report import page
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = writable_folder(out_dir, "out_dir")
         if original is not None:
             with warnings.catch_warnings():  # the input's warnings were given when it was explained
                 warnings.simplefilter("ignore", OnnxplainWarning)
