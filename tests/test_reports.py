@@ -160,7 +160,7 @@ def test_cli_evaluate_labels_label_map_table_and_report(tmp_path, capsys):
                      "occlusion,random", "--metrics", "mif-lif,deletion", "--labels", str(tmp_path / "names.json"),
                      "--label-map", str(tmp_path / "map.json"), "--out", str(tmp_path / "run"), "--quiet"])
     captured = capsys.readouterr()
-    assert code == 0, captured.err
+    assert code == 2, captured.err  # an image failed (the others are reported)
     table, failures = captured.out.split("\n1 of 4 images failed")
     assert table.count("\n") >= 6 and max(len(line) for line in table.splitlines()) <= 100
     assert "zz_broken.png: cannot read" in failures and "4 images (1 failed, listed above)" in failures
@@ -231,3 +231,9 @@ def test_readme_python_example_runs_on_the_shipped_photo(tmp_path, monkeypatch):
     assert "cat" in result.names[result.targets[0]].lower() or result.targets[0] in range(281, 294)
     assert (tmp_path / "report.html").exists() and (tmp_path / "input.png").exists()
     assert cv2.imread(str(tmp_path / "input.png")).shape[:2] == (300, 451)  # the photo's own size
+
+
+@pytest.mark.parametrize("shape, expected", [((64, 64), (256, 256)), ((90, 150), (270, 450)), ((300, 20), (1500, 100)),
+                                             ((20, 20000), (2, 1600)), ((4000, 3000), (1600, 1200))])
+def test_display_size_keeps_both_sides_bounded(shape, expected):
+    assert display_size(shape) == expected

@@ -106,12 +106,14 @@ def display_rgb(image: np.ndarray) -> np.ndarray:
 
 def display_size(shape: tuple[int, int]) -> tuple[int, int]:
     """(H, W) of a picture of an H x W image: the same aspect, the short side at least
-    DISPLAY_MIN_SIDE (whole-number upsampling) and the long side at most DISPLAY_MAX_SIDE."""
+    DISPLAY_MIN_SIDE (whole-number upsampling) and the long side at most DISPLAY_MAX_SIDE (which
+    wins for extreme aspects)."""
     h, w = shape
-    if min(h, w) < DISPLAY_MIN_SIDE:
-        factor = int(np.ceil(DISPLAY_MIN_SIDE / min(h, w)))
+    factor = int(np.ceil(DISPLAY_MIN_SIDE / min(h, w))) if min(h, w) < DISPLAY_MIN_SIDE else 1
+    factor = max(1, min(factor, DISPLAY_MAX_SIDE // max(h, w)))
+    if factor > 1 or max(h, w) <= DISPLAY_MAX_SIDE:
         return h * factor, w * factor
-    shrink = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
+    shrink = DISPLAY_MAX_SIDE / max(h, w)
     return max(1, round(h * shrink)), max(1, round(w * shrink))
 
 
