@@ -526,6 +526,8 @@ def test_meaningful_causal_criterion_does_not_warn(model, image):
     (lambda m, x: ox.Model(lambda b: b[:, :2, 0, 0], input_size="64"), r"input_size must be \(H, W\), two integers"),
     (lambda m, x: ox.Model(lambda b: b[:, :2, 0, 0], input_size=(16.7, 16)), r"input_size must be \(H, W\)"),
     (lambda m, x: ox.Model(lambda b: b[:, :0, 0, 0], input_size=(8, 8)).predict(x[:8, :8]), r"no class to explain"),
+    (lambda m, x: ox.Model(lambda b: b[:, :2, 0, 0] - 0.5, input_size=(8, 8), output="probabilities").predict(x[:8, :8]),
+     r"output='probabilities' was given, but the model's scores hold values in -0\.5.*outside 0\.\.1.*output='logits'"),
     (lambda m, x: ox.load_image(x, (0, 0)), r"size must be positive"),
     (lambda m, x: ox.load_image(x, 64), r"size must be \(H, W\)"),
     (lambda m, x: ox.load_image(x, (64.5, 64)), r"size must be \(H, W\)"),

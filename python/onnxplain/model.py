@@ -410,6 +410,10 @@ class Model:
             self.num_classes = scores.shape[1]
         if self.output_kind is None:
             self.output_kind = _detect_kind(scores, self._graph_read)
+        elif self.output_kind in ("probabilities", "sigmoid") and (scores.min() < -1e-4 or scores.max() > 1 + 1e-4):
+            raise OnnxplainError(f"output={self.output_kind!r} was given, but the model's scores hold values in "
+                                 f"{scores.min():.4g}..{scores.max():.4g}, outside 0..1; pass output='logits' "
+                                 "(CLI: --output logits) or leave output='auto'")
         return scores
 
     def convert(self, scores: np.ndarray, kind: str) -> np.ndarray:
