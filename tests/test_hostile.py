@@ -856,3 +856,10 @@ def test_evaluate_exits_2_when_images_fail(tmp_path, capsys):
                           "--metrics", "deletion", "--window", "16", "--stride", "16", "--attempts", "1",
                           "--out", tmp_path / "run", "--quiet"], capsys)
     assert code == 2 and "broken.png" in out + err and "1 failed" in out
+
+
+def test_labels_of_another_length_warn(tmp_path, capsys):
+    (tmp_path / "names.json").write_text(json.dumps(["a", "b"]))
+    code, _, err = run(explain_argv(tmp_path / "out", "--labels", tmp_path / "names.json", "--method", "occlusion"),
+                       capsys)
+    assert code == 0 and "--labels has 2 names but the model has 3 classes: classes past the list go unnamed" in err

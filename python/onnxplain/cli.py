@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__, demo
 from .causal import Causal
-from .errors import OnnxplainError, OnnxplainWarning
+from .errors import OnnxplainError, OnnxplainWarning, warn
 from .explainer import FIDELITY_SHARE, SEED_LIMIT, Explainer
 from .image import DEFAULT_MAX_PIXELS, load_image
 from .information import IG, MODES, SAMPLERS, OnnxSampler
@@ -81,6 +81,15 @@ def _class_names(path: str | None) -> list[str] | None:
     return [str(n) for n in names]
 
 
+def _check_names(names: list[str] | None, model) -> None:
+    """Warns when --labels names a different number of classes than the model has."""
+    classes = getattr(model, "num_classes", None)
+    if names is not None and classes and len(names) != classes:
+        warn(f"--labels has {len(names)} names but the model has {classes} classes: "
+             f"{'classes past the list go unnamed' if len(names) < classes else 'the extra names are unused'}; "
+             "check that the list is this model's")
+
+
 def _print_top(top: list[tuple[int, float]], names: list[str] | None) -> None:
     print("top classes:")
     for c, p in top:
@@ -120,6 +129,7 @@ def explain(args: argparse.Namespace) -> int:
         raise OnnxplainError("--workers and --scheduler spread a directory of images; give a directory, or drop them")
     names = _class_names(args.labels)
     model = open_model(args, progress=_progress(args))
+    _check_names(names, model)
     if model.modality in ("series", "text"):
         from .sequential import explain_cli
 
@@ -333,6 +343,7 @@ def run_counterfactual(args: argparse.Namespace) -> int:
     writable_folder(args.out)
     names = _class_names(args.labels)
     model = open_model(args, progress=_progress(args))
+    _check_names(names, model)
     if model.modality in ("series", "text"):
         return counterfactual_sequences(args, model)
     if isinstance(model, TabularModel):
@@ -504,6 +515,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             raise OnnxplainError(f"--label-map must be a JSON object image name -> class id: {exc}") from None
     model = open_model(args, progress=False)
+    _check_names(names, model)
     _images_only(model, "evaluate")
     method_options, metric_options = _evaluate_options(args)
     metrics = _csv(args.metrics)
