@@ -81,6 +81,13 @@ def _class_names(path: str | None) -> list[str] | None:
     return [str(n) for n in names]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, pointing at --help instead of printing the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _check_names(names: list[str] | None, model) -> None:
     """Warns when --labels names a different number of classes than the model has."""
     classes = getattr(model, "num_classes", None)
@@ -589,9 +596,9 @@ def _default(explainer: type, option: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onnxplain", description="Explain ONNX image classifiers.")
+    parser = OneLineParser(prog="onnxplain", description="Explain ONNX image classifiers.")
     parser.add_argument("--version", action="version", version=f"onnxplain {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     ex = sub.add_parser("explain", help="explain one image, or every image of a directory")
     ex.add_argument("model", help="path to an .onnx classifier")

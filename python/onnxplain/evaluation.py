@@ -94,7 +94,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     attempts: tries per image (its task raised or its worker died) before an error record.
     Records and summary equal the sequential run's for the same seed, except their wall times.
     """
-    methods, metrics = list(methods), list(metrics)
+    methods, metrics = ([m] if isinstance(m, str) else list(m) for m in (methods, metrics))  # one name, or several
     specs = {name: get_method(name, "input") for name in methods}
     for name in metrics:
         if name not in METRICS:

@@ -108,7 +108,7 @@ def unit_range_message(array) -> str | None:
     if not (isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating) and array.size):
         return None
     with np.errstate(invalid="ignore"):
-        if not (np.nanmin(array) >= 0 and np.nanmax(array) <= 1):
+        if not (np.nanmin(array) >= 0 and 0 < np.nanmax(array) <= 1):  # all zeros: black, not scaled
             return None
     return "image values all lie in 0..1 but images are 0..255: if it was scaled to 0..1, pass image * 255"
 
@@ -182,7 +182,8 @@ def as_image(array: np.ndarray, channels: int = 3) -> np.ndarray:
     for a 1-channel model; RGBA loses its alpha for a 3-channel model; otherwise the channel
     count must match."""
     if not isinstance(array, np.ndarray):
-        raise OnnxplainError(f"an image must be a numpy array, got {type(array).__name__}")
+        hint = "; read a file with onnxplain.load_image(path, model.input_size)" if isinstance(array, (str, Path)) else ""
+        raise OnnxplainError(f"an image must be a numpy array, got {type(array).__name__}{hint}")
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise OnnxplainError(f"image dtype must be uint8 or float, got {array.dtype}")
     if array.ndim == 2:

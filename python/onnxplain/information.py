@@ -582,6 +582,8 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None
     where it applies (RGB, its patch size, no references= to fit on), else the Gaussian."""
     if isinstance(sampler, PatchSampler):
         return sampler
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating)) or not 0 <= noise < np.inf:
+        raise OnnxplainError(f"noise must be a finite number >= 0, got {noise!r}")
     if sampler == "auto":
         if references is None and channels == 3:  # only then is the learned sampler's file opened
             learned = LearnedSampler()

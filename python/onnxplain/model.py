@@ -143,6 +143,7 @@ class Model:
         self._lock = threading.Lock()  # the model may be shared by threads: totals and detected state
         self.fixed_batch: int | None = None
         self.num_classes: int | None = None
+        self._columns: int | None = None  # the output columns of the first batch: every batch must match
         self.input_dtype = np.dtype(np.float32)
         self.session = None
         self._constants: dict[str, np.ndarray] = {}
@@ -392,6 +393,11 @@ class Model:
         with self._lock:
             self.evaluations += n
         scores = np.concatenate(outputs).astype(np.float32, copy=False)
+        if self._columns is None:
+            self._columns = scores.shape[1]
+        elif scores.shape[1] != self._columns:
+            raise OnnxplainError(f"the model returned {scores.shape[1]} class columns after {self._columns} before; a "
+                                 "classifier's outputs must keep one class count")
         if not np.all(np.isfinite(scores)):
             raise OnnxplainError("model returned NaN or infinite scores")
         if scores.shape[1] == 1:

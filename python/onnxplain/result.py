@@ -17,6 +17,8 @@ from .visualize import class_label, map_figure, map_scale, photo, safe_name, sav
 def writable_folder(path: str | Path, flag: str = "--out") -> Path:
     """The output folder `path`, created if missing, or an error naming `flag` (the CLI flag or the
     Python keyword) when it cannot be written: checked before any work, so a run never fails at its end."""
+    if not str(path).strip():
+        raise OnnxplainError(f"{flag} is empty; name a folder")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise OnnxplainError(f"{flag} {out} is a file, not a folder; choose another {flag}")
