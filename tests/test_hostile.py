@@ -514,6 +514,8 @@ def test_meaningful_causal_criterion_does_not_warn(model, image):
     (lambda m, x: ox.Causal(m).attribute(x, target=[0, 1]), r"multi explains one target at a time"),
     (lambda m, x: fd.mif_lif(m, x, np.zeros((SIDE, SIDE)), fractions=[0.5, 2]), r"fraction"),
     (lambda m, x: fd.mif_lif(m, x, np.zeros((3, 3))), r"shape|64"),
+    (lambda m, x: fd.mif_lif(m, x, np.zeros((SIDE, SIDE), complex)), r"real numbers .* got dtype complex128"),
+    (lambda m, x: fd.mif_lif(m, x, np.zeros((SIDE, SIDE), bool)), r"real numbers .* got dtype bool"),
     (lambda m, x: ox.Model(demo.demo_model_path(), batch_size=0), r"batch_size must be a positive integer"),
     # found by a hostile-input sweep (2026-12-01): each was a NaN map, a raw numpy/OS error or a long hang
     (lambda m, x: ox.Occlusion(m).attribute(x, window=8, stride=9), r"stride 9 is larger than the window 8.*stride <= window"),

@@ -18,7 +18,8 @@ def image_files(folder: str | Path) -> list[Path]:
     the folder is missing or holds none."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise OnnxplainError(f"image directory not found: {folder}")
+        raise OnnxplainError(f"{folder} is a file, not a directory of images" if folder.exists()
+                             else f"image directory not found: {folder}")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise OnnxplainError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in directory {folder}")
