@@ -883,3 +883,18 @@ def test_changing_class_count_and_other_hostile_api_inputs_are_refused(model, im
     report = evaluation.evaluate(model, folder, "occlusion", "deletion", tmp_path / "run", progress=False,
                                  method_options={"occlusion": {"window": 16, "stride": 16}})
     assert [row["method"] for row in report.summary] == ["occlusion"]
+
+
+def test_side_input_with_a_fixed_first_axis_is_fed_as_declared():
+    """A side input declared (1, 3) is fed as given at every batch size (it used to be repeated to the
+    batch, which onnxruntime refuses); a constant of the wrong shape is refused at load, naming constants=."""
+    bias = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 3])
+    data = pooled_classifier(extra_nodes=[helper.make_node("Add", ["pooled", "b"], ["shifted"])], extra_inputs=[bias],
+                             head="shifted")
+    offset = np.float32([[0.0, 1.0, 2.0]])
+    model = ox.Model(data, preset="unit", output="logits", batch_size=4, constants={"b": offset}, progress=False)
+    images = np.random.default_rng(3).uniform(0, 255, (5, 8, 8, 3)).astype(np.float32)
+    expected = images.mean(axis=(1, 2)) / 255.0 + offset
+    np.testing.assert_allclose(model.predict(images, kind="logits"), expected, rtol=1e-5, atol=1e-5)
+    refused(r"constants\['b'\] has shape \(5, 5\); the input takes \[1, 3\]", ox.Model, data, preset="unit",
+            constants={"b": np.zeros((5, 5), np.float32)})

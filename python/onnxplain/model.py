@@ -346,7 +346,8 @@ class Model:
             batch = batch.astype(self.input_dtype)
         n = batch.shape[0]
         if n not in self._feeds:
-            self._feeds[n] = {name: _batched(value, n) for name, value in self._constants.items()}
+            nodes = {node.name: node for node in self.session.get_inputs()}
+            self._feeds[n] = {name: _batched(value, n, nodes[name]) for name, value in self._constants.items()}
         try:
             return self.session.run([self.output_name], {self.input_name: batch, **self._feeds[n]})[0]
         except Exception as exc:  # onnxruntime raises several unrelated types
@@ -628,22 +629,28 @@ def _detect_layout(shape: list) -> str | None:
 
 
 def _constant(node, value) -> np.ndarray:
-    """A user's value for an extra graph input, in the input's dtype; an error naming constants=."""
+    """A user's value for an extra graph input, in the input's dtype, with its first (batch) axis;
+    an error naming constants= when its type or its shape cannot be the input's."""
     dtype = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
              **INPUT_DTYPES}.get(node.type)
     if dtype is None:
         raise OnnxplainError(f"model input {node.name!r} has type {node.type}, which constants= cannot feed")
     array = np.asarray(value)
     rank = len(node.shape)
-    if array.ndim not in (rank, rank - 1):
-        raise OnnxplainError(f"constants[{node.name!r}] has shape {array.shape}; the input takes {list(node.shape)} "
-                             "(with or without the batch axis)")
-    return np.ascontiguousarray(array.astype(dtype) if array.ndim == rank else array[None].astype(dtype))
+    if array.ndim == rank - 1:
+        array = array[None]
+    fits = array.ndim == rank and all(not isinstance(d, int) or d < 1 or d == a for d, a in zip(node.shape, array.shape))
+    if not fits:
+        raise OnnxplainError(f"constants[{node.name!r}] has shape {np.asarray(value).shape}; the input takes "
+                             f"{list(node.shape)} (with or without the batch axis)")
+    return np.ascontiguousarray(array.astype(dtype))
 
 
-def _batched(value: np.ndarray, n: int) -> np.ndarray:
-    """A constant's feed for a batch of n: repeated along the batch axis when given for one input."""
-    return np.repeat(value, n, axis=0) if value.shape[0] == 1 and n != 1 else value
+def _batched(value: np.ndarray, n: int, node) -> np.ndarray:
+    """A constant's feed for a batch of n: repeated along the batch axis when given for one input
+    and the input's first axis is not fixed."""
+    fixed = isinstance(node.shape[0], int) and node.shape[0] > 0
+    return np.repeat(value, n, axis=0) if value.shape[0] == 1 and n != 1 and not fixed else value
 
 
 def _positive(name: str, value) -> int:
