@@ -104,9 +104,9 @@ def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0, features: Featu
     """Per-pixel rank (H x W int32) of its feature, 0 = most important. Features are patch x patch
     squares, or the groups of `features`, scored by the mean of the map; ties are broken by the
     shared generator's seeded draws."""
-    kind = np.asarray(attribution).dtype.kind
-    if kind not in "iuf":
-        raise OnnxplainError(f"an attribution map must hold real numbers (int or float), got dtype {np.asarray(attribution).dtype}")
+    dtype = np.asarray(attribution).dtype
+    if dtype.kind not in "iuf":
+        raise OnnxplainError(f"an attribution map must hold real numbers (int or float), got dtype {dtype}")
     attribution = np.ascontiguousarray(attribution, np.float32)
     if attribution.ndim != 2:
         raise OnnxplainError(f"an attribution map must be H x W, got shape {attribution.shape}")
