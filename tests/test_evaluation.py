@@ -61,7 +61,9 @@ def test_killed_run_resumes_without_loss_or_repetition(tmp_path):
     records = broken / "records.jsonl"
 
     def interrupt(at_least: int, sig: int) -> subprocess.Popen:
-        process = subprocess.Popen(cli(broken, images), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # niced: on a loaded machine this poller must still see the records before the run is done
+        process = subprocess.Popen(cli(broken, images), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: os.nice(10))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (records.exists() and records.read_text().count("\n") >= at_least):
             time.sleep(0.01)
