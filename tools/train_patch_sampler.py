@@ -276,6 +276,19 @@ def held_out_bits(onnx_path: Path) -> dict:
 
 # ---- training -----------------------------------------------------------------------------
 
+def package_versions() -> dict[str, str]:
+    """The versions a run's bits depend on (a rerun elsewhere reproduces them bit for bit only with the same)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "numpy", "opencv-python-headless", "opencv-python", "scikit-image", "scikit-learn", "matplotlib"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
 def train(args) -> Path:
     """Train (or resume) per args; export and return the ONNX file (in args.out)."""
     import torch
@@ -324,7 +337,7 @@ def train(args) -> Path:
     export_network(net, onnx_path)
     (out / "training.json").write_text(json.dumps(
         {"steps": args.steps, "batch": args.batch, "width": args.width, "seed": args.seed, "views": args.views,
-         "lr": args.lr, "parameters": sum(p.numel() for p in net.parameters()),
+         "lr": args.lr, "parameters": sum(p.numel() for p in net.parameters()), "packages": package_versions(),
          "seconds_this_run": round(time.perf_counter() - started, 1), "log": log}, indent=2))
     return onnx_path
 
