@@ -60,6 +60,8 @@ CANVASES = ("grey", "noise", "brick", "gravel")
 DEFAULT_CANDIDATES = ("gaussian", "learned")  # the samplers sampler="auto" chooses between
 SIZE = 224
 BLUR_SIGMA = 3.0  # px: empty_canvas_evidence
+# (y0, x0, y1, x1) of each quadrant, in QUADRANTS' order
+QUADRANT_BOXES = [(y, x, y + SIZE // 2, x + SIZE // 2) for y in (0, SIZE // 2) for x in (0, SIZE // 2)]
 
 
 def photo(name: str) -> np.ndarray:
@@ -116,12 +118,6 @@ def pmi_top1(model, image, sampler: str, budget: int, seed: int = 0):
     return result[target], result
 
 
-def quadrant_boxes() -> list[tuple[int, int, int, int]]:
-    """(y0, x0, y1, x1) of the four quadrants, in QUADRANTS' order."""
-    half = [slice(0, SIZE // 2), slice(SIZE // 2, SIZE)]
-    return [(a.start, b.start, a.stop, b.stop) for a in half for b in half]
-
-
 def empty_canvas_evidence(model, background: np.ndarray) -> dict:
     """What the model itself says about an empty canvas's quadrants, to read PMI's spread against:
     p(top-1) with each quadrant blurred (Gaussian, sigma BLUR_SIGMA px: the texture's detail gone,
@@ -131,17 +127,18 @@ def empty_canvas_evidence(model, background: np.ndarray) -> dict:
     target = int(np.argmax(p0))
     blurred = cv2.GaussianBlur(background, (0, 0), BLUR_SIGMA)
     perturbed = []
-    for y0, x0, y1, x1 in quadrant_boxes():
+    for y0, x0, y1, x1 in QUADRANT_BOXES:
         image = background.copy()
         image[y0:y1, x0:x1] = blurred[y0:y1, x0:x1]
         perturbed.append(image)
     p_blurred = model.predict(np.stack(perturbed))[:, target]
     drops = np.clip(p0[target] - p_blurred, 0, None)
+    total = drops.sum()
     occlusion = ox.Occlusion(model).attribute(background, target=target, window=32, stride=16)[target]
     return {"target": target, "p_top1": float(p0[target]), "blur_sigma": BLUR_SIGMA,
             "p_top1_quadrant_blurred": [float(p) for p in p_blurred],
-            "blur_drop_share": [float(d / drops.sum()) if drops.sum() > 0 else float("nan") for d in drops],
-            "occlusion_share": [positive_share(occlusion, q) for q in quadrant_boxes()]}
+            "blur_drop_share": [float(d / total) if total > 0 else float("nan") for d in drops],
+            "occlusion_share": [positive_share(occlusion, q) for q in QUADRANT_BOXES]}
 
 
 def run_canvas(args) -> dict:
@@ -153,13 +150,12 @@ def run_canvas(args) -> dict:
               f"when a quadrant is blurred {np.round(checks[kind]['blur_drop_share'], 2).tolist()}; occlusion's "
               f"positive share {np.round(checks[kind]['occlusion_share'], 2).tolist()} ({', '.join(QUADRANTS)})")
     print(f"{'sampler':<9} {'canvas':<7} {'photo':<18} {'quadrant':<13} {'share':>6} {'s':>6}")
-    quadrants = quadrant_boxes()
     for sampler in args.samplers:
         for kind in args.canvases:
             background = canvas(kind)
             for seed in range(args.empty_seeds):
                 attribution, result = pmi_top1(model, background, sampler, args.budget, seed=seed)
-                shares = [positive_share(attribution, q) for q in quadrants]
+                shares = [positive_share(attribution, q) for q in QUADRANT_BOXES]
                 empty.append({"sampler": sampler, "canvas": kind, "seed": seed, "quadrant_shares": shares,
                               "max_share": max(shares), "positive_mass": float(np.clip(attribution, 0, None).sum())})
                 print(f"{sampler:<9} {kind:<7} {f'(empty, seed {seed})':<18} {'max quadrant':<13} {max(shares):>6.3f} "

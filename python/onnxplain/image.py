@@ -77,10 +77,9 @@ def check_target_size(size, max_pixels) -> None:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
         raise OnnxplainError(f"max_pixels must be a positive integer, got {max_pixels!r}")
     if size is not None:
-        h, w = image_size(size, "size")
-        if h * w > max(max_pixels, DEFAULT_MAX_PIXELS):
-            raise OnnxplainError(f"size {h} x {w} has more than {max(max_pixels, DEFAULT_MAX_PIXELS):,} pixels; pass a "
-                                 "smaller size")
+        (h, w), limit = image_size(size, "size"), max(max_pixels, DEFAULT_MAX_PIXELS)
+        if h * w > limit:
+            raise OnnxplainError(f"size {h} x {w} has more than {limit:,} pixels; pass a smaller size")
 
 
 def _converted(array: np.ndarray, name: str, size: tuple[int, int] | None, channels: int) -> np.ndarray:

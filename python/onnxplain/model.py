@@ -147,6 +147,7 @@ class Model:
         self.input_dtype = np.dtype(np.float32)
         self.session = None
         self._constants: dict[str, np.ndarray] = {}
+        self._repeated: set[str] = set()  # constants repeated along the batch axis
         self._feeds: dict[int, dict[str, np.ndarray]] = {}  # batch size -> constant feeds
         self._graph_read = False  # whether the ONNX graph could be read (its final activation)
         self.recipe = None if callable(source) or _is_session(source) else dict(
@@ -195,8 +196,8 @@ class Model:
                 f"{what} of {' x '.join(map(str, self.input_shape))} values needs {rows * input_bytes / 2**20:,.0f} MiB of "
                 f"batch buffers, above batch_memory ({batch_memory / 2**20:,.0f} MiB); pass a smaller batch_size "
                 "(CLI: --batch-size) or input_size, or a larger batch_memory")
-        self._sizes = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] or [1] \
-            if self.batch_setting == "auto" else []  # the sizes "auto" may choose
+        self._sizes = [c for c in BATCH_CANDIDATES if c * input_bytes <= batch_memory] \
+            if self.batch_setting == "auto" else []  # the sizes "auto" may choose (1 always fits: checked above)
         self._candidates: list[int] = []  # sizes still being timed: empty once chosen
         self._recent: list[float] = []  # the chosen size's latest batch times (seconds)
         self.batch_size: int = 0
@@ -265,6 +266,9 @@ class Model:
                                  "(CLI: --constant NAME=FILE.npy)")
         for name, value in constants.items():
             self._constants[name] = _constant(inputs[name], value)
+            first = inputs[name].shape[0]
+            if self._constants[name].shape[0] == 1 and not (isinstance(first, int) and first > 0):
+                self._repeated.add(name)  # given for one input, its first axis free: repeated to each batch
 
     def _choose_output(self, output_name: str | None) -> str:
         """Chooses the output: the named one, or the only one shaped like class scores."""
@@ -346,8 +350,8 @@ class Model:
             batch = batch.astype(self.input_dtype)
         n = batch.shape[0]
         if n not in self._feeds:
-            nodes = {node.name: node for node in self.session.get_inputs()}
-            self._feeds[n] = {name: _batched(value, n, nodes[name]) for name, value in self._constants.items()}
+            self._feeds[n] = {name: np.repeat(value, n, axis=0) if name in self._repeated else value
+                              for name, value in self._constants.items()}
         try:
             return self.session.run([self.output_name], {self.input_name: batch, **self._feeds[n]})[0]
         except Exception as exc:  # onnxruntime raises several unrelated types
@@ -644,13 +648,6 @@ def _constant(node, value) -> np.ndarray:
         raise OnnxplainError(f"constants[{node.name!r}] has shape {np.asarray(value).shape}; the input takes "
                              f"{list(node.shape)} (with or without the batch axis)")
     return np.ascontiguousarray(array.astype(dtype))
-
-
-def _batched(value: np.ndarray, n: int, node) -> np.ndarray:
-    """A constant's feed for a batch of n: repeated along the batch axis when given for one input
-    and the input's first axis is not fixed."""
-    fixed = isinstance(node.shape[0], int) and node.shape[0] > 0
-    return np.repeat(value, n, axis=0) if value.shape[0] == 1 and n != 1 and not fixed else value
 
 
 def _positive(name: str, value) -> int:
