@@ -11,6 +11,7 @@ canvas: a held-out photo shrunk to a quarter of the image (112 x 112) in each qu
   (median over photos x quadrants, per canvas). On each empty canvas: the largest share of the
   positive mass in one quadrant (a map without evidence spreads it: 0.25 each), for each of
   --empty-seeds seeds (one map is noisy: the worst seed is what the target is checked against),
+  and of the mean of those maps (one map at seeds x budget: where the estimate converges to),
   beside what the model itself says of each quadrant of the empty canvas: how much p(top-1) drops
   when the quadrant is blurred, and occlusion's share (`empty_canvas_evidence`).
 Samplers: any name of onnxplain's, and "learned-independent" (the learned sampler drawing a pixel's
@@ -143,7 +144,7 @@ def empty_canvas_evidence(model, background: np.ndarray) -> dict:
 
 def run_canvas(args) -> dict:
     model = ox.Model(EFFICIENTNET, preset="efficientnet-lite", progress=False, threads=args.threads)
-    rows, empty, checks = [], [], {}
+    rows, empty, empty_mean, checks = [], [], [], {}
     for kind in args.canvases:
         checks[kind] = empty_canvas_evidence(model, canvas(kind))
         print(f"empty {kind}: top-1 {checks[kind]['target']} (p {checks[kind]['p_top1']:.3f}); share of p's drop "
@@ -153,13 +154,21 @@ def run_canvas(args) -> dict:
     for sampler in args.samplers:
         for kind in args.canvases:
             background = canvas(kind)
+            seed_sum = np.zeros((SIZE, SIZE))
             for seed in range(args.empty_seeds):
                 attribution, result = pmi_top1(model, background, sampler, args.budget, seed=seed)
+                seed_sum += attribution
                 shares = [positive_share(attribution, q) for q in QUADRANT_BOXES]
                 empty.append({"sampler": sampler, "canvas": kind, "seed": seed, "quadrant_shares": shares,
                               "max_share": max(shares), "positive_mass": float(np.clip(attribution, 0, None).sum())})
                 print(f"{sampler:<9} {kind:<7} {f'(empty, seed {seed})':<18} {'max quadrant':<13} {max(shares):>6.3f} "
                       f"{result.seconds:>6.1f}", flush=True)
+            # the mean of the seeds' maps: one map at empty_seeds x budget, its sampling noise averaged down
+            shares = [positive_share(seed_sum, q) for q in QUADRANT_BOXES]
+            empty_mean.append({"sampler": sampler, "canvas": kind, "seeds": args.empty_seeds, "quadrant_shares": shares,
+                               "max_share": max(shares)})
+            print(f"{sampler:<9} {kind:<7} {'(empty, mean map)':<18} {'quadrants':<13} "
+                  f"{' '.join(f'{v:.3f}' for v in shares)}", flush=True)
             for name in HELD_OUT[:args.photos]:
                 for corner in QUADRANTS:
                     image, box = on_canvas(background, photo(name), corner)
@@ -180,7 +189,7 @@ def run_canvas(args) -> dict:
         summary[sampler] = {"median_share": medians, "empty_max_quadrant": worst}
         print(f"{sampler:<9} " + " ".join(f"{medians[k]:>8.3f}" for k in args.canvases))
         print(f"{'  empty':<9} " + " ".join(f"{worst[k]:>8.3f}" for k in args.canvases))
-    return {"rows": rows, "empty": empty, "empty_evidence": checks, "summary": summary}
+    return {"rows": rows, "empty": empty, "empty_mean_map": empty_mean, "empty_evidence": checks, "summary": summary}
 
 
 def claim_images() -> list[tuple[str, str, np.ndarray]]:

@@ -264,6 +264,14 @@ def test_cli_counterfactual(tmp_path, capsys):
     assert main(["counterfactual", str(model_path), str(real), "--preset", "raw", "--quiet",
                  "--out", str(tmp_path / "o3")]) == 2
     assert "exactly one counterfactual source" in capsys.readouterr().err
+    # the pair filter's refusals name the flags that fix them
+    for flags, fix in ((["--class-b", "9"], "class_b 9 is not a class index in 0..2 (CLI: --class-b)"),
+                       (["--class-b", "0"], "(or pass class_b=, CLI: --class-b)"),
+                       (["--min-confidence", "0.999999"], "(CLI: --min-confidence, negative for none)")):
+        assert main(["counterfactual", str(model_path), str(real), str(real), "--preset", "raw", "--quiet",
+                     "--out", str(tmp_path / "o4"), *flags]) == 2
+        err = capsys.readouterr().err
+        assert fix in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("method", ["d-occlusion", "d-pmi"])

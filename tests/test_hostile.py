@@ -134,13 +134,13 @@ def test_header_claiming_50000_squared_is_refused_before_decoding(tmp_path):
 def test_header_above_the_pixel_limit_is_refused_before_decoding(tmp_path):
     path = tmp_path / "large.png"
     path.write_bytes(png_header_only(10000, 6000))
-    refused(r"large\.png is 6000 x 10000 = 60\.0 megapixels, above the limit of 50; .*max_pixels=.*--max-pixels",
+    refused(r"large\.png is 6000 x 10000 = 60,000,000 pixels, above the limit of 50,000,000; .*max_pixels=.*--max-pixels",
             ox.load_image, path)
 
 
 def test_pixel_limit_is_adjustable(tmp_path):
     path = save(tmp_path, "big.png", rgb(100, 100))
-    refused(r"100 x 100 .*above the limit of 0\.005", ox.load_image, path, max_pixels=5000)
+    refused(r"100 x 100 = 10,000 pixels, above the limit of 5,000;", ox.load_image, path, max_pixels=5000)
     assert ox.load_image(path, max_pixels=10_000).shape == (100, 100, 3)
 
 
@@ -534,6 +534,9 @@ def test_meaningful_causal_criterion_does_not_warn(model, image):
     (lambda m, x: ox.load_image(x, 64), r"size must be \(H, W\)"),
     (lambda m, x: ox.load_image(x, (64.5, 64)), r"size must be \(H, W\)"),
     (lambda m, x: ox.load_image(x, (10**6, 10**6)), r"more than 50,000,000 pixels"),
+    (lambda m, x: ox.Model(demo.demo_model_path(), layout="NHWC", preset="imagenet"),
+     r"layout='NHWC' reads input shape .*3, 64, 64\] as 64 channels of 3 x 64 pixels; the shape looks NCHW: pass "
+     r"layout='NCHW'"),
 ])
 def test_bad_parameters_are_refused_naming_them(model, image, call, match):
     refused(match, call, model, image)
@@ -549,6 +552,34 @@ def test_unknown_evaluate_option_is_refused_before_the_run_folder_records_it(mod
     assert not (out / "config.json").exists()
     refused(r"method_options name 'occlusion', which are not among the methods", evaluation.evaluate, model, folder,
             ["rise"], ["mif-lif"], out, method_options={"occlusion": {"window": 8}}, progress=False)
+
+
+
+@pytest.mark.parametrize("metric, options, match", [
+    ("deletion", {"step": 0}, r"step must be a positive integer, got 0"),
+    ("insertion", {"patch": 0}, r"patch must be an integer in 1\.\."),
+    ("mif-lif", {"fractions": [0.5, 0.2]}, r"fractions must be at least two increasing values"),
+    ("mif-lif", {"perturbation": "zero"}, r"perturbation must be one of"),
+    ("mif-lif", {"perturbation": "noise", "noise_sigma": float("nan")}, r"noise_sigma must be a finite number >= 0"),
+    ("road", {"perturbation": "blur"}, r"road always perturbs by noisy linear imputation"),
+    ("road", {"score": "odds"}, r"score must be one of"),
+    ("deletion", {"fractions": [0, 1]}, r"metric 'deletion' has no option 'fractions'.*its options are step, patch"),
+    ("mif-lif", {"seed": 3}, r"has no option 'seed' \(the run sets target, label and seed itself\)"),
+])
+def test_bad_metric_options_are_refused_before_any_image_is_evaluated(model, tmp_path, metric, options, match):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(rgb(SIDE, SIDE)).save(folder / "a.png")
+    out = tmp_path / "run"
+    evaluations = model.evaluations
+    refused(match, evaluation.evaluate, model, folder, ["random"], [metric], out,
+            metric_options={metric: options}, progress=False)
+    assert model.evaluations == evaluations and not out.exists()
+
+
+def test_metric_options_for_a_metric_not_run_are_refused(model, tmp_path):
+    refused(r"metric_options name 'road', which are not among the metrics \['deletion'\]", evaluation.evaluate,
+            model, tmp_path, ["random"], ["deletion"], tmp_path / "run", metric_options={"road": {"patch": 2}})
 
 
 # ---- command line ---------------------------------------------------------------------------
@@ -577,7 +608,7 @@ def one_error_line(err: str) -> str:
     (["--baseline", "300"], r"argument --baseline: expected 'mean', 'blur' or a pixel value"),
     (["--baseline", "nan"], r"argument --baseline: expected 'mean', 'blur' or a pixel value"),
     (["--max-pixels", "0"], r"argument --max-pixels: expected a positive integer"),
-    (["--max-pixels", "100"], r"64 x 64 = 0\.0 megapixels, above the limit of 0\.0001.*--max-pixels"),
+    (["--max-pixels", "100"], r"64 x 64 = 4,096 pixels, above the limit of 100; .*--max-pixels"),
     (["--target", "abc"], r"--target must be 'top', 'topK' or class ids"),
     (["--target", "9"], r"target 9 is not a class index"),
     (["--method", "gradcam"], r"argument --method: invalid choice: 'gradcam'"),
@@ -659,6 +690,11 @@ def test_cli_malformed_or_stray_options(tmp_path, capsys, option, match):
     code, _, err = run(evaluate_argv(tmp_path, "--option", option), capsys)
     assert code == 2 and __import__("re").search(match, err)
 
+
+def test_cli_evaluate_bad_step_fails_before_any_image(tmp_path, capsys):
+    code, _, err = run(evaluate_argv(tmp_path, "--step", "0"), capsys)
+    assert code == 2 and err.strip() == "onnxplain: error: step must be a positive integer, got 0"
+    assert not (tmp_path / "run" / "records.jsonl").exists()
 
 def test_cli_evaluate_label_map_not_an_object(tmp_path, capsys):
     labels = tmp_path / "labels.json"
@@ -898,3 +934,19 @@ def test_side_input_with_a_fixed_first_axis_is_fed_as_declared():
     np.testing.assert_allclose(model.predict(images, kind="logits"), expected, rtol=1e-5, atol=1e-5)
     refused(r"constants\['b'\] has shape \(5, 5\); the input takes \[1, 3\]", ox.Model, data, preset="unit",
             constants={"b": np.zeros((5, 5), np.float32)})
+
+
+@pytest.mark.parametrize("sampler", ["learned", "blur", "inpaint"])
+def test_a_frame_the_sampler_ignores_warns_and_a_bad_frame_is_refused_whatever_the_sampler(sampler):
+    from onnxplain.information import make_sampler
+
+    with pytest.warns(OnnxplainWarning, match=rf"frame=1000 \(CLI: --frame\) is the gaussian sampler's; the {sampler} "
+                                              r"sampler ignores it"):
+        make_sampler(sampler, frame=1000)
+    refused(r"frame must be an integer >= 0, got -1", make_sampler, sampler, frame=-1)
+    refused(r"sampler must be one of", make_sampler, "gausian", frame=1000)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_sampler(sampler)  # the default frame: nothing to say
+        make_sampler("gaussian", frame=3)

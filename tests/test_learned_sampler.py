@@ -247,3 +247,13 @@ def test_gaussian_noise_scale_is_the_scale_of_its_draws(rgb_model):
         want = np.sqrt(np.diag(sampler.conditional(y, x)[1])) * sampler.noise_scale(y, x)
         assert abs(np.median(drawn.reshape(n, -1).std(axis=0) / want) - 1) < 0.05
     assert sampler.noise_scale(6, 22) > 2 * sampler.noise_scale(6, 4)
+
+
+def test_training_refuses_too_few_steps_before_any_work(monkeypatch, capsys):
+    tool = training_tool()
+    monkeypatch.setattr(tool, "train", lambda args: pytest.fail("trained"))
+    monkeypatch.setattr("sys.argv", ["train_patch_sampler.py", "--steps", "20"])
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main()
+    assert exit_info.value.code == 2
+    assert "--steps must be at least 40: the one-cycle schedule warms up over 5% of them" in capsys.readouterr().err

@@ -45,6 +45,8 @@ WINDOW = 3 * K
 MIXTURE = 3  # logistic components per subpixel
 HELD_OUT = ("chelsea", "coffee", "astronaut", "rocket", "stereo_motorcycle")
 HELD_OUT_WINDOWS = 4000
+WARMUP = 0.05  # share of the steps the one-cycle learning rate rises over
+MIN_STEPS = 40  # warm-up past step 1 (at 20 steps it would end at step 0: a 0/0 in OneCycleLR)
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "python" / "onnxplain" / "data" / "patch_sampler.onnx"
 
@@ -300,7 +302,7 @@ def train(args) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     net = build_network(args.width)
     optimiser = torch.optim.Adam(net.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=0.05)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=args.lr, total_steps=args.steps, pct_start=WARMUP)
     step, log = 0, []
     checkpoint = out / "checkpoint.pt"
     if args.resume and checkpoint.exists():
@@ -356,6 +358,8 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--evaluate", metavar="ONNX", help="only the held-out check of a trained file")
     args = parser.parse_args()
+    if args.steps < MIN_STEPS:
+        parser.error(f"--steps must be at least {MIN_STEPS}: the one-cycle schedule warms up over {WARMUP:.0%} of them")
     onnx_path = Path(args.evaluate) if args.evaluate else train(args)
     report = held_out_bits(onnx_path)
     print(json.dumps(report, indent=2))

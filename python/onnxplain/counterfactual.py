@@ -127,12 +127,16 @@ class Pair:
                 "p_b_counterfactual": self.p_b_counterfactual, "source": self.source}
 
 
+LOWER_CONFIDENCE = "lower min_confidence or pass min_confidence=None (CLI: --min-confidence, negative for none)"
+
+
 def _confidences(min_confidence) -> tuple[float, float] | None:
     if min_confidence is None:
         return None
     values = (min_confidence, min_confidence) if np.isscalar(min_confidence) else tuple(min_confidence)
     if len(values) != 2 or not all(0 <= float(v) < 1 for v in values):
-        raise OnnxplainError(f"min_confidence must be None, a number in [0, 1) or a pair of them, got {min_confidence!r}")
+        raise OnnxplainError(f"min_confidence must be None, a number in [0, 1) or a pair of them, got {min_confidence!r} "
+                             "(CLI: --min-confidence, negative for no filter)")
     return float(values[0]), float(values[1])
 
 
@@ -140,7 +144,7 @@ def _class(value, classes: int, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < classes:
-        raise OnnxplainError(f"{name} {value!r} is not a class index in 0..{classes - 1}")
+        raise OnnxplainError(f"{name} {value!r} is not a class index in 0..{classes - 1} (CLI: --{name.replace('_', '-')})")
     return int(value)
 
 
@@ -152,7 +156,8 @@ def make_pair(model: Model, real, counterfactual=None, *, generator=None, refere
     batches) or `references` (a directory or a list of image files/arrays)."""
     given = [s is not None for s in (counterfactual, generator, references)]
     if sum(given) != 1:
-        raise OnnxplainError("give exactly one counterfactual source: an image, generator= or references=")
+        raise OnnxplainError("give exactly one counterfactual source: an image, generator= or references= (CLI: the "
+                             "COUNTERFACTUAL image, --generator or --reference)")
     thresholds = _confidences(min_confidence)
     real = load_image(real, model.input_size, model.channels) if isinstance(real, (str, Path)) else model.check_image(real)
     p_real = model.predict(real)
@@ -164,7 +169,7 @@ def make_pair(model: Model, real, counterfactual=None, *, generator=None, refere
     if thresholds is not None and p_real[class_a] <= thresholds[0]:
         raise OnnxplainError(
             f"the real image is not confidently class A={class_a}: p(A|x_r) = {p_real[class_a]:.3f} <= "
-            f"{thresholds[0]} (lower min_confidence, or pass min_confidence=None to keep the pair)")
+            f"{thresholds[0]}; to keep the pair, {LOWER_CONFIDENCE}")
     if counterfactual is not None:
         x_c = load_image(counterfactual, model.input_size, model.channels) if isinstance(counterfactual, (str, Path)) \
             else model.check_image(counterfactual)
@@ -181,12 +186,11 @@ def make_pair(model: Model, real, counterfactual=None, *, generator=None, refere
     if class_b == class_a:
         raise OnnxplainError(
             f"the counterfactual is classified as the same class as the real image ({class_a}, p = "
-            f"{p_cf[class_a]:.3f}); a counterfactual must change the decision (or pass class_b=)")
+            f"{p_cf[class_a]:.3f}); a counterfactual must change the decision (or pass class_b=, CLI: --class-b)")
     if thresholds is not None and p_cf[class_b] <= thresholds[1]:
         raise OnnxplainError(
             f"pair rejected by the filter: p(B|x_c) = {p_cf[class_b]:.3f} <= {thresholds[1]} for B={class_b} "
-            f"(p(A|x_r) = {p_real[class_a]:.3f} for A={class_a}); lower min_confidence or pass "
-            f"min_confidence=None to keep it")
+            f"(p(A|x_r) = {p_real[class_a]:.3f} for A={class_a}); to keep it, {LOWER_CONFIDENCE}")
     return Pair(real, x_c, class_a, class_b, p_real, p_cf, source)
 
 
@@ -256,7 +260,7 @@ def _retrieve(model, real, references, class_a, class_b, thresholds):
         wanted = f"class B={class_b}" if class_b is not None else f"a class other than A={class_a}"
         raise OnnxplainError(
             f"no reference image of {len(images)} is classified as {wanted} with p > {threshold}; "
-            f"add references or lower min_confidence")
+            f"add references or lower min_confidence (CLI: --min-confidence)")
     small_real = _small(real)
     distances = np.array([np.mean((_small(im) - small_real) ** 2) if keep else np.inf
                           for im, keep in zip(images, ok)])

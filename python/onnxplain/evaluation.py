@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .errors import OnnxplainError
 from .explainer import Explainer, Target, positive_int
-from .fidelity import METRICS, Curves, interval, paired_difference
+from .fidelity import METRICS, Curves, check_metric, interval, paired_difference
 from .image import decode_image, image_files, load_image
 from .model import Model
 from .registry import check_options, get_method, register_method  # noqa: F401 (register_method: public here too)
@@ -96,11 +96,15 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     """
     methods, metrics = ([m] if isinstance(m, str) else list(m) for m in (methods, metrics))  # one name, or several
     specs = {name: get_method(name, "input") for name in methods}
-    for name in metrics:
-        if name not in METRICS:
-            raise OnnxplainError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
     if not methods or not metrics:
         raise OnnxplainError("name at least one method and one metric")
+    strays = sorted(set(metric_options or {}) - set(metrics))
+    if strays:
+        raise OnnxplainError(f"metric_options name {', '.join(map(repr, strays))}, which are not among the metrics "
+                             f"{metrics}")
+    k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
+    for name, options in k_opts.items():
+        check_metric(model, name, options)
     paths = list_images(images)
     labels = labels or {}
     out = Path(out)
@@ -112,7 +116,6 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     explainers = {name: specs[name].factory(model) for name in methods}
     for name, explainer in explainers.items():  # before the run folder records them
         check_options(name, {**m_opts[name], "seed": seed}, explainer.attribute)
-    k_opts = {name: dict((metric_options or {}).get(name, {})) for name in metrics}
     positive_int("attempts", attempts)
     spec = worker_spec(executor, model, {name: (specs[name].factory, m_opts[name]) for name in methods})
     digests = {p.name: file_sha256(p) for p in paths}

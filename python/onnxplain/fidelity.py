@@ -8,6 +8,8 @@ features perturbed; areas use the trapezoid rule over that fraction.
 """
 from __future__ import annotations
 
+import inspect
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -183,8 +185,7 @@ def mif_lif(model: Model, image: np.ndarray, attribution: np.ndarray | Explanati
     fidelity = AUC(lif) - AUC(mif).
     """
     fractions, seed = _check_fractions(fractions), check_seed(seed)
-    if perturbation not in PERTURBATIONS:
-        raise OnnxplainError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
+    _check_perturbation(perturbation, noise_sigma)
     params = {"fractions": [float(f) for f in fractions], "perturbation": perturbation, "score": score,
               "seed": seed}
     if perturbation == "noise":
@@ -221,6 +222,32 @@ def insertion(model: Model, image: np.ndarray, attribution: np.ndarray | Explana
 
 
 METRICS = {"mif-lif": mif_lif, "deletion": deletion, "insertion": insertion, "road": road}
+RUN_SETS = ("target", "label", "seed")  # the keywords a dataset run passes each metric itself
+
+
+def check_metric(model: Model, name: str, options: dict) -> None:
+    """Checks a metric's options, as far as they can be without an image, before a dataset run
+    evaluates anything: an error names the keyword (unknown ones, and those the run sets itself)."""
+    if name not in METRICS:
+        raise OnnxplainError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
+    signature = inspect.signature(mif_lif if name == "road" else METRICS[name]).parameters
+    taken = [k for k, p in signature.items() if p.kind == p.KEYWORD_ONLY and k not in RUN_SETS + ("metric",)]
+    unknown = sorted(set(options) - set(taken))
+    if unknown:
+        raise OnnxplainError(f"metric {name!r} has no option {', '.join(map(repr, unknown))} (the run sets target, "
+                             f"label and seed itself); its options are {', '.join(taken)}")
+    given = {k: p.default for k, p in signature.items() if k in taken} | options
+    _feature_count(model, given["patch"], as_features(given["features"], model.input_size))
+    _check_score(given["score"])
+    if name in ("deletion", "insertion"):
+        _check_step(given["step"])
+        return
+    _check_fractions(given["fractions"])
+    if name == "road":
+        if options.get("perturbation", "road") != "road":
+            raise OnnxplainError("road always perturbs by noisy linear imputation; use mif_lif for other values")
+        given["perturbation"] = "road"
+    _check_perturbation(given["perturbation"], given["noise_sigma"])
 
 
 FIGURE_MAX_STEPS = 10  # fractions 0.095, 0.19, ..., 0.95 at most
@@ -290,6 +317,25 @@ def _check_patch(patch, shape) -> None:
         raise OnnxplainError(f"patch must be an integer in 1..{max(shape)}, got {patch!r}")
 
 
+def _check_score(score) -> None:
+    if score not in SCORES:
+        raise OnnxplainError(f"score must be one of {SCORES}, got {score!r}")
+
+
+def _check_step(step) -> None:
+    """step: None (one row of features) or a positive integer."""
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
+        raise OnnxplainError(f"step must be a positive integer, got {step!r}")
+
+
+def _check_perturbation(perturbation, noise_sigma) -> None:
+    if perturbation not in PERTURBATIONS:
+        raise OnnxplainError(f"perturbation must be one of {PERTURBATIONS}, got {perturbation!r}")
+    if isinstance(noise_sigma, bool) or not isinstance(noise_sigma, (int, float, np.number)) \
+            or not (math.isfinite(noise_sigma) and noise_sigma >= 0):
+        raise OnnxplainError(f"noise_sigma must be a finite number >= 0 (on the 0..1 scale), got {noise_sigma!r}")
+
+
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
     f = np.asarray(fractions, np.float64)
     if f.ndim != 1 or f.size < 2 or not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1 or np.any(np.diff(f) <= 0):
@@ -322,8 +368,7 @@ def _ranked(model, image, attribution, target, label, score, patch, features, se
         raise OnnxplainError(f"metrics take an onnxplain.Model, got {type(model).__name__}")
     features = as_features(features, model.input_size)
     params = {**_feature_record(patch, features), **params}
-    if score not in SCORES:
-        raise OnnxplainError(f"score must be one of {SCORES}, got {score!r}")
+    _check_score(score)
     image = model.check_image(image)
     start = time.perf_counter()
     raw = model.predict(image, "raw")
@@ -396,10 +441,9 @@ def _steps(model, image, attribution, target, step, patch, features, score, labe
         raise OnnxplainError(f"metrics take an onnxplain.Model, got {type(model).__name__}")
     features = as_features(features, model.input_size)
     n_features = _feature_count(model, patch, features)
+    _check_step(step)
     if step is None:  # one row of features
         step = -(-model.input_size[1] // int(patch)) if features is None else max(1, round(features.count ** 0.5))
-    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-        raise OnnxplainError(f"step must be a positive integer, got {step!r}")
     removed = np.minimum(np.arange(0, n_features + step, step), n_features).astype(np.int64)
     removed = np.unique(removed)
     seed = check_seed(seed)

@@ -115,8 +115,8 @@ def unit_range_message(array) -> str | None:
 
 def _too_large(name: str | Path, h: int, w: int, max_pixels: int) -> None:
     if h * w > max_pixels:
-        raise OnnxplainError(f"{name} is {h} x {w} = {h * w / 1e6:.1f} megapixels, above the limit of "
-                             f"{max_pixels / 1e6:g}; downscale it or raise max_pixels= (CLI: --max-pixels)")
+        raise OnnxplainError(f"{name} is {h} x {w} = {h * w:,} pixels, above the limit of {max_pixels:,}; "
+                             "downscale it or raise max_pixels= (CLI: --max-pixels)")
 
 
 def _read_array(path: Path, max_pixels: int) -> np.ndarray:

@@ -51,6 +51,7 @@ K x K x C.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import lru_cache
@@ -62,7 +63,7 @@ from scipy.ndimage import distance_transform_edt
 from scipy.stats import spearmanr
 
 from . import _core
-from .errors import OnnxplainError
+from .errors import OnnxplainError, OnnxplainWarning
 from ._core import PreparedInput
 from .batches import Batches, Stopped
 from .explainer import Explainer, Run, Target, check_seed, positive_int
@@ -80,6 +81,7 @@ FIT_CHUNK_VALUES = 2**20  # Gaussian fit: window values per chunk (8 MiB of floa
 WEAK_BUDGET_SHARE = 16  # budgeted mode warns when the budget is below 1/16 of the grid positions
 REFINE_FLOOR = 1e-3  # budgeted mode: new positions below this priority are interpolated at coarse levels
 MAX_FIT_VALUES = 10_000_000  # window values a Gaussian fit reads at most (memory and time bound)
+DEFAULT_FRAME = 2  # pixels of context around a patch, the Gaussian sampler's
 MAX_GAUSSIAN_VALUES = 2048  # values of a Gaussian window, C (K + 2F)^2: RGB patch 22 at frame 2 fits in under a
 #                             minute on 2 cores (patch 16: 6 s); the fit grows as the cube of this
 
@@ -131,7 +133,7 @@ class GaussianSampler(PatchSampler):
 
     name = "gaussian"
 
-    def __init__(self, frame: int = 2, references=None, per_channel: bool = False, shrinkage: float = 0.05,
+    def __init__(self, frame: int = DEFAULT_FRAME, references=None, per_channel: bool = False, shrinkage: float = 0.05,
                  local_scale: bool = True, max_windows: int = 20000) -> None:
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
             raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
@@ -576,33 +578,38 @@ class LearnedSampler(OnnxSampler):
         return {**super().describe(), "patch": self.trained_patch, "file": LEARNED_SAMPLER.name}
 
 
-def make_sampler(sampler: str | PatchSampler, *, frame: int = 2, references=None, noise: float = 0.0,
+def make_sampler(sampler: str | PatchSampler, *, frame: int = DEFAULT_FRAME, references=None, noise: float = 0.0,
                  value: str | float = "mean", channels: int = 3, patch: int = 8) -> PatchSampler:
     """A sampler from its name (see SAMPLERS) or the instance itself. "auto": the learned sampler
     where it applies (RGB, its patch size, no references= to fit on), else the Gaussian."""
     if isinstance(sampler, PatchSampler):
         return sampler
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise OnnxplainError(f"sampler must be one of {SAMPLERS} or a PatchSampler, got {sampler!r}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating)) or not 0 <= noise < np.inf:
         raise OnnxplainError(f"noise must be a finite number >= 0, got {noise!r}")
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+        raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
+    chosen: PatchSampler | None = None
     if sampler == "auto":
         if references is None and channels == 3:  # only then is the learned sampler's file opened
             learned = LearnedSampler()
-            if patch == learned.trained_patch:
-                return learned
-        sampler = "gaussian"
+            chosen = learned if patch == learned.trained_patch else None
+        sampler = "learned" if chosen else "gaussian"
     if sampler == "gaussian":
         return GaussianSampler(frame=frame, references=references)
+    if frame != DEFAULT_FRAME:
+        warnings.warn(f"frame={frame} (CLI: --frame) is the gaussian sampler's; the {sampler} sampler ignores it "
+                      "(pass sampler='gaussian' to use it)", OnnxplainWarning, stacklevel=3)
+    if sampler == "learned":
+        return chosen or LearnedSampler()
     if sampler == "marginal":
         return MarginalSampler(references, noise)
     if sampler == "inpaint":
         return InpaintSampler(noise=noise)
     if sampler == "constant":
         return ConstantSampler(value)
-    if sampler == "blur":
-        return BlurSampler()
-    if sampler == "learned":
-        return LearnedSampler()
-    raise OnnxplainError(f"sampler must be one of {SAMPLERS} or a PatchSampler, got {sampler!r}")
+    return BlurSampler()
 
 
 # ---- the estimator ---------------------------------------------------------------------
@@ -992,7 +999,7 @@ class _Information(Explainer):
 
     def attribute(self, image: np.ndarray, target: Target = "default", *, patch: int = 8, stride: int = 1,
                   samples: int = 8, mode: str = "budgeted", budget: int = 3000, budget_samples: int = 1,
-                  sampler: str | PatchSampler = "auto", frame: int = 2, references=None, noise: float = 0.0,
+                  sampler: str | PatchSampler = "auto", frame: int = DEFAULT_FRAME, references=None, noise: float = 0.0,
                   eps: float = EPS, deadline: float | None = None, cancel: threading.Event | None = None,
                   seed: int = 0) -> Explanation:
         """Maps (H x W float32) at model resolution; see the class doc for what they hold.
@@ -1051,7 +1058,7 @@ def information_maps(model: Model, image: np.ndarray, target: Target = "top3", *
     `PMI.attribute`. Both records carry the shared evaluation count and time."""
     arguments = (options.pop("patch", 8), options.pop("stride", 1), options.pop("samples", 8),
                  options.pop("mode", "budgeted"), options.pop("budget", 3000), options.pop("budget_samples", 1),
-                 options.pop("sampler", "auto"), options.pop("frame", 2), options.pop("references", None),
+                 options.pop("sampler", "auto"), options.pop("frame", DEFAULT_FRAME), options.pop("references", None),
                  options.pop("noise", 0.0), options.pop("seed", 0), options.pop("eps", EPS))
     deadline, cancel = options.pop("deadline", None), options.pop("cancel", None)
     if options:

@@ -235,12 +235,17 @@ class Model:
         if len(shape) != 4:
             raise OnnxplainError(f"model input {node.name!r} has shape {shape}; an image classifier needs 4 dims "
                                  "(N, C, H, W) or (N, H, W, C)")
-        layout = layout or _detect_layout(shape)
+        detected = _detect_layout(shape)
+        layout = layout or detected
         if layout is None:
             raise OnnxplainError(f"cannot tell the layout of input shape {shape}; pass layout='NCHW' or 'NHWC' "
                                  "(CLI: --layout)")
         self.layout = layout
         given, spatial = (shape[1], shape[2:4]) if layout == "NCHW" else (shape[3], shape[1:3])
+        if detected not in (None, layout) and isinstance(given, int) and given > 4:
+            raise OnnxplainError(f"layout={layout!r} reads input shape {shape} as {given} channels of "
+                                 f"{' x '.join(map(str, spatial))} pixels; the shape looks {detected}: pass "
+                                 f"layout={detected!r} or leave layout unset (CLI: --layout)")
         if isinstance(given, int) and given > 0:
             if channels is not None and channels != given:
                 raise OnnxplainError(f"channels={channels} contradicts the model's input shape {shape}")
