@@ -100,6 +100,12 @@ def _load_references(references, size: tuple[int, int], channels: int = 3) -> li
 
 # ---- samplers --------------------------------------------------------------------------
 
+def check_frame(frame) -> None:
+    """frame: the Gaussian sampler's context width in pixels, an integer >= 0."""
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+        raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
+
+
 class PatchSampler:
     """Draws replacements of K x K patches. `prepare` binds the sampler to one image (H x W x C,
     the model's C channels); `sample` returns (count, K, K, C) float32 in 0..255 for patches at
@@ -135,8 +141,7 @@ class GaussianSampler(PatchSampler):
 
     def __init__(self, frame: int = DEFAULT_FRAME, references=None, per_channel: bool = False, shrinkage: float = 0.05,
                  local_scale: bool = True, max_windows: int = 20000) -> None:
-        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
-            raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
+        check_frame(frame)
         if not 0 <= shrinkage <= 1:
             raise OnnxplainError(f"shrinkage must be in [0, 1], got {shrinkage}")
         self.frame, self.references, self.per_channel = int(frame), references, bool(per_channel)
@@ -588,8 +593,7 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = DEFAULT_FRAME, ref
         raise OnnxplainError(f"sampler must be one of {SAMPLERS} or a PatchSampler, got {sampler!r}")
     if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating)) or not 0 <= noise < np.inf:
         raise OnnxplainError(f"noise must be a finite number >= 0, got {noise!r}")
-    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
-        raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
+    check_frame(frame)
     chosen: PatchSampler | None = None
     if sampler == "auto":
         if references is None and channels == 3:  # only then is the learned sampler's file opened
