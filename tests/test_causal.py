@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxplain as ox
-from onnxplain import _core, cli
+from onnxplain import _core, cli, demo
 from onnxplain.causal import dice, select_disjoint
 from helpers import EFFICIENTNET, needs_efficientnet, photo_on_canvas
 
@@ -236,3 +236,15 @@ def test_efficientnet_mirrored_photo_explained_in_both_copies():
         if max(inside) >= 0.75:
             homes.add(int(np.argmax(inside)))
     assert homes == {0, 1}, [e.record() for e in result.explanations]
+
+
+def test_box_trees_descended_in_rounds_give_the_map_of_one_round(monkeypatch):
+    from onnxplain import causal
+
+    model = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
+    image, _ = demo.make_demo_image(1, seed=3)
+    together = ox.Causal(model, fidelity=None).attribute(image, iterations=11, max_explanations=1, seed=4)
+    monkeypatch.setattr(causal, "TREES_PER_ROUND", 4)  # 11 trees in rounds of 4, 4 and 3
+    in_rounds = ox.Causal(model, fidelity=None).attribute(image, iterations=11, max_explanations=1, seed=4)
+    np.testing.assert_allclose(in_rounds[1], together[1], rtol=1e-6, atol=1e-9)
+    assert in_rounds.evaluations == together.evaluations

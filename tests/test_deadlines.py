@@ -194,3 +194,20 @@ def test_information_cancelled_before_any_patch_gives_zero_maps(model):
     assert not ig.complete and ig.convergence["positions"] == 0 and ig.evaluations == 1
     assert len(pmi.targets) == 2 and all(not pmi[t].any() and pmi[t].shape == (64, 64) for t in pmi.targets)
     assert not ig[ig.targets[0]].any()
+
+
+def test_causal_huge_iterations_stop_at_the_deadline_in_bounded_memory(model):
+    import tracemalloc
+
+    image, _ = demo.make_demo_image(2, seed=13)
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        partial = ox.Causal(model, fidelity=None).attribute(image, iterations=10**9, deadline=1.0, seed=0)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 10 and peak < 256 * 2**20, (seconds, peak / 2**20)  # the whole tree lists took GiB before
+    assert not partial.complete and partial.convergence["stopped_in"] == "responsibility"
+    assert np.all(np.isfinite(partial[2])) and partial[2].max() > 0  # the mean over the trees reached

@@ -1,6 +1,7 @@
 """`onnxplain serve`: a real uvicorn server in a subprocess on an ephemeral loopback port, with
 the demo model; its answers are compared with the library's own results."""
 import base64
+import contextlib
 import http.client
 import inspect
 import json
@@ -270,6 +271,11 @@ BAD_REQUESTS = {  # name: (path, body, status, part of the error)
     "v2 bytes shape": (INFER, {"inputs": [{"shape": [2], "datatype": "BYTES", "data": [RED]}]}, 400, "[N]"),
     "unknown model": ("/v1/models/other:predict", {"instances": [RED]}, 404, "unknown model 'other'"),
     "too large": (PREDICT, {"instances": [RED * 600]}, 413, "larger than 1048576 bytes"),
+    "too many images": (PREDICT, {"instances": [[[0]]] * 65}, 413, "65 images, above the limit of 64 per request "
+                                                                   "(--max-images)"),
+    "v2 too many images": (INFER, {"inputs": [{"shape": [5000, 1, 1, 1], "datatype": "UINT8", "data": [0] * 5000}]},
+                           413, "5000 images, above the limit of 64"),
+    "v2 no image": (INFER, {"inputs": [{"shape": [0, 64, 64, 3], "datatype": "FP32", "data": []}]}, 400, "N >= 1"),
 }
 
 
@@ -301,6 +307,18 @@ def test_the_server_survives_bad_requests_and_counts_them(server):
     stats = server.wait_until(lambda s: s["admitted"] == 0)
     assert stats["admitted"] == 0 and stats["requests"]["invalid"] > 0 and stats["requests"]["failed"] == 0
     assert server.get("/v1/models/demo") == (200, {"name": "demo", "ready": True})
+
+
+def test_a_deadline_is_shared_by_the_images_of_a_request(server):
+    start = time.perf_counter()
+    status, answer = server.post(EXPLAIN, {"instances": [RED] * 6,
+                                           "parameters": {"method": "rise", "n_masks": 10**7, "deadline": 1.5}})
+    assert status == 200 and time.perf_counter() - start < 6
+    assert [e["complete"] for e in answer["explanations"]] == [False] * 6
+    status, answer = server.post(EXPLAIN, {"instances": [RED] * 64, "parameters": {"method": "rise", "deadline": 0.01}})
+    assert status == 504 and "the deadline (0.01 s) passed after" in answer["error"] and "of 64 images" in answer["error"]
+    status, answer = server.post(EXPLAIN, explain_body(RED, method="occlusion", deadline=10**400))
+    assert status == 200 and answer["explanations"][0]["complete"] is True  # bounded by the server's deadline
 
 
 def test_a_deadline_for_a_method_that_cannot_stop_is_refused(server, model):
@@ -360,24 +378,31 @@ def test_serve_flags_are_checked_before_loading(tmp_path, capsys):
         taken.listen()
         assert main(["serve", model, "--port", str(taken.getsockname()[1])]) == 2
         assert "cannot listen on --host 127.0.0.1" in capsys.readouterr().err
-    for flag in ("--workers", "--max-queue", "--deadline", "--max-request-mb"):
+    for flag in ("--workers", "--max-queue", "--deadline", "--max-request-mb", "--max-images"):
         assert main(["serve", model, flag, "0"]) == 2
         assert f"argument {flag}: expected a positive" in capsys.readouterr().err
+    for flags, message in ((["--port", "70000"], "argument --port: expected a port in 0..65535"),
+                           (["--max-request-mb", "1e-9"], "--max-request-mb 1e-09 allows no byte")):
+        assert main(["serve", model, *flags]) == 2
+        assert message in capsys.readouterr().err
 
 
-def test_a_model_fault_answers_500_and_the_server_keeps_serving():
-    """A real uvicorn server in a thread over a callable model that fails on black images."""
+def toy_classifier(batch: np.ndarray) -> np.ndarray:
+    """Two classes from the batch's mean; fails on black images."""
+    if not batch.any():
+        raise RuntimeError("the accelerator fell over")
+    return np.stack([batch.mean(axis=(1, 2, 3)), -batch.mean(axis=(1, 2, 3))], axis=1)
+
+
+@contextlib.contextmanager
+def toy_server(max_queue: int = 4):
+    """A real uvicorn server in a thread (its module's constants patchable) over `toy_classifier`."""
     import uvicorn
 
     from onnxplain.serve import Service, create_app
 
-    def classifier(batch: np.ndarray) -> np.ndarray:
-        if not batch.any():
-            raise RuntimeError("the accelerator fell over")
-        return np.stack([batch.mean(axis=(1, 2, 3)), -batch.mean(axis=(1, 2, 3))], axis=1)
-
-    model = ox.Model(classifier, preset="unit", input_size=(8, 8), batch_size=4, progress=False)
-    service = Service(model, "toy", ["occlusion"], workers=1, max_queue=4)
+    model = ox.Model(toy_classifier, preset="unit", input_size=(8, 8), batch_size=4, progress=False)
+    service = Service(model, "toy", ["occlusion"], workers=1, max_queue=max_queue)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="critical"))
@@ -386,15 +411,39 @@ def test_a_model_fault_answers_500_and_the_server_keeps_serving():
     try:
         while not server.started:
             time.sleep(0.01)
-        client = Client(listener.getsockname()[1])
+        yield Client(listener.getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        service.close()
+        listener.close()
+
+
+def test_a_model_fault_answers_500_and_the_server_keeps_serving():
+    with toy_server() as client:
         status, answer = client.post("/v1/models/toy:predict", {"instances": [np.zeros((8, 8, 3)).tolist()]})
         assert status == 500 and answer == {"error": "internal error: RuntimeError: the accelerator fell over"}
         status, answer = client.post("/v1/models/toy:predict", {"instances": [np.full((8, 8, 3), 9).tolist()]})
         assert status == 200 and len(answer["predictions"][0]) == 2
         stats = client.get("/stats")[1]
         assert stats["requests"]["failed"] == 1 and stats["requests"]["predict"] == 1 and stats["admitted"] == 0
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        service.close()
-        listener.close()
+
+
+def test_stalled_bodies_hold_no_place_and_time_out(monkeypatch):
+    from onnxplain import serve
+
+    monkeypatch.setattr(serve, "BODY_TIMEOUT_S", 1.0)
+    with toy_server(max_queue=1) as client:
+        stalled = []
+        for _ in range(3):  # three clients that promise 1000 bytes and send 6
+            connection = socket.create_connection(("127.0.0.1", client.port))
+            connection.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"ins")
+            stalled.append(connection)
+        status, answer = client.post("/v1/models/toy:predict", {"instances": [np.full((8, 8, 3), 9).tolist()]})
+        assert status == 200  # the one place was free: the stalled bodies hold none
+        for connection in stalled:
+            connection.settimeout(10)
+            reply = connection.recv(4096).decode()
+            assert reply.startswith("HTTP/1.1 408") and "did not arrive within 1 s" in reply, reply
+            connection.close()
+        assert client.get("/stats")[1]["admitted"] == 0

@@ -27,6 +27,7 @@ from .result import Explanation
 from .visualize import annotate, photo, resample
 
 CRITERIA = ("top1", "confidence")
+TREES_PER_ROUND = 64  # box trees descended together: their rounds share batches; memory bounded by this
 _SPOTLIGHT_STREAM = 1 << 40  # spotlight draws use streams from here (box trees use 0..iterations-1)
 _OUTLINE_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
                     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
@@ -199,16 +200,29 @@ class _Search:
     # ---- the responsibility map -------------------------------------------------------
     def responsibility(self, seed: int, iterations: int, refinements: int, min_area: int, max_depth: int) -> np.ndarray:
         """Mean over `iterations` random box trees of the summed sibling responsibility of
-        the boxes met during a greedy descent (see `Causal`). H x W float32."""
-        h, w = self.h, self.w
-        total = np.zeros((h, w))
-        whole = (0, 0, h, w)
-        visible = [[whole] for _ in range(iterations)]  # a sufficient set of disjoint boxes per tree
-        queues = [deque([(whole, 0)]) for _ in range(iterations)]
-        done = [0] * iterations
+        the boxes met during a greedy descent (see `Causal`), TREES_PER_ROUND trees at a time
+        (memory bounded whatever `iterations`). H x W float32; when the batches stop early, the
+        mean over the trees reached."""
+        total = np.zeros((self.h, self.w))
+        for first in range(0, iterations, TREES_PER_ROUND):
+            trees = min(TREES_PER_ROUND, iterations - first)
+            if not self._descend(seed, range(first, first + trees), refinements, min_area, max_depth, total):
+                self.stopped = "responsibility"
+                break
+        return (total / (first + trees)).astype(np.float32)
+
+    def _descend(self, seed: int, trees: range, refinements: int, min_area: int, max_depth: int,
+                 total: np.ndarray) -> bool:
+        """The greedy descents of `trees` (tree indices, which key their random splits), one box
+        per tree per round, their credit added to `total`. False when the batches stopped (the
+        rounds finished so far are credited)."""
+        whole = (0, 0, self.h, self.w)
+        visible = {i: [whole] for i in trees}  # a sufficient set of disjoint boxes per tree
+        queues = {i: deque([(whole, 0)]) for i in trees}
+        done = dict.fromkeys(trees, 0)
         while True:
             active = []  # (tree, box, depth): one box per tree per round
-            for i in range(iterations):
+            for i in trees:
                 while queues[i] and done[i] < refinements:
                     box, depth = queues[i].popleft()
                     bh, bw = box[2] - box[0], box[3] - box[1]  # the core's `splittable` rule
@@ -216,7 +230,7 @@ class _Search:
                         active.append((i, box, depth))
                         break
             if not active:
-                break
+                return True
             n = len(active)
             children = _core.causal_split_boxes(
                 seed, np.array([a[0] for a in active], np.int64), np.array([2 * done[a[0]] for a in active], np.int64),
@@ -234,8 +248,7 @@ class _Search:
                 passed, _ = self.evaluate(15 * n, lambda first, count: self._box_masks(rows_arr, groups_arr, first,
                                                                                        count))
             except Stopped:  # a deadline or cancellation: the rounds finished so far make the map
-                self.stopped = "responsibility"
-                break
+                return False
             outcome = np.ones((n, 16), np.uint8)
             outcome[:, :15] = passed.reshape(n, 15)
             sides = children[:, :, 2:] - children[:, :, :2]
@@ -247,7 +260,6 @@ class _Search:
                 visible[i] = [b for b in visible[i] if b != box] + keep
                 queues[i].extend((c, depth + 1) for c in keep)
                 done[i] += 1
-        return (total / iterations).astype(np.float32)
 
     def _box_masks(self, rows: np.ndarray, groups: np.ndarray, first: int, count: int) -> np.ndarray:
         lo, hi = np.searchsorted(groups, [first, first + count])
@@ -377,6 +389,8 @@ class Causal(Explainer):
                             ("max_parts", max_parts), ("prune_rounds", prune_rounds)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise OnnxplainError(f"{name} must be a positive integer, got {value!r}")
+        if iterations >= _SPOTLIGHT_STREAM:
+            raise OnnxplainError(f"iterations must be below 2^40 (the box trees' random streams), got {iterations}")
         for name, value in (("grow_steps", grow_steps), ("retries", retries)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise OnnxplainError(f"{name} must be a non-negative integer, got {value!r}")

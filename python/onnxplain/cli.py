@@ -440,14 +440,22 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if not 0 <= seed < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected an integer in 0..2^64-1, got {text!r}")
-    return seed
+def _integer_in(low: int, high: int, expected: str) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high (`expected` describes it)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+_seed = _integer_in(0, SEED_LIMIT - 1, "an integer in 0..2^64-1")
+_port = _integer_in(0, 65535, "a port in 0..65535 (0: any free one)")
 
 
 def _baseline(text: str) -> str | float:
@@ -557,6 +565,8 @@ def run_serve(args: argparse.Namespace) -> int:
         get_method(name, "input")
     if not methods:
         raise OnnxplainError("--methods names no method; give some of: " + ", ".join(method_names("input")))
+    if args.max_request_mb * 2**20 < 1:
+        raise OnnxplainError(f"--max-request-mb {args.max_request_mb:g} allows no byte; give at least 1e-6 (a byte)")
     # IPPROTO_TCP named: asyncio then turns off Nagle's delay on each connection
     listener = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM,
                              socket.IPPROTO_TCP)
@@ -571,7 +581,7 @@ def run_serve(args: argparse.Namespace) -> int:
         model = open_model(args, progress=False)
         service = Service(model, args.name or Path(args.model).stem, methods, workers=args.workers,
                           max_queue=args.max_queue, deadline=args.deadline,
-                          max_request_bytes=int(args.max_request_mb * 2**20))
+                          max_request_bytes=int(args.max_request_mb * 2**20), max_images=args.max_images)
         host, port = listener.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL
         print(f"serving model {service.name!r} ({', '.join(methods)}) on http://{host}:{port} "
@@ -723,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("model", help="path to an .onnx classifier")
     sv.add_argument("--name", help="the model's name in the routes (default: the file's stem)")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback only)")
-    sv.add_argument("--port", type=int, default=8080, help="port (0: any free one, printed)")
+    sv.add_argument("--port", type=_port, default=8080, help="port (0: any free one, printed)")
     sv.add_argument("--methods", default="occlusion,rise,ig,pmi,multi",
                     help="comma-separated methods served, the first the default (of: " + ", ".join(method_names("input"))
                          + ")")
@@ -734,6 +744,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="longest an explanation runs, seconds from its arrival (default 60; a request may ask less)")
     sv.add_argument("--max-request-mb", type=_positive(float), default=20.0,
                     help="largest request body in MiB; larger get 413 (default 20)")
+    sv.add_argument("--max-images", type=_positive(int), default=64,
+                    help="most images in one request; more get 413 before any is decoded (default 64)")
     add_model_flags(sv)
     sv.set_defaults(handler=run_serve)
     return parser

@@ -17,7 +17,8 @@ so whatever the model does to share work between threads applies here unchanged.
 IMAGE: a base64 PNG/JPEG string or a nested H x W x C (or H x W) list of 0..255 values, converted
 and resized as `load_image` does. A map is {"shape": [H, W], "data": base64 of its little-endian
 float32 bytes}. Every refusal is a JSON {"error": "..."}: 400 malformed or invalid, 404 unknown
-model, 413 too large, 429 queue full.
+model, 408 body not received in time, 413 too large (bytes or images), 429 queue full, 504 the
+deadline passed before every image of an explanation request started.
 """
 
 import asyncio
@@ -45,6 +46,7 @@ MAX_IMAGE_PIXELS = 4096 * 4096  # the largest image a request may declare (decod
 SERVED_OPTIONS = {"references": "reads files on the server"}  # method options a request may not set
 TOP_LEVEL = ("method", "target", "seed", "deadline")  # explain parameters that are not method options
 DISCONNECT_POLL_S = 0.1  # how often a waiting request checks that its client is still there
+BODY_TIMEOUT_S = 30.0  # the longest a request body may take to arrive (408); it holds no queue place meanwhile
 V2_DTYPES = ("FP16", "FP32", "FP64", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64")
 log = logging.getLogger("onnxplain.serve")
 
@@ -63,24 +65,27 @@ class Service:
     methods: the registered input methods served; workers: explanations run at once (as many
     predictions run at once besides, so they never wait behind explanations); max_queue: requests
     admitted at once (running or waiting), beyond which they are refused (429); deadline: the
-    longest an explanation runs, seconds from its arrival (a request may ask less);
-    max_request_bytes: the largest request body (413).
+    longest an explanation runs, seconds from its arrival (a request may ask less; a request of
+    several images shares it among them); max_request_bytes: the largest request body (413);
+    max_images: the most images one request may hold (413), checked before any is decoded.
     """
 
     def __init__(self, model: Model, name: str, methods: list[str], *, workers: int = 2, max_queue: int = 32,
-                 deadline: float = 60.0, max_request_bytes: int = 20 * 2**20) -> None:
+                 deadline: float = 60.0, max_request_bytes: int = 20 * 2**20, max_images: int = 64) -> None:
         if getattr(model, "modality", "image") != "image":
             raise OnnxplainError(f"onnxplain serve explains image classifiers; this model's input is "
                                  f"{model.modality} (serving it is not implemented)")
         for method in methods:
             get_method(method, "input")
-        for option, value in (("workers", workers), ("max_queue", max_queue), ("max_request_bytes", max_request_bytes)):
+        for option, value in (("workers", workers), ("max_queue", max_queue), ("max_request_bytes", max_request_bytes),
+                              ("max_images", max_images)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OnnxplainError(f"{option} must be a positive integer, got {value!r}")
         if not (isinstance(deadline, (int, float)) and deadline > 0 and math.isfinite(deadline)):
             raise OnnxplainError(f"deadline must be a positive number of seconds, got {deadline!r}")
         self.model, self.name, self.methods = model, name, list(methods)
         self.max_queue, self.deadline, self.max_request_bytes = max_queue, float(deadline), max_request_bytes
+        self.max_images = max_images
         self.explain_pool = ThreadPoolExecutor(workers, thread_name_prefix="onnxplain-explain")
         self.predict_pool = ThreadPoolExecutor(workers, thread_name_prefix="onnxplain-predict")
         self._lock = threading.Lock()
@@ -186,14 +191,19 @@ class Service:
         options = self._options(method, explainer, parameters)
         limit = parameters.get("deadline", self.deadline)
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
-            raise Refused(400, f'"deadline" must be a positive number of seconds, got {limit!r}')
+            raise Refused(400, f'"deadline" must be a positive number of seconds, got {str(limit)[:50]}')
+        limit = float(min(limit, self.deadline))  # the server's deadline bounds a request's (and huge integers)
         stop = accepted({"deadline": None, "cancel": cancel}, explainer.attribute)  # those the method takes
         if "deadline" in parameters and "deadline" not in stop:
             raise Refused(400, f"method {method!r} takes no deadline; leave \"deadline\" out")
         explanations = []
-        for image in images:
-            if "deadline" in stop:
-                stop["deadline"] = max(min(float(limit), self.deadline) - (time.perf_counter() - arrived), 1e-6)
+        for index, image in enumerate(images):
+            if "deadline" in stop:  # the time left, shared among the images left
+                left = limit - (time.perf_counter() - arrived)
+                if left <= 0:
+                    raise Refused(504, f"the deadline ({limit:g} s) passed after {index} of "
+                                       f"{len(images)} images; send fewer images per request or allow a longer deadline")
+                stop["deadline"] = left / (len(images) - index)
             try:
                 result = explainer.attribute(image, **options, **stop)
             except (OnnxplainError, ValueError, TypeError) as exc:  # option values the method refused
@@ -205,7 +215,13 @@ class Service:
         """Checked images (H x W x C float32 at model resolution) from a request's IMAGEs."""
         if not values:
             raise Refused(400, '"instances" is empty: give at least one image')
+        self.check_count(len(values))
         return [self.image(v, f"instances[{i}]") for i, v in enumerate(values)]
+
+    def check_count(self, images: int) -> None:
+        if images > self.max_images:
+            raise Refused(413, f"the request holds {images} images, above the limit of {self.max_images} per request "
+                               "(--max-images); split it")
 
     def image(self, value: Any, where: str) -> np.ndarray:
         """One IMAGE: a base64 PNG/JPEG string, a nested H x W [x C] list or an array of 0..255
@@ -262,9 +278,10 @@ class Service:
         elif datatype in V2_DTYPES:
             if len(shape) == 3:
                 shape = [1] + shape
-            if len(shape) != 4 or not 0 < shape[1] * shape[2] <= MAX_IMAGE_PIXELS:
-                raise Refused(400, f'"shape" must be [N, H, W, C] (or [H, W, C]) with at most {MAX_IMAGE_PIXELS} '
-                                   f"pixels per image, got {tensor['shape']}")
+            if len(shape) != 4 or not 0 < shape[1] * shape[2] <= MAX_IMAGE_PIXELS or shape[0] < 1:
+                raise Refused(400, f'"shape" must be [N, H, W, C] (or [H, W, C]) with N >= 1 and at most '
+                                   f"{MAX_IMAGE_PIXELS} pixels per image, got {tensor['shape']}")
+            self.check_count(shape[0])
             flat = _array(data, "inputs[0].data").reshape(-1)
             if flat.size != math.prod(shape):
                 raise Refused(400, f'"data" holds {flat.size} values but "shape" {tensor["shape"]} needs '
@@ -445,18 +462,17 @@ def create_app(service: Service):
         return b"".join(chunks)
 
     async def answer(request: Request, kind: str, work: Callable[[bytes, threading.Event], dict]):
-        """Checks the declared size (413), admits the request (429 when full), reads its body,
-        runs work(body, cancel) in the pool of its kind and answers; a client that leaves
+        """Checks the declared size (413), reads the body (408 past BODY_TIMEOUT_S), admits the
+        request (429 when full), runs work(body, cancel) in the pool of its kind and answers; a client that leaves
         cancels its work."""
         declared = request.headers.get("content-length", "0")
         if not declared.isdigit() or int(declared) > service.max_request_bytes:
             raise too_large
-        service.admit()
         try:
-            data = await body(request)
-        except BaseException:
-            service.release()
-            raise
+            data = await asyncio.wait_for(body(request), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise Refused(408, f"the request body did not arrive within {BODY_TIMEOUT_S:g} s") from None
+        service.admit()
         cancel = threading.Event()
         future = service.start(kind, lambda: work(data, cancel))
         waiting = asyncio.wrap_future(future)
