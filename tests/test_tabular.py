@@ -408,3 +408,71 @@ def test_read_table_sources(tmp_path):
     assert mixed.dtype == object and mixed[0, 1] == 2.0
     with pytest.raises(ox.OnnxplainError, match="file not found"):
         read_table(tmp_path / "missing.csv")
+
+
+def test_hostile_rows_and_backgrounds_are_refused_naming_the_column(string_model, background):
+    model = ox.Model(linear_model(np.arange(10, dtype=np.float32)))
+    nan_row = ROW.copy()
+    nan_row[9] = np.nan
+    with pytest.raises(ox.OnnxplainError, match=r"NaN or infinite probabilities on 1 row: column 9 \('x9'\) holds NaN"):
+        tabular.occlusion(model, nan_row, background=background)
+    with pytest.raises(ox.OnnxplainError, match=r"values beyond float32"):
+        tabular.occlusion(model, ROW.astype(np.float64) * 1e39, background=background)
+    bad_background = background.copy()
+    bad_background[3, 2] = np.inf
+    with pytest.raises(ox.OnnxplainError, match=r"background column 2 \('x2'\) holds NaN or infinity: IG and PMI fit"):
+        tabular.ig(model, ROW, background=bad_background)
+    onnx_bytes, frame = string_model
+    strings = ox.Model(onnx_bytes)
+    row = {"color": "red", **{f"x{j}": 0.1 for j in range(1, 10)}}
+    for missing in (None, float("nan")):
+        with pytest.raises(ox.OnnxplainError, match=r"row column 0 \('color'\) has a missing value"):
+            tabular.occlusion(strings, {**row, "color": missing}, background=frame.iloc[400:])
+
+
+def test_columns_are_matched_by_name_or_refused(background):
+    pandas = pytest.importorskip("pandas")
+    model = ox.Model(linear_model(np.arange(10, dtype=np.float32)))
+    names = [f"f{j}" for j in range(10)]
+    frame = pandas.DataFrame(background, columns=names)
+    row = dict(zip(names, ROW.tolist()))
+    plain = tabular.occlusion(model, row, 1, background=frame)
+    reordered = tabular.occlusion(model, row, 1, background=frame[names[::-1]])  # the same columns, another order
+    np.testing.assert_array_equal(plain[1], reordered[1])
+    with pytest.raises(ox.OnnxplainError, match=r"the row's columns .* are not the background's"):
+        tabular.occlusion(model, row, 1, background=frame.rename(columns={"f3": "g3"}))
+
+
+def test_integer_category_inputs_refuse_fractions():
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType
+
+    X = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    codes = np.random.default_rng(1).integers(0, 3, size=200)
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"code": codes, "x": X[:, 0]})
+    pipeline = Pipeline([("prep", ColumnTransformer([("cat", OneHotEncoder(), ["code"]), ("num", "passthrough", ["x"])])),
+                         ("forest", RandomForestClassifier(n_estimators=5, random_state=0))]).fit(frame, codes == 1)
+    onnx_bytes = skl2onnx.convert_sklearn(pipeline, initial_types=[("code", Int64TensorType([None, 1])),
+                                                                   ("x", FloatTensorType([None, 1]))],
+                                          target_opset=17).SerializeToString()
+    model = ox.Model(onnx_bytes)
+    for value in (2.4, 1e30, float("nan")):
+        with pytest.raises(ox.OnnxplainError, match=r"row column 0 \('code'\) holds .*; the model's input there is "
+                                                    r"an integer"):
+            tabular.occlusion(model, {"code": value, "x": 0.3}, background=frame)
+    assert tabular.occlusion(model, {"code": 2.0, "x": 0.3}, background=frame).evaluations > 0  # 2.0 is a code
+
+
+def test_a_fixed_batch_graph_runs_padded_and_gives_the_same_map(background):
+    import onnx
+
+    proto = onnx.load_model_from_string(linear_model(np.arange(10, dtype=np.float32)))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4  # exactly 4 rows per call
+    fixed = ox.Model(proto.SerializeToString())
+    assert fixed.batch_size == 4
+    free = ox.Model(linear_model(np.arange(10, dtype=np.float32)))
+    for method in ("occlusion", "rise"):
+        np.testing.assert_allclose(tabular.explain(fixed, ROW, method, 1, background=background[:7])[1],
+                                   tabular.explain(free, ROW, method, 1, background=background[:7])[1], atol=1e-6)
+    with pytest.raises(ox.OnnxplainError, match=r"exactly 4 rows per call; pass batch_size=4"):
+        ox.Model(proto.SerializeToString(), batch_size=8)

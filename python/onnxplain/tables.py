@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import OnnxplainError
+from .errors import OnnxplainError, OnnxplainWarning
 from .model import Model, _detect_kind, _open_session, softmax
 
 TENSOR_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
@@ -156,6 +156,13 @@ class TabularModel(Model):
             raise OnnxplainError(f"model has no input named {input_name!r}; its inputs are "
                                  f"{[i.name for i in inputs]} (input_name= / --input-name)")
         self._read_inputs(inputs, (main or inputs)[0])
+        first = (main or inputs)[0].shape[0]
+        self.fixed_batch = first if isinstance(first, int) and first > 0 else None  # rows per call the graph fixes
+        if self.fixed_batch:
+            if batch_size not in ("auto", self.fixed_batch):
+                raise OnnxplainError(f"the model takes exactly {self.fixed_batch} rows per call; pass batch_size="
+                                     f"{self.fixed_batch} or leave it 'auto' (CLI: --batch-size)")
+            self.batch_size = self.fixed_batch
         self.input_name = ",".join(name for name, _ in self.inputs)
         self._input_types = [(name, str(dtype)) for name, dtype in self.inputs]  # for describe (str(dtype) is slow)
         self._choose_probability_output(output_name, output)
@@ -228,14 +235,18 @@ class TabularModel(Model):
         return np.concatenate(parts) if parts else np.zeros((0, self.num_classes or 0), np.float32)
 
     def _run_chunk(self, table: np.ndarray) -> np.ndarray:
+        rows = len(table)
+        if self.fixed_batch and rows < self.fixed_batch:  # a fixed-batch graph: pad with the last row
+            table = np.concatenate([table, np.repeat(table[-1:], self.fixed_batch - rows, axis=0)])
         start = time.perf_counter()
         try:
             out = self.session.run([self.output_name], self.feeds(table))[0]
         except Exception as exc:  # onnxruntime raises several unrelated types
             raise OnnxplainError(f"the model failed on {len(table)} rows: {str(exc).splitlines()[0][:300]}") from None
         self.inference_seconds += time.perf_counter() - start
-        self.evaluations += len(table)
-        scores = self._zipmap_scores(out) if self.zipmap else np.asarray(out, np.float32)
+        self.evaluations += rows
+        scores = (self._zipmap_scores(out) if self.zipmap else np.asarray(out, np.float32))[:rows]
+        table = table[:rows]
         if scores.ndim == 1 or scores.shape[1] == 1:  # one column: p of class 1
             p = scores.reshape(-1).astype(np.float64)
             scores = np.stack([1 - p, p], axis=1).astype(np.float32)
@@ -248,7 +259,26 @@ class TabularModel(Model):
             self.num_classes = scores.shape[1]
         elif scores.shape[1] != self.num_classes:
             raise OnnxplainError(f"the model returned {scores.shape[1]} classes, its labels name {self.num_classes}")
+        if not np.all(np.isfinite(scores)):
+            raise OnnxplainError(self._non_finite_message(table))
         return scores
+
+    def _non_finite_message(self, table: np.ndarray) -> str:
+        """Why the scores of `table` were not finite: its float columns holding NaN, infinity or
+        values beyond the model's float type (the usual cause), or the model itself."""
+        dtypes = [dtype for _, dtype in self.inputs] if self.per_column else [self.inputs[0][1]] * self.n_features
+        bad = []
+        for j, dtype in enumerate(dtypes):
+            if dtype.kind == "f":
+                with np.errstate(over="ignore", invalid="ignore"):
+                    if not np.all(np.isfinite(np.asarray(table[:, j], np.float64).astype(dtype))):
+                        bad.append(f"{j} ({self.feature_names[j]!r})")
+        message = f"the model returned NaN or infinite probabilities on {len(table)} row{'s' * (len(table) != 1)}"
+        if not bad:
+            return f"{message} whose values are all finite: the model itself produced them"
+        return (f"{message}: {'columns' if len(bad) > 1 else 'column'} {', '.join(bad)} "
+                f"{'hold' if len(bad) > 1 else 'holds'} NaN, infinity or values beyond {dtypes[0]}; fill or clip them "
+                "in the row and the background (row= / background=; CLI: the data file, --background)")
 
     def _zipmap_scores(self, maps: list[dict]) -> np.ndarray:
         """(N, K) probabilities from a ZipMap sequence, in the order of the class labels."""
@@ -271,13 +301,24 @@ class TabularModel(Model):
         """The table with the model's column count and column kinds, or an error naming `name`."""
         if table.shape[1] != self.n_features:
             raise OnnxplainError(f"{name} has {table.shape[1]} columns, the model takes {self.n_features} features")
-        numeric = [j for j in range(self.n_features) if not self.per_column or self.inputs[j][1].kind != "U"]
-        for j in numeric:
+        for j in range(self.n_features):
+            kind = self.inputs[j][1].kind if self.per_column else "f"
+            where = f"{name} column {j} ({self.feature_names[j]!r})"
+            if kind == "U":  # a category: any value but a missing one
+                if any(v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)) for v in table[:, j]):
+                    raise OnnxplainError(f"{where} has a missing value (None or NaN); the model's category input "
+                                         "needs one: fill it")
+                continue
             try:
-                np.asarray(table[:, j], np.float64)
+                values = np.asarray(table[:, j], np.float64)
             except (TypeError, ValueError):
-                raise OnnxplainError(f"{name} column {j} ({self.feature_names[j]!r}) holds text, the model takes "
-                                     "numbers there") from None
+                raise OnnxplainError(f"{where} holds text, the model takes numbers there") from None
+            if kind in "iu":
+                limits = np.iinfo(self.inputs[j][1])
+                whole = np.isfinite(values) & (values == np.rint(values)) & (values >= limits.min) & (values <= limits.max)
+                if not whole.all():
+                    raise OnnxplainError(f"{where} holds {values[~whole][0]:g}; the model's input there is an integer "
+                                         f"(a category code): give whole numbers in {limits.dtype}'s range")
         return table
 
     def convert(self, scores: np.ndarray, kind: str) -> np.ndarray:
@@ -302,10 +343,12 @@ def _column(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _numbers(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Values as the model's numeric dtype (integers rounded to the nearest)."""
-    if dtype.kind in "iu":
-        return np.ascontiguousarray(np.rint(np.asarray(values, np.float64)), dtype)
-    return np.ascontiguousarray(values, dtype)
+    """Values as the model's numeric dtype (integers rounded to the nearest; values beyond a float
+    type become infinite, which the scores' check reports)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if dtype.kind in "iu":
+            return np.ascontiguousarray(np.rint(np.asarray(values, np.float64)), dtype)
+        return np.ascontiguousarray(values, dtype)
 
 
 def _text(value: Any) -> str:
@@ -339,8 +382,12 @@ def read_rows(model: TabularModel, source: Any, name: str) -> tuple[np.ndarray, 
     """Rows (N, F) of `source` (see `read_table`) checked against the model, with their column
     names; a per-column model's columns are put in its input order when the names are its inputs'."""
     table, names = read_table(source, name)
-    if model.per_column and names and set(names) == set(model.feature_names):
-        table, names = table[:, [names.index(n) for n in model.feature_names]], list(model.feature_names)
+    if model.per_column and names and names != model.feature_names:
+        if sorted(names) == sorted(model.feature_names):
+            table, names = table[:, [names.index(n) for n in model.feature_names]], list(model.feature_names)
+        else:
+            warnings.warn(f"{name}'s columns {names} are not the model's inputs {model.feature_names}: they are "
+                          "taken by position", OnnxplainWarning, stacklevel=3)
     return model.check_table(table, name), names
 
 
@@ -397,10 +444,15 @@ class TabularMasker:
         self.background, background_names = read_rows(model, background, "background")
         if not len(self.background):
             raise OnnxplainError("background has no rows")
+        if row_names and background_names and row_names != background_names:
+            if sorted(row_names) != sorted(background_names) or len(set(row_names)) != len(row_names):
+                raise OnnxplainError(f"the row's columns {row_names} are not the background's {background_names}; "
+                                     "give both the same columns (CSV headers, DataFrame columns or dict keys)")
+            self.background = self.background[:, [background_names.index(n) for n in row_names]]
         self.columns = list(row_names or background_names or model.feature_names)
         if len(self.background) < n_background:
             warnings.warn(f"the background has {len(self.background)} rows, fewer than n_background={n_background}: "
-                          "each feature set is averaged over those only", stacklevel=3)
+                          "each feature set is averaged over those only", OnnxplainWarning, stacklevel=3)
         order = np.random.default_rng(seed).permutation(len(self.background))
         self.fill = self.background[order[:n_background]]  # (R, F)
         self.n_background = len(self.fill)

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from . import _core
 from .counterfactual import MaskSwap, area, curve_from_points
-from .errors import OnnxplainError
+from .errors import OnnxplainError, OnnxplainWarning
 from .explainer import Target, positive_int, resolve_targets
 from .fidelity import Curves, interval
 from .result import Explanation
@@ -208,6 +208,12 @@ class ConditionalSampler:
         self.categorical = categorical
         if len(self.numeric):
             data = np.asarray(masker.background[:, self.numeric], np.float64)
+            finite = np.isfinite(data).all(axis=0)
+            if not finite.all():
+                j = int(self.numeric[np.argmin(finite)])
+                raise OnnxplainError(f"background column {j} ({masker.columns[j]!r}) holds NaN or infinity: IG and PMI "
+                                     "fit a Gaussian on the background's numeric columns; fill or drop those rows "
+                                     "(background=; CLI: --background)")
             self.mean = data.mean(axis=0)
             cov = np.atleast_2d(np.cov(data, rowvar=False)) if len(data) > 1 else np.zeros((len(self.numeric),) * 2)
             self.cov = cov + np.eye(len(cov)) * 1e-6 * max(float(np.mean(np.diag(cov))), 1e-12)
@@ -321,7 +327,7 @@ def multi_sets(run: FeatureRun, criterion: str = "top1", fraction: float = 0.5, 
         if sufficient(np.zeros((1, masker.count)))[0]:
             warnings.warn(f"the background alone satisfies the {criterion} criterion for class {t}, so the empty set "
                           "is the one minimal sufficient set; try criterion='confidence' with a larger fraction",
-                          stacklevel=3)
+                          OnnxplainWarning, stacklevel=3)
             found = []
         else:
             found = _sufficient_sets(masker.count, drops[:, t], sufficient, max_explanations)
