@@ -318,6 +318,15 @@ def test_series_ig_is_deterministic_and_refuses_short_series():
         sequential.ig(model, bump_series()[:, :20], window=8)
 
 
+@pytest.mark.parametrize("method", ["ig", "pmi"])
+def test_a_constant_series_gives_zero_information_maps_with_a_warning(method):
+    model = ox.Model(series_model())
+    with pytest.warns(ox.OnnxplainWarning, match="the series is constant, so every segment's draws equal it"):
+        result = getattr(sequential, method)(model, np.ones((3, 64), np.float32), window=8)
+    for target in result.targets:
+        np.testing.assert_allclose(result[target], 0, atol=1e-6)
+
+
 # ---- the fast paths against their reference computations ---------------------------------------------
 
 def reference_segment_draws(sampler: SegmentSampler, group: int, samples: int, seed: int) -> np.ndarray:
@@ -433,3 +442,44 @@ def test_segments_are_shared_read_only():
     assert a.group_of is b.group_of and not a.group_of.flags.writeable and not a.groups[0].flags.writeable
     a.names.append("extra")
     assert len(b.names) == b.count == 24
+
+
+def embedding_model(vocabulary: int = 50) -> bytes:
+    """score = mean over tokens of an embedding's first coordinate: a Gather over a (vocabulary, 4) table."""
+    table = np.random.default_rng(0).normal(size=(vocabulary, 4)).astype(np.float32)
+    nodes = [helper.make_node("Cast", ["input_ids"], ["ids"], to=TensorProto.INT64),
+             helper.make_node("Gather", ["table", "ids"], ["vectors"], axis=0),
+             helper.make_node("ReduceMean", ["vectors"], ["pooled"], axes=[1], keepdims=0),
+             helper.make_node("Slice", ["pooled", "start", "stop", "axis"], ["score"])]
+    inits = [numpy_helper.from_array(table, "table")] + [numpy_helper.from_array(np.int64([v]), n)
+                                                        for n, v in (("start", 0), ("stop", 1), ("axis", 1))]
+    return _classifier(nodes, [helper.make_tensor_value_info("input_ids", TensorProto.INT32, [None, None])], inits)
+
+
+def test_token_ids_outside_the_embedding_table_are_refused_before_the_model_runs(tmp_path):
+    model = ox.Model(embedding_model())
+    assert model.modality == "text" and model.vocabulary == 50
+    ids = token_ids({})
+    assert sequential.occlusion(model, ids, mask_token=MASK).evaluations > 0
+    with pytest.raises(ox.OnnxplainError, match=r"the text holds token id 500, outside the model's vocabulary 0\.\.49"):
+        sequential.occlusion(model, np.append(ids, 500), mask_token=MASK)
+    with pytest.raises(ox.OnnxplainError, match=r"mask_token \(--mask-token\) holds token id 999"):
+        sequential.occlusion(model, ids, mask_token=999)
+    with pytest.raises(ox.OnnxplainError, match=r"the background corpus holds token id 77"):
+        sequential.ig(model, ids, mask_token=MASK, background=np.array([3, 77, 5]))
+    with pytest.raises(ox.OnnxplainError, match=r"token ids must be in 0\.\.2\^63-1, got 9223372036854775808"):
+        sequential.occlusion(model, np.array([3, 2**63], np.uint64), mask_token=MASK)
+    with pytest.raises(ox.OnnxplainError, match=r"pad_token holds token id 64"):
+        ox.Model(embedding_model(), pad_token=64)
+    with pytest.raises(ox.OnnxplainError, match=r"pad_token must be a token id >= 0, got 'x'"):
+        ox.Model(embedding_model(), pad_token="x")
+    (tmp_path / "corpus.txt").write_bytes(b"caf\xe9 au lait\n")
+    with pytest.raises(ox.OnnxplainError, match=r"corpus\.txt is not UTF-8 text"):
+        sequential.ig(model, ids, mask_token=MASK, background=tmp_path / "corpus.txt")
+
+
+def test_a_series_frame_must_be_a_non_negative_integer():
+    model = ox.Model(series_model())
+    for frame in (-1, "a", 2.5):
+        with pytest.raises(ox.OnnxplainError, match=r"frame must be an integer >= 0"):
+            sequential.ig(model, bump_series(), window=8, frame=frame)

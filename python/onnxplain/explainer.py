@@ -26,6 +26,13 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def check_frame(frame) -> int:
+    """frame: context around a patch or segment (pixels or steps), an integer >= 0."""
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
+        raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
+    return int(frame)
+
+
 SEED_LIMIT = 2**64  # seeds key the core's generator: integers in 0..2^64-1
 
 

@@ -66,7 +66,7 @@ from . import _core
 from .errors import OnnxplainError, OnnxplainWarning
 from ._core import PreparedInput
 from .batches import Batches, Stopped
-from .explainer import Explainer, Run, Target, check_seed, positive_int
+from .explainer import Explainer, Run, Target, check_frame, check_seed, positive_int
 from .image import image_files, load_image
 from .model import Model
 from .reference import coarse_to_fine
@@ -99,12 +99,6 @@ def _load_references(references, size: tuple[int, int], channels: int = 3) -> li
 
 
 # ---- samplers --------------------------------------------------------------------------
-
-def check_frame(frame) -> None:
-    """frame: the Gaussian sampler's context width in pixels, an integer >= 0."""
-    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:
-        raise OnnxplainError(f"frame must be an integer >= 0, got {frame!r}")
-
 
 class PatchSampler:
     """Draws replacements of K x K patches. `prepare` binds the sampler to one image (H x W x C,

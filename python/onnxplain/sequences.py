@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OnnxplainError
+from .errors import OnnxplainError, warn
+from .explainer import check_frame
 from .tables import TabularMasker, TabularModel
 
 FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
@@ -120,9 +121,19 @@ class TextModel(TabularModel):
     default_batch = DEFAULT_BATCH
 
     def __init__(self, source: Any, *args: Any, pad_token: int = 0, **options: Any) -> None:
+        if isinstance(pad_token, bool) or not isinstance(pad_token, (int, np.integer)) or pad_token < 0:
+            raise OnnxplainError(f"pad_token must be a token id >= 0, got {pad_token!r}")
         self.pad_token = int(pad_token)
         options.pop("modality", None)
         super().__init__(source, *args, modality="text", **options)
+        self.vocabulary = _vocabulary(source, self.roles["ids"])  # ids must be below it; None: unknown
+        self.check_vocabulary(np.array([self.pad_token]), "pad_token")
+
+    def check_vocabulary(self, ids: np.ndarray, what: str) -> None:
+        """An error when `ids` (any integers >= 0) reach past the model's embedding table."""
+        if self.vocabulary is not None and len(ids) and int(ids.max()) >= self.vocabulary:
+            raise OnnxplainError(f"{what} holds token id {int(ids.max())}, outside the model's vocabulary "
+                                 f"0..{self.vocabulary - 1} (its embedding table's rows)")
 
     def _read_inputs(self, inputs: list, node) -> None:
         def role(i) -> str:
@@ -167,13 +178,37 @@ class TextModel(TabularModel):
                                  "for text give a string and tokenizer= (--text ... --tokenizer tokenizer.json)")
         if self.length is not None and len(values) > self.length:
             raise OnnxplainError(f"{len(values)} tokens, the model takes at most {self.length}")
-        if values.min() < 0:
-            raise OnnxplainError("token ids must be >= 0")
+        if values.min() < 0 or values.max() > np.iinfo(np.int64).max:
+            raise OnnxplainError(f"token ids must be in 0..2^63-1, got {values.min() if values.min() < 0 else values.max()}")
+        self.check_vocabulary(values, "the text")
         return values.astype(np.int64)
 
     def describe(self) -> dict:
         return {**super().describe(), "modality": "text", "roles": self.roles, "length": self.length,
                 "pad_token": self.pad_token}
+
+
+def _vocabulary(source: Any, ids_name: str) -> int | None:
+    """How many token ids the model embeds: the rows of the initializer a Gather (axis 0) indexes
+    with the ids (through Casts); None when the graph has none or cannot be read."""
+    if not isinstance(source, (str, Path, bytes, bytearray)):
+        return None
+    try:
+        import onnx
+
+        proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
+                 else onnx.load(str(source), load_external_data=False))
+    except Exception:  # onnx missing or the graph unreadable: ids are checked by the model alone
+        return None
+    tables = {t.name: list(t.dims) for t in proto.graph.initializer}
+    ids = {ids_name}
+    for node in proto.graph.node:  # in topological order
+        if node.op_type in ("Cast", "Identity") and node.input and node.input[0] in ids:
+            ids.update(node.output)
+        elif node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in ids and node.input[0] in tables \
+                and next((a.i for a in node.attribute if a.name == "axis"), 0) == 0 and tables[node.input[0]]:
+            return int(tables[node.input[0]][0])
+    return None
 
 
 # ---- text input -----------------------------------------------------------------------------------
@@ -220,7 +255,11 @@ def read_corpus(source: Any, tokenizer: Any = None) -> np.ndarray:
         if path.suffix == ".npy":
             source = np.load(path, allow_pickle=False)
         else:
-            source = [line for line in path.read_text().splitlines() if line.strip()]
+            try:
+                source = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except UnicodeDecodeError as exc:
+                raise OnnxplainError(f"background corpus {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                     "give a UTF-8 .txt, one text a line, or a .npy of token ids") from None
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], str):
         if tokenizer is None:
             raise OnnxplainError("a corpus of texts needs tokenizer= (--tokenizer tokenizer.json)")
@@ -341,6 +380,8 @@ class TextMasker(TabularMasker):
         if replacement == "mask" and mask_token is None:
             raise OnnxplainError("mask replacement needs the mask token's id: mask_token= (--mask-token ID), or "
                                  "a tokenizer that has [MASK]/[UNK]; or replacement='delete'")
+        if replacement == "mask":
+            model.check_vocabulary(np.array([mask_token]), "mask_token (--mask-token)")
         self.mask_token, self.replacement, self.level, self.tokens = mask_token, replacement, level, tokens
         self.group_of, self.names = self._features(tokens, words if level == "word" else None)
         self.columns = self.names
@@ -409,7 +450,7 @@ class SegmentSampler:
     def __init__(self, masker: SeriesMasker, samples: int, seed: int, frame: int | None = None) -> None:
         self.masker, self.samples = masker, samples
         w = masker.window
-        self.frame = w if frame is None else int(frame)
+        self.frame = w if frame is None else check_frame(frame)
         x = masker.channel_major(masker.row)
         self.scale = x.std(axis=1) + 1e-12
         self.center = x.mean(axis=1)
@@ -422,7 +463,11 @@ class SegmentSampler:
         self.z = z  # (C, T) standardised
         self.mean = stretches.mean(axis=0)
         cov = np.cov(stretches, rowvar=False)
-        self.cov = cov + np.eye(span) * 1e-3 * float(np.mean(np.diag(cov)))
+        variance = float(np.mean(np.diag(cov)))
+        if variance == 0:  # every channel constant: each draw is the series itself, the maps zero
+            warn("the series is constant, so every segment's draws equal it and IG/PMI are zero; use occlusion or "
+                 "rise (replacement=) to see what the model reads from it")
+        self.cov = cov + np.eye(span) * 1e-3 * (variance or 1.0)
         self._conditionals: dict[tuple[int, int, int], tuple] = {}
         self.values = self._draw_all(seed)  # (samples, channels, steps) per feature
 

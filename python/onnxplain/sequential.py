@@ -204,6 +204,7 @@ def information_maps(model: Any, x: Any, target: Target = "top3", *, samples: in
             raise OnnxplainError("text IG/PMI draw replacement tokens from a background corpus: background= "
                                  "(ids, a .npy of ids, texts or a .txt; CLI --background)")
         corpus = read_corpus(background, features.get("tokenizer"))
+        masker.model.check_vocabulary(corpus, "the background corpus")
         draw = lambda features: masker.corpus_draws(corpus, features, samples, run.seed)  # noqa: E731
         params = {"samples": samples, "sampler": "background corpus (unigram)", "corpus_tokens": len(corpus)}
     return tabular.information_from(run, draw, samples, params)
