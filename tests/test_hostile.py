@@ -509,7 +509,7 @@ def test_meaningful_causal_criterion_does_not_warn(model, image):
     (lambda m, x: ox.Occlusion(m).attribute(x, deadline=-1), r"deadline must be a positive number"),
     (lambda m, x: ox.Occlusion(m).attribute(x, features=np.zeros((3, 3), int)), r"features|shape"),
     (lambda m, x: ox.Causal(m).attribute(x, criterion="best"), r"criterion must be one of"),
-    (lambda m, x: ox.Causal(m).attribute(x, fraction=0), r"fraction must be in \(0, 1\]"),
+    (lambda m, x: ox.Causal(m).attribute(x, fraction=0), r"fraction must be a number in \(0, 1\]"),
     (lambda m, x: ox.Causal(m).attribute(x, max_overlap=2), r"max_overlap is a Dice coefficient"),
     (lambda m, x: ox.Causal(m).attribute(x, target=[0, 1]), r"multi explains one target at a time"),
     (lambda m, x: fd.mif_lif(m, x, np.zeros((SIDE, SIDE)), fractions=[0.5, 2]), r"fraction"),

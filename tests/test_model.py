@@ -607,7 +607,7 @@ def test_rise_parameters(small_model):
     rise = ox.RISE(small_model)
     with pytest.raises(OnnxplainError, match="grid must be a positive integer"):
         rise.attribute(image, grid=0, n_masks=4)
-    with pytest.raises(OnnxplainError, match=r"p_keep must be in \(0, 1\]"):
+    with pytest.raises(OnnxplainError, match=r"p_keep must be a number in \(0, 1\]"):
         rise.attribute(image, p_keep=0, n_masks=4, grid=4)
     with pytest.raises(OnnxplainError, match="n_masks must be a positive integer"):
         rise.attribute(image, n_masks=0, grid=4)

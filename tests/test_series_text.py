@@ -483,3 +483,45 @@ def test_a_series_frame_must_be_a_non_negative_integer():
     for frame in (-1, "a", 2.5):
         with pytest.raises(ox.OnnxplainError, match=r"frame must be an integer >= 0"):
             sequential.ig(model, bump_series(), window=8, frame=frame)
+
+
+def test_ragged_inputs_negative_corpora_and_a_tokenizer_that_cannot_encode_are_named(tmp_path):
+    series = ox.Model(series_model())
+    with pytest.raises(ox.OnnxplainError, match=r"a series must be a rectangular array"):
+        sequential.occlusion(series, [[0.0] * 64, [0.0] * 63, [0.0] * 64], window=8)
+    text = ox.Model(text_model())
+    with pytest.raises(ox.OnnxplainError, match=r"the background corpus must be a rectangular array"):
+        sequential.ig(text, token_ids({3: KEY}), mask_token=MASK, background=[[1, 2], [3]])
+    with pytest.raises(ox.OnnxplainError, match=r"token ids \(integers, some >= 0\)"):
+        sequential.ig(text, token_ids({3: KEY}), mask_token=MASK, background=np.array([-5, -3]))
+    tokenizers = pytest.importorskip("tokenizers")
+    no_unknown = tokenizers.Tokenizer(tokenizers.models.WordLevel({"the": 0, "film": 1}))  # no [UNK] to fall back on
+    no_unknown.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    no_unknown.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(ox.OnnxplainError, match=r"the tokenizer cannot encode 'the dull film'"):
+        sequential.occlusion(text, "the dull film", tokenizer=tmp_path / "tokenizer.json", mask_token=0)
+    for bad_seed in (-1, 2**64):
+        with pytest.raises(ox.OnnxplainError, match=r"seed must be an integer in 0\.\.2\^64-1"):
+            sequential.rise(series, bump_series(), window=8, seed=bad_seed)
+
+
+def test_cli_passes_frame_and_samples_to_series_and_tabular_information_maps(tmp_path, capsys):
+    from onnxplain.cli import main
+
+    (tmp_path / "series.onnx").write_bytes(series_model())
+    np.save(tmp_path / "series.npy", bump_series())
+    assert main(["explain", str(tmp_path / "series.onnx"), str(tmp_path / "series.npy"), "--method", "ig", "--window",
+                 "8", "--frame", "3", "--samples", "5", "--out", str(tmp_path / "s"), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    params = json.loads((tmp_path / "s" / "result.json").read_text())["params"]
+    assert params["frame"] == 3 and params["samples"] == 5
+    import test_tabular
+
+    (tmp_path / "table.onnx").write_bytes(test_tabular.linear_model(np.arange(10, dtype=np.float32)))
+    test_tabular.write_csv(tmp_path / "rows.csv", np.random.default_rng(0).normal(size=(40, 10)))
+    table = ["explain", str(tmp_path / "table.onnx"), str(tmp_path / "rows.csv"), "--background",
+             str(tmp_path / "rows.csv"), "--method", "ig", "--quiet"]
+    assert main(table + ["--samples", "6", "--out", str(tmp_path / "t")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "t" / "result.json").read_text())["params"]["samples"] == 6
+    assert main(table + ["--n-background", "6", "--out", str(tmp_path / "u")]) == 2
+    assert "--n-background does not apply to ig/pmi, which draw --samples" in capsys.readouterr().err

@@ -476,3 +476,17 @@ def test_a_fixed_batch_graph_runs_padded_and_gives_the_same_map(background):
                                    tabular.explain(free, ROW, method, 1, background=background[:7])[1], atol=1e-6)
     with pytest.raises(ox.OnnxplainError, match=r"exactly 4 rows per call; pass batch_size=4"):
         ox.Model(proto.SerializeToString(), batch_size=8)
+
+
+def test_malformed_tables_and_groups_are_refused(tmp_path, background):
+    model = ox.Model(linear_model(np.arange(10, dtype=np.float32)))
+    (tmp_path / "blank.csv").write_text(",".join(f"x{j}" for j in range(10)) + "\n\n\n")
+    with pytest.raises(ox.OnnxplainError, match=r"blank\.csv has a header but no data rows"):
+        tabular.occlusion(model, ROW, background=tmp_path / "blank.csv")
+    with pytest.raises(ox.OnnxplainError, match=r"groups\['g'\] must be a column \(name or index\) or a list of them"):
+        tabular.occlusion(model, ROW, background=background, groups={"g": None})
+    for bad_seed in (-1, 2**64, True, 1.5):
+        with pytest.raises(ox.OnnxplainError, match=r"seed must be an integer in 0\.\.2\^64-1"):
+            tabular.rise(model, ROW, background=background, seed=bad_seed)
+    with pytest.raises(ox.OnnxplainError, match=r"p_keep must be a number in \(0, 1\], got '0\.5'"):
+        tabular.rise(model, ROW, background=background, p_keep="0.5")

@@ -21,7 +21,7 @@ from . import _core
 from .errors import OnnxplainError
 from ._core import PreparedInput
 from .batches import Batches, Stopped
-from .explainer import Explainer, Target, check_seed, describe_baseline
+from .explainer import Explainer, Target, check_fraction, check_seed, describe_baseline
 from .masking import Baseline
 from .result import Explanation
 from .visualize import annotate, photo, resample
@@ -382,8 +382,7 @@ class Causal(Explainer):
         """
         if criterion not in CRITERIA:
             raise OnnxplainError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-        if not 0 < fraction <= 1:
-            raise OnnxplainError(f"fraction must be in (0, 1], got {fraction}")
+        fraction = check_fraction("fraction", fraction)
         for name, value in (("iterations", iterations), ("refinements", refinements), ("max_depth", max_depth),
                             ("max_explanations", max_explanations), ("spotlights", spotlights), ("cuts", cuts),
                             ("max_parts", max_parts), ("prune_rounds", prune_rounds)):

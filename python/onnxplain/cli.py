@@ -59,9 +59,9 @@ def _method_options(args: argparse.Namespace, explainer=None) -> dict:
         if args.sampler == "onnx" and not args.sampler_model:
             raise OnnxplainError("--sampler onnx needs --sampler-model PATH")
         sampler = OnnxSampler(args.sampler_model) if args.sampler == "onnx" else args.sampler
-        options.update(patch=args.patch, stride=args.stride or 1, samples=args.samples, mode=args.mode,
-                       budget=args.budget, budget_samples=args.budget_samples, sampler=sampler,
-                       frame=args.frame, references=args.reference, noise=args.noise)
+        options.update(patch=args.patch, stride=args.stride or 1, mode=args.mode, budget=args.budget,
+                       budget_samples=args.budget_samples, sampler=sampler, references=args.reference, noise=args.noise)
+        options.update({k: v for k, v in (("samples", args.samples), ("frame", args.frame)) if v is not None})
     else:
         options = {**get_method(args.method, "input").defaults, **options}
         if explainer is not None:
@@ -243,8 +243,13 @@ def explain_row(args: argparse.Namespace, model: TabularModel, names: list[str] 
         raise OnnxplainError("a tabular model needs background rows to fill removed features: --background bg.csv")
     row = _data_row(args.image, args.row)
     options: dict = {"background": args.background, "groups": _groups(args.group), "seed": args.seed}
-    if args.n_background is not None:
-        options["samples" if args.method in ("ig", "pmi") else "n_background"] = args.n_background
+    if args.method in ("ig", "pmi"):
+        if args.n_background is not None:
+            raise OnnxplainError("--n-background does not apply to ig/pmi, which draw --samples rows per feature")
+        if args.samples is not None:
+            options["samples"] = args.samples
+    elif args.n_background is not None:
+        options["n_background"] = args.n_background
     if args.method == "rise":
         options.update(n_masks=args.masks, p_keep=args.p_keep)
     elif args.method == "multi":
@@ -633,13 +638,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--grid", type=int, default=_default(RISE, "grid"), help="RISE grid size")
     ex.add_argument("--p-keep", type=float, default=_default(RISE, "p_keep"), help="RISE keep probability")
     ex.add_argument("--patch", type=int, default=_default(IG, "patch"), help="ig/pmi patch side K")
-    ex.add_argument("--samples", type=int, default=_default(IG, "samples"), help="ig/pmi samples per patch in dense mode")
+    ex.add_argument("--samples", type=int, help=f"ig/pmi: samples per patch in dense mode (default "
+                                                 f"{_default(IG, 'samples')}), per feature for tables, series and text")
     ex.add_argument("--mode", choices=MODES, default=_default(IG, "mode"), help="ig/pmi: budgeted (default) or dense (exact)")
     ex.add_argument("--budget", type=int, default=_default(IG, "budget"), help="ig/pmi budgeted mode: model evaluations")
     ex.add_argument("--budget-samples", type=int, default=_default(IG, "budget_samples"), help="ig/pmi budgeted mode: samples per patch")
     ex.add_argument("--sampler", choices=SAMPLERS + ("onnx",), default=_default(IG, "sampler"), help="ig/pmi patch sampler")
     ex.add_argument("--sampler-model", help="ig/pmi: the .onnx learned sampler for --sampler onnx")
-    ex.add_argument("--frame", type=int, default=_default(IG, "frame"), help="ig/pmi gaussian sampler: frame width F")
+    ex.add_argument("--frame", type=int, help=f"ig/pmi: the gaussian sampler's frame width F in pixels (default "
+                                               f"{_default(IG, 'frame')}), a series' context steps (default the window)")
     ex.add_argument("--reference", help="ig/pmi: image or directory of images to fit/draw patches from")
     ex.add_argument("--noise", type=float, default=_default(IG, "noise"), help="ig/pmi marginal/inpaint samplers: pixel noise sigma")
     ex.add_argument("--criterion", choices=["top1", "confidence"], default=_default(Causal, "criterion"),
@@ -653,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument("--background", help="CSV or .npy of background rows that fill removed features (required)")
     tab.add_argument("--n-background", type=int,
                      help=f"background rows averaged per feature set (default {N_BACKGROUND}; rise: per mask, "
-                          "default 1); ig/pmi: conditional draws per feature")
+                          "default 1); ig/pmi draw --samples per feature instead")
     tab.add_argument("--group", action="append", metavar="NAME=COL,COL",
                      help="explain these columns as one feature; repeatable")
     seq = ex.add_argument_group("series and text models (--window: steps per segment, default T // 16)")

@@ -26,6 +26,13 @@ def positive_int(name: str, value) -> int:
     return int(value)
 
 
+def check_fraction(name: str, value) -> float:
+    """`value` as a float in (0, 1], or an error naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < value <= 1:
+        raise OnnxplainError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
 def check_frame(frame) -> int:
     """frame: context around a patch or segment (pixels or steps), an integer >= 0."""
     if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)) or frame < 0:

@@ -12,7 +12,7 @@ from . import _core
 from ._core import PreparedInput
 from .batches import Batches, Stopped
 from .errors import OnnxplainError
-from .explainer import Explainer, Target, check_seed, describe_baseline, positive_int
+from .explainer import Explainer, Target, check_fraction, check_seed, describe_baseline, positive_int
 from .masking import Baseline, Features, as_features
 from .model import Model
 from .result import Explanation
@@ -96,9 +96,7 @@ def check_rise(model: Model, n_masks: int, grid: int, p_keep: float) -> tuple[in
     n_masks, grid = positive_int("n_masks", n_masks), positive_int("grid", grid)
     if grid > min(h, w):
         raise OnnxplainError(f"grid {grid} is finer than the image ({h} x {w})")
-    if not 0 < p_keep <= 1:
-        raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
-    return n_masks, grid, float(p_keep)
+    return n_masks, grid, check_fraction("p_keep", p_keep)
 
 
 def rise_map(batches: Batches, prepared: PreparedInput, columns: list[int], n_masks: int, grid: int, p_keep: float,

@@ -91,7 +91,7 @@ class SeriesModel(TabularModel):
 
     def check_series(self, series: Any) -> np.ndarray:
         """The series as float64 in the model's layout, or an error naming the fix."""
-        values = np.asarray(series)
+        values = _array(series, "a series")
         if values.ndim == 3 and values.shape[0] == 1:
             values = values[0]
         if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
@@ -230,7 +230,10 @@ def load_tokenizer(path: str | Path):
 def encode(text: str, tokenizer: Any) -> tuple[np.ndarray, list[str], list[int | None]]:
     """(ids (L,) int64, token strings, word index per token (None for special tokens))."""
     tokenizer = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
-    encoding = tokenizer.encode(text)
+    try:
+        encoding = tokenizer.encode(text)
+    except Exception as exc:  # the tokenizers library raises plain Exceptions (e.g. a vocabulary without [UNK])
+        raise OnnxplainError(f"the tokenizer cannot encode {text[:40]!r}: {str(exc)[:200]} (--tokenizer)") from None
     if not encoding.ids:
         raise OnnxplainError(f"the tokenizer gives no tokens for {text[:40]!r}")
     return np.array(encoding.ids, np.int64), list(encoding.tokens), list(encoding.word_ids)
@@ -264,10 +267,18 @@ def read_corpus(source: Any, tokenizer: Any = None) -> np.ndarray:
         if tokenizer is None:
             raise OnnxplainError("a corpus of texts needs tokenizer= (--tokenizer tokenizer.json)")
         return np.concatenate([encode(text, tokenizer)[0] for text in source])
-    ids = np.asarray(source).ravel()
-    if not len(ids) or not np.issubdtype(ids.dtype, np.integer):
-        raise OnnxplainError("the background corpus must be token ids (integers) or texts")
+    ids = _array(source, "the background corpus").ravel()
+    if not np.issubdtype(ids.dtype, np.integer) or not np.any(ids >= 0):
+        raise OnnxplainError("the background corpus must be token ids (integers, some >= 0) or texts")
     return ids[ids >= 0].astype(np.int64)
+
+
+def _array(values: Any, what: str) -> np.ndarray:
+    """np.asarray of a user's nested lists, or an error naming `what` (a ragged list)."""
+    try:
+        return np.asarray(values)
+    except ValueError:
+        raise OnnxplainError(f"{what} must be a rectangular array, got nested lists of different lengths") from None
 
 
 # ---- maskers ----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import tabular
 from .errors import OnnxplainError
-from .explainer import Target, positive_int
+from .explainer import Target, check_seed, positive_int
 from .fidelity import Curves
 from .sequences import (MASK_NAMES, SegmentSampler, SeriesMasker, SeriesModel, TextMasker, TextModel, encode,
                         load_tokenizer, read_corpus, special_id)
@@ -167,7 +167,7 @@ def make_masker(model: Any, x: Any, *, tokenizer: Any = None, window: int | None
 
 
 def _run(model: Any, method: str, x: Any, target: Target, seed: int, features: dict) -> SequenceRun:
-    start = time.perf_counter()
+    start, seed = time.perf_counter(), check_seed(seed)
     run = SequenceRun(model, method, make_masker(model, x, **features), target, seed)
     run.start = start
     return run
@@ -304,6 +304,8 @@ def explain_cli(args: Any, model: Any) -> int:
         options.update(samples=args.samples if args.samples is not None else N_SAMPLES)
         if isinstance(model, TextModel):
             options["background"] = args.background
+        elif args.frame is not None:
+            options["frame"] = args.frame
     elif args.method == "multi":
         options.update(criterion=args.criterion, fraction=args.fraction, max_explanations=args.max_explanations)
     from .cli import _parse_target

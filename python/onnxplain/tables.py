@@ -95,6 +95,8 @@ def _read_csv(path: Path, name: str) -> tuple[np.ndarray, list[str]]:
     if len(rows) < 2:
         raise OnnxplainError(f"{path} must hold a header row (the feature names) and at least one data row")
     header, body = rows[0], [r for r in rows[1:] if r]
+    if not body:
+        raise OnnxplainError(f"{path} has a header but no data rows")
     bad = next((i for i, r in enumerate(body, 2) if len(r) != len(header)), None)
     if bad is not None:
         raise OnnxplainError(f"{path} line {bad} has {len(body[bad - 2])} fields, the header {len(header)}")
@@ -470,6 +472,9 @@ class TabularMasker:
         taken: dict[int, str] = {}
         result, names = [], []
         for name, members in groups.items():
+            if not isinstance(members, (str, int, np.integer, list, tuple, np.ndarray)):
+                raise OnnxplainError(f"groups[{name!r}] must be a column (name or index) or a list of them, got "
+                                     f"{type(members).__name__}")
             cols = []
             for m in ([members] if isinstance(members, (str, int)) else members):
                 j = self.columns.index(m) if m in self.columns else m

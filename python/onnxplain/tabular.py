@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from . import _core
 from .counterfactual import MaskSwap, area, curve_from_points
 from .errors import OnnxplainError, OnnxplainWarning
-from .explainer import Target, positive_int, resolve_targets
+from .explainer import Target, check_fraction, check_seed, positive_int, resolve_targets
 from .fidelity import Curves, interval
 from .result import Explanation
 from .tables import N_BACKGROUND, TabularMasker, TabularModel, progress_bar, read_row, read_rows
@@ -142,7 +142,7 @@ def _Run(model: Any, method: str, row: Any, target: Target, background: Any, gro
          n_background: int, seed: int) -> FeatureRun:
     """A `FeatureRun` over one table row, removed features filled from background rows."""
     _check_model(model)
-    start = time.perf_counter()
+    start, seed = time.perf_counter(), check_seed(seed)
     masker = TabularMasker(model, row, background, groups=groups, n_background=n_background, seed=seed)
     return FeatureRun(model, method, masker, target, seed, start=start)
 
@@ -184,8 +184,7 @@ def rise_map(run: FeatureRun, n_masks: int, p_keep: float, fill=None, params: di
     by (seed, mask)); fill(first, last) gives masks first..last-1 their own fill rows (B, R, ...),
     None the masker's fill."""
     n_masks = positive_int("n_masks", n_masks)
-    if not 0 < p_keep <= 1:
-        raise OnnxplainError(f"p_keep must be in (0, 1], got {p_keep}")
+    p_keep = check_fraction("p_keep", p_keep)
     masker = run.masker
     masks = _core.bernoulli_keep(run.seed, 0, n_masks, masker.count, float(p_keep), run.model.threads)
     scores = masker.scores(masks, fill=None if fill is None else fill(0, n_masks), description="rise")
@@ -304,8 +303,7 @@ def multi(model: TabularModel, row: Any, target: Target = None, *, background: A
 def _check_multi(criterion: str, fraction: float, max_explanations: int) -> None:
     if criterion not in CRITERIA:
         raise OnnxplainError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    if not 0 < fraction <= 1:
-        raise OnnxplainError(f"fraction must be in (0, 1], got {fraction}")
+    check_fraction("fraction", fraction)
     positive_int("max_explanations", max_explanations)
 
 
