@@ -620,6 +620,9 @@ def one_error_line(err: str) -> str:
     (["--labels", "/no/such/names.json"], r"cannot read class names from /no/such/names\.json"),
     (["--window", "0"], r"window"),
     (["--window", "8", "--stride", "16"], r"stride 16 is larger than the window 8"),
+    (["--method", "rise", "--masks", "0"], r"n_masks must be a positive integer, got 0 \(--masks\)$"),
+    (["--method", "rise", "--p-keep", "2"], r"p_keep must be a number in \(0, 1\], got 2\.0 \(--p-keep\)$"),
+    (["--method", "multi", "--max-explanations", "0"], r"max_explanations must .* \(--max-explanations\)$"),
 ])
 def test_cli_bad_flags_exit_2_with_one_line(tmp_path, capsys, extra, match):
     code, out, err = run(explain_argv(tmp_path / "out", *extra), capsys)
@@ -693,7 +696,7 @@ def test_cli_malformed_or_stray_options(tmp_path, capsys, option, match):
 
 def test_cli_evaluate_bad_step_fails_before_any_image(tmp_path, capsys):
     code, _, err = run(evaluate_argv(tmp_path, "--step", "0"), capsys)
-    assert code == 2 and err.strip() == "onnxplain: error: step must be a positive integer, got 0"
+    assert code == 2 and err.strip() == "onnxplain: error: step must be a positive integer, got 0 (--step)"
     assert not (tmp_path / "run" / "records.jsonl").exists()
 
 def test_cli_evaluate_label_map_not_an_object(tmp_path, capsys):

@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import json
 import math
+import re
 import sys
 from collections.abc import Callable
 import warnings
@@ -768,11 +769,26 @@ def _one_line_warnings(show):
     return showwarning
 
 
+KEYWORD_FLAGS = {"n_masks": "--masks"}  # Python keywords whose flag is not --<keyword with dashes>
+
+
+def with_flag(message: str, parser: argparse.ArgumentParser) -> str:
+    """A Python-side refusal ("n_masks must be ...") with the flag that sets the keyword appended,
+    when there is one and the message names no flag yet."""
+    match = re.match(r"(\w+) must ", message)
+    if not match or "--" in message:
+        return message
+    flag = KEYWORD_FLAGS.get(match[1], "--" + match[1].replace("_", "-"))
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.values()
+    return f"{message} ({flag})" if any(flag in c._option_string_actions for c in commands) else message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs one command and returns its exit code: 0 success, 2 bad input (one line on stderr
     naming the problem and the fix), 1 an internal failure (a short message), 130 interrupted."""
+    parser = build_parser()
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0), or a bad flag (2, argparse printed which and why)
         return exc.code if isinstance(exc.code, int) else 2
     with warnings.catch_warnings():
@@ -780,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.handler(args)
         except OnnxplainError as exc:
-            print(f"onnxplain: error: {exc}", file=sys.stderr)
+            print(f"onnxplain: error: {with_flag(str(exc), parser)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("onnxplain: interrupted", file=sys.stderr)
