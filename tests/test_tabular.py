@@ -490,3 +490,22 @@ def test_malformed_tables_and_groups_are_refused(tmp_path, background):
             tabular.rise(model, ROW, background=background, seed=bad_seed)
     with pytest.raises(ox.OnnxplainError, match=r"p_keep must be a number in \(0, 1\], got '0\.5'"):
         tabular.rise(model, ROW, background=background, p_keep="0.5")
+
+
+def test_rise_fills_each_batch_of_masks_as_it_goes(background):
+    import tracemalloc
+
+    model = ox.Model(linear_model(np.arange(10, dtype=np.float32)))
+    tracemalloc.start()
+    try:
+        result = tabular.rise(model, ROW, 1, background=background, n_masks=5000, n_background=100, seed=3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.evaluations >= 5000 * 100
+    assert peak < 16 * 2**20, peak / 2**20  # every mask's fill rows at once: 5000 x 100 x 10 float64 = 38 MiB
+    small = ox.Model(linear_model(np.arange(10, dtype=np.float32)), batch_size=7)  # other batches, same map
+    np.testing.assert_allclose(tabular.rise(small, ROW, 1, background=background, n_masks=300, n_background=3,
+                                            seed=3)[1],
+                               tabular.rise(model, ROW, 1, background=background, n_masks=300, n_background=3,
+                                            seed=3)[1], rtol=1e-12)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -535,22 +535,26 @@ class TabularMasker:
         """Whether `fill` holds one set of rows per mask (B, R, *row.shape)."""
         return fill.ndim == self.row.ndim + 2
 
-    def scores(self, masks: np.ndarray | None, fill: np.ndarray | None = None, row: np.ndarray | None = None,
-               description: str = "") -> np.ndarray:
-        """Mean probabilities (B, K) float64 over the fill rows ((R, ...) or (B, R, ...), see `tables`),
-        for masks (B, G), or None: each feature removed in turn (1 - I, the rows from `removed`),
-        streamed in batches of the model's batch size (memory bounded by one batch)."""
+    def scores(self, masks: np.ndarray | None, fill: np.ndarray | Callable[[int, int], np.ndarray] | None = None,
+               row: np.ndarray | None = None, description: str = "") -> np.ndarray:
+        """Mean probabilities (B, K) float64 over the fill rows ((R, ...) or (B, R, ...), see `tables`;
+        or a function (first, last) -> the fill rows (last - first, R, ...) of those masks), for masks
+        (B, G), or None: each feature removed in turn (1 - I, the rows from `removed`), streamed in
+        batches of the model's batch size (memory bounded by one batch)."""
         fill = self.fill if fill is None else fill
         masks = None if masks is None else np.asarray(masks)
         count = self.count if masks is None else len(masks)
-        rows = fill.shape[1] if self._per_mask(fill) else fill.shape[0]
+        if callable(fill):
+            rows = fill(0, 1).shape[1]
+        else:
+            rows = fill.shape[1] if self._per_mask(fill) else fill.shape[0]
         per_batch = max(1, self.model.batch_size // rows)
         bar = progress_bar(count, description, "mask",
                            bool(description) and self.model.progress is not False and count >= 4 * per_batch)
         parts = []
         for first in range(0, count, per_batch):
             last = min(first + per_batch, count)
-            fills = fill[first:last] if self._per_mask(fill) else fill
+            fills = fill(first, last) if callable(fill) else fill[first:last] if self._per_mask(fill) else fill
             inputs = (self.removed(first, last, fills, row) if masks is None
                       else self.tables(masks[first:last], fills, row))
             probabilities = self.model.run(inputs).astype(np.float64)

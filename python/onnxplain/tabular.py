@@ -187,7 +187,7 @@ def rise_map(run: FeatureRun, n_masks: int, p_keep: float, fill=None, params: di
     p_keep = check_fraction("p_keep", p_keep)
     masker = run.masker
     masks = _core.bernoulli_keep(run.seed, 0, n_masks, masker.count, float(p_keep), run.model.threads)
-    scores = masker.scores(masks, fill=None if fill is None else fill(0, n_masks), description="rise")
+    scores = masker.scores(masks, fill=fill, description="rise")
     saliency = masks.T.astype(np.float64) @ scores / (n_masks * p_keep)  # (G, K)
     return run.finish({t: saliency[:, t] for t in run.targets},
                       {"n_masks": n_masks, "p_keep": float(p_keep), **(params or {})})
