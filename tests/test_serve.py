@@ -358,6 +358,13 @@ def test_queue_limit_and_cancellation_when_the_client_leaves():
         assert "Traceback" not in small.stop()
 
 
+def test_a_name_that_cannot_be_a_url_path_is_refused(model):
+    from onnxplain.serve import Service
+
+    with pytest.raises(ox.OnnxplainError, match=r"the model's name 'a/b' goes into URLs.*\(--name\)"):
+        Service(model, "a/b", ["occlusion"])
+
+
 def test_only_image_models_are_served():
     from types import SimpleNamespace
 

@@ -509,3 +509,20 @@ def test_rise_fills_each_batch_of_masks_as_it_goes(background):
                                             seed=3)[1],
                                tabular.rise(model, ROW, 1, background=background, n_masks=300, n_background=3,
                                             seed=3)[1], rtol=1e-12)
+
+
+def test_csv_files_that_are_easy_to_misread_are_named(tmp_path, background):
+    model = ox.Model(linear_model(np.arange(10, dtype=np.float32)))
+    rows = [",".join(map(str, r)) for r in np.round(background[:5], 3).tolist()]
+    (tmp_path / "headless.csv").write_text("\n".join(rows) + "\n")
+    with pytest.warns(ox.OnnxplainWarning, match=r"first line is all numbers: it is read as the header"):
+        tabular.occlusion(model, ROW, background=tmp_path / "headless.csv")
+    (tmp_path / "semicolons.csv").write_text(";".join(f"x{j}" for j in range(10)) + "\n" + "1;" * 9 + "1\n")
+    with pytest.raises(ox.OnnxplainError, match=r"looks separated by semicolons"):
+        tabular.occlusion(model, tmp_path / "semicolons.csv", background=background)
+    header = ",".join(f"x{j}" for j in range(10))
+    (tmp_path / "gap.csv").write_text(header + "\n" + "1," * 4 + "," + "1," * 4 + "1\n")
+    with pytest.raises(ox.OnnxplainError, match=r"row column 4 \('x4'\) holds a missing value in row 0"):
+        tabular.occlusion(model, tmp_path / "gap.csv", background=background)
+    report = tabular.evaluate(model, background[:3], "occlusion", "deletion", background=background)
+    assert list(report["methods"]) == ["occlusion"]

@@ -28,6 +28,7 @@ import inspect
 import json
 import logging
 import math
+import re
 import struct
 import threading
 import time
@@ -77,6 +78,9 @@ class Service:
                                  f"{model.modality} (serving it is not implemented)")
         for method in methods:
             get_method(method, "input")
+        if not re.fullmatch(r"[\w.-]+", name):
+            raise OnnxplainError(f"the model's name {name!r} goes into URLs: use letters, digits, '.', '_' or '-' "
+                                 "(--name)")
         for option, value in (("workers", workers), ("max_queue", max_queue), ("max_request_bytes", max_request_bytes),
                               ("max_images", max_images)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

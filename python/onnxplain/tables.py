@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import OnnxplainError, OnnxplainWarning
+from .errors import OnnxplainError, OnnxplainWarning, warn
 from .model import Model, _detect_kind, _open_session, softmax
 
 TENSOR_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
@@ -97,10 +97,23 @@ def _read_csv(path: Path, name: str) -> tuple[np.ndarray, list[str]]:
     header, body = rows[0], [r for r in rows[1:] if r]
     if not body:
         raise OnnxplainError(f"{path} has a header but no data rows")
+    if len(header) == 1 and ";" in header[0]:
+        raise OnnxplainError(f"{path} looks separated by semicolons; onnxplain reads comma-separated CSV: convert it")
+    if all(_is_number(h) for h in header):
+        warn(f"{path}'s first line is all numbers: it is read as the header (the feature names), not as data row 0; "
+             "add a header line")
     bad = next((i for i, r in enumerate(body, 2) if len(r) != len(header)), None)
     if bad is not None:
         raise OnnxplainError(f"{path} line {bad} has {len(body[bad - 2])} fields, the header {len(header)}")
     return _numeric_if_possible(np.array(body, dtype=object)), [h.strip() for h in header]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _numeric_if_possible(values: np.ndarray) -> np.ndarray:
@@ -314,7 +327,10 @@ class TabularModel(Model):
             try:
                 values = np.asarray(table[:, j], np.float64)
             except (TypeError, ValueError):
-                raise OnnxplainError(f"{where} holds text, the model takes numbers there") from None
+                bad = next((i for i, v in enumerate(table[:, j]) if not _is_number(str(v))), 0)
+                what = "a missing value" if str(table[bad, j]).strip() in ("", "None", "<NA>") else \
+                    f"text ({str(table[bad, j])[:30]!r})"
+                raise OnnxplainError(f"{where} holds {what} in row {bad}; the model takes numbers there") from None
             if kind in "iu":
                 limits = np.iinfo(self.inputs[j][1])
                 whole = np.isfinite(values) & (values == np.rint(values)) & (values >= limits.min) & (values <= limits.max)

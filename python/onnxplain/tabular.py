@@ -562,6 +562,7 @@ def evaluate(model: TabularModel, rows: Any, methods: Sequence[str] = ("occlusio
     the value is fidelity (AUC(LIF) - AUC(MIF), larger is better) for mif-lif and the AUC for
     deletion (lower is better) and insertion (larger is better); ci95 the half-width of the 95 %
     interval over rows (`fidelity.interval`)."""
+    methods, metrics = ([m] if isinstance(m, str) else list(m) for m in (methods, metrics))  # one name, or several
     unknown = [m for m in metrics if m not in METRICS] + [m for m in methods if m not in METHODS]
     if unknown:
         raise OnnxplainError(f"unknown {unknown}; methods: {', '.join(METHODS)}; metrics: {', '.join(METRICS)}")
