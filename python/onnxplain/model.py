@@ -577,7 +577,7 @@ def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0
     else:
         raise OnnxplainError(f"a model must be an .onnx path, bytes, an InferenceSession or a callable, got {type(source).__name__}")
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # fatal only: a failed run's error reaches the user once, in onnxplain's message
     options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
