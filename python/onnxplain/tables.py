@@ -257,7 +257,7 @@ class TabularModel(Model):
         try:
             out = self.session.run([self.output_name], self.feeds(table))[0]
         except Exception as exc:  # onnxruntime raises several unrelated types
-            raise OnnxplainError(f"the model failed on {len(table)} rows: {str(exc).splitlines()[0][:300]}") from None
+            raise OnnxplainError(f"the model failed on {rows} rows: {str(exc).splitlines()[0][:300]}") from None
         self.inference_seconds += time.perf_counter() - start
         self.evaluations += rows
         scores = (self._zipmap_scores(out) if self.zipmap else np.asarray(out, np.float32))[:rows]
@@ -317,7 +317,8 @@ class TabularModel(Model):
         if table.shape[1] != self.n_features:
             raise OnnxplainError(f"{name} has {table.shape[1]} columns, the model takes {self.n_features} features")
         for j in range(self.n_features):
-            kind = self.inputs[j][1].kind if self.per_column else "f"
+            dtype = self.inputs[j if self.per_column else 0][1]
+            kind = dtype.kind
             where = f"{name} column {j} ({self.feature_names[j]!r})"
             if kind == "U":  # a category: any value but a missing one
                 if any(v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)) for v in table[:, j]):
@@ -332,7 +333,7 @@ class TabularModel(Model):
                     f"text ({str(table[bad, j])[:30]!r})"
                 raise OnnxplainError(f"{where} holds {what} in row {bad}; the model takes numbers there") from None
             if kind in "iu":
-                limits = np.iinfo(self.inputs[j][1])
+                limits = np.iinfo(dtype)
                 whole = np.isfinite(values) & (values == np.rint(values)) & (values >= limits.min) & (values <= limits.max)
                 if not whole.all():
                     raise OnnxplainError(f"{where} holds {values[~whole][0]:g}; the model's input there is an integer "
