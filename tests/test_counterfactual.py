@@ -102,7 +102,8 @@ def test_full_swap_delta(model, pair, swaps):
         assert swap.curve[0] == 0.0
     # the same full swap through the core's hybrid batches: an all-ones soft mask is x_c
     # a constant map gives only empty masks: the curve is the straight line between the pins
-    flat = cf.mask_swap(model, pair, np.ones((SIZE, SIZE), np.float32))
+    with pytest.warns(ox.OnnxplainWarning, match="the map is constant"):
+        flat = cf.mask_swap(model, pair, np.ones((SIZE, SIZE), np.float32))
     assert np.all(flat.sizes == 0) and flat.evaluations == 1
     assert flat.score == pytest.approx(expected / 2, abs=1e-6)
     scores = []
@@ -293,3 +294,17 @@ def test_window_maps_equal_brute_force(model, pair, method):
             sums[y:y + window, x:x + window] += value
             counts[y:y + window, x:x + window] += 1
     np.testing.assert_allclose(result[b], sums / counts, rtol=1e-4, atol=1e-6)
+
+
+def test_mask_swap_refuses_maps_and_settings_it_cannot_sweep(model, pair):
+    good = np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32)
+    for bad, match in ((np.full((SIZE, SIZE), np.nan), "attribution map contains NaN"),
+                       (good.astype(np.complex64), "must hold real numbers"),
+                       (ox.RandomMap(model).attribute(pair.real), r"pass the explanation's map of class B, result\[1\]")):
+        with pytest.raises(ox.OnnxplainError, match=match):
+            cf.mask_swap(model, pair, bad)
+    for options, match in (({"closing": 1000}, r"closing must be at most the image's side \(\d+ px\), got 1000"),
+                           ({"n_thresholds": 10**8}, r"n_thresholds must be at most 10000 \(CLI: --thresholds\)"),
+                           ({"points": 1}, r"points must be at least 2"), ({"points": -5}, r"points must be a positive")):
+        with pytest.raises(ox.OnnxplainError, match=match):
+            cf.mask_swap(model, pair, good, **options)

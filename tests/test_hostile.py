@@ -953,3 +953,26 @@ def test_a_frame_the_sampler_ignores_warns_and_a_bad_frame_is_refused_whatever_t
         warnings.simplefilter("error")
         make_sampler(sampler)  # the default frame: nothing to say
         make_sampler("gaussian", frame=3)
+
+
+def test_threads_providers_and_causal_options_are_checked_naming_them(model, image):
+    for options, match in (({"threads": 10**5}, r"threads must be an integer in 0\.\.\d+ \(0: all cores\), got 100000"),
+                           ({"threads": 1.5}, r"threads must be an integer"),
+                           ({"providers": 5}, r"providers must be a list of onnxruntime provider names"),
+                           ({"providers": ["NopeProvider"]}, r"\['NopeProvider'\] are not onnxruntime providers")):
+        refused(match, ox.Model, demo.demo_model_path(), **options)
+    assert ox.Model(demo.demo_model_path(), providers="CPUExecutionProvider").session.get_providers() == \
+        ["CPUExecutionProvider"]  # one name is a list of one
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():  # a CPU build: dropped with a warning
+        with pytest.warns(OnnxplainWarning, match=r"\['CUDAExecutionProvider'\] are not available"):
+            ox.Model(demo.demo_model_path(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    for options, match in (({"min_area": 4.9}, r"min_area must be an integer >= 4 pixels, got 4\.9"),
+                           ({"radius": float("nan")}, r"radius must be a finite number of pixels > 0, got nan"),
+                           ({"part_size": "x"}, r"part_size must be a positive integer, got 'x'"),
+                           ({"growth": "2"}, r"growth must be a finite number >= 1, got '2'"),
+                           ({"max_overlap": "0"}, r"max_overlap is a Dice coefficient in \[0, 1\], got '0'")):
+        evaluations = model.evaluations
+        refused(match, ox.Causal(model).attribute, image, **options)
+        assert model.evaluations == evaluations  # refused before any model call

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -21,7 +21,7 @@ from . import _core
 from .errors import OnnxplainError
 from ._core import PreparedInput
 from .batches import Batches, Stopped
-from .explainer import Explainer, Target, check_fraction, check_seed, describe_baseline
+from .explainer import Explainer, Target, check_fraction, check_seed, describe_baseline, positive_int
 from .masking import Baseline
 from .result import Explanation
 from .visualize import annotate, photo, resample
@@ -128,6 +128,11 @@ def outlines(image: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
         contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(canvas, contours, -1, _OUTLINE_COLOURS[i % len(_OUTLINE_COLOURS)], thickness)
     return canvas
+
+
+def _real(value: Any) -> bool:
+    """Whether `value` is a real number (not a bool, not NaN)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value == value
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -393,10 +398,17 @@ class Causal(Explainer):
         for name, value in (("grow_steps", grow_steps), ("retries", retries)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise OnnxplainError(f"{name} must be a non-negative integer, got {value!r}")
-        if not 0 <= max_overlap <= 1:
-            raise OnnxplainError(f"max_overlap is a Dice coefficient in [0, 1], got {max_overlap}")
-        if not growth >= 1:
-            raise OnnxplainError(f"growth must be >= 1, got {growth}")
+        if not (_real(max_overlap) and 0 <= max_overlap <= 1):
+            raise OnnxplainError(f"max_overlap is a Dice coefficient in [0, 1], got {max_overlap!r}")
+        if not (_real(growth) and 1 <= growth < np.inf):
+            raise OnnxplainError(f"growth must be a finite number >= 1, got {growth!r}")
+        if min_area is not None and not (isinstance(min_area, (int, np.integer)) and not isinstance(min_area, bool)
+                                         and min_area >= 4):
+            raise OnnxplainError(f"min_area must be an integer >= 4 pixels, got {min_area!r}")
+        if radius is not None and not (_real(radius) and 0 < radius < np.inf):
+            raise OnnxplainError(f"radius must be a finite number of pixels > 0, got {radius!r}")
+        if part_size is not None:
+            positive_int("part_size", part_size)
         seed = check_seed(seed)
         with self.run(image, target, deadline=deadline, cancel=cancel) as run:
             image, probabilities, targets = run.image, run.probabilities, run.targets
@@ -408,8 +420,6 @@ class Causal(Explainer):
             min_area = int(min_area if min_area is not None else max(4, round((side / 56) ** 2)))
             radius = float(radius if radius is not None else 25.0 * side / 224)
             part_size = int(part_size if part_size is not None else max(2, side // 16))
-            if min_area < 4 or radius <= 0 or part_size < 1:
-                raise OnnxplainError("min_area must be >= 4 pixels, radius > 0 and part_size >= 1")
             search = _Search(run.batches, run.prepare(mask_value), t, criterion, fraction, float(probabilities[t]))
             if criterion == "top1" and not search.passes(probabilities[None])[0]:
                 what = "has p < 0.5" if self.model.output_kind == "sigmoid" else "is not the top class"

@@ -64,8 +64,9 @@ import numpy as np
 
 from . import registry
 from .batches import Batches
-from .errors import OnnxplainError
+from .errors import OnnxplainError, warn
 from .explainer import check_seed, positive_int
+from .fidelity import check_map
 from .image import image_files, load_image
 from .information import PMI, MarginalSampler
 from .model import Model
@@ -80,6 +81,7 @@ D_METHODS = ("d-occlusion", "d-rise", "d-pmi")
 GENERATOR_RANGES = {"0..255": (0.0, 255.0), "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}
 RETRIEVAL_SIDE = 32
 CURVE_POINTS = 101
+MAX_THRESHOLDS = 10_000  # mask-swap thresholds: each is an H x W mask held at once
 
 
 def __getattr__(name: str):
@@ -395,7 +397,7 @@ class MaskSwap:
 
 
 def _closed_masks(attribution: np.ndarray, thresholds: np.ndarray, closing: int) -> np.ndarray:
-    a = np.nan_to_num(attribution.astype(np.float64))
+    a = attribution.astype(np.float64)
     span = a.max() - a.min()
     scaled = (a - a.min()) / span if span > 0 else np.zeros_like(a)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing, closing))
@@ -409,13 +411,24 @@ def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str 
               closing: int = 10, blur: int = 11, points: int = CURVE_POINTS) -> MaskSwap:
     """The mask-swap sweep of one map (H x W) for a pair; see the module docstring."""
     start = time.perf_counter()
-    attribution = np.asarray(attribution)
+    if isinstance(attribution, Explanation):
+        raise OnnxplainError(f"mask_swap takes one map: pass the explanation's map of class B, result[{pair.class_b}]")
+    attribution = check_map(attribution)
+    side = min(model.input_size)
     if attribution.shape != tuple(model.input_size):
         raise OnnxplainError(f"the map is {attribution.shape}, the model's resolution is {tuple(model.input_size)}")
     n_thresholds = positive_int("n_thresholds", n_thresholds)
+    if n_thresholds > MAX_THRESHOLDS:
+        raise OnnxplainError(f"n_thresholds must be at most {MAX_THRESHOLDS} (CLI: --thresholds), got {n_thresholds}")
     closing = positive_int("closing", closing)
+    if closing > side:
+        raise OnnxplainError(f"closing must be at most the image's side ({side} px), got {closing}")
     if positive_int("blur", blur) % 2 == 0:
         raise OnnxplainError(f"blur must be an odd kernel size, got {blur}")
+    if positive_int("points", points) < 2:
+        raise OnnxplainError(f"points must be at least 2 (the curve's sizes 0 and 1), got {points}")
+    if attribution.max() == attribution.min():
+        warn("the map is constant: its thresholds cannot order the pixels, so the sweep swaps nothing or everything")
     thresholds = np.linspace(0.0, 1.0, n_thresholds)
     closed = _closed_masks(attribution, thresholds, closing)
     sizes = closed.reshape(len(thresholds), -1).mean(axis=1)

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -102,10 +103,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
     return interval(a - b)
 
 
-def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0, features: Features | None = None) -> np.ndarray:
-    """Per-pixel rank (H x W int32) of its feature, 0 = most important. Features are patch x patch
-    squares, or the groups of `features`, scored by the mean of the map; ties are broken by the
-    shared generator's seeded draws."""
+def check_map(attribution: Any) -> np.ndarray:
+    """An attribution map as float32 H x W, or an error: real, two-dimensional, finite."""
     dtype = np.asarray(attribution).dtype
     if dtype.kind not in "iuf":
         raise OnnxplainError(f"an attribution map must hold real numbers (int or float), got dtype {dtype}")
@@ -114,6 +113,14 @@ def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0, features: Featu
         raise OnnxplainError(f"an attribution map must be H x W, got shape {attribution.shape}")
     if not np.all(np.isfinite(attribution)):
         raise OnnxplainError("attribution map contains NaN or infinite values")
+    return attribution
+
+
+def rank(attribution: np.ndarray, patch: int = 1, seed: int = 0, features: Features | None = None) -> np.ndarray:
+    """Per-pixel rank (H x W int32) of its feature, 0 = most important. Features are patch x patch
+    squares, or the groups of `features`, scored by the mean of the map; ties are broken by the
+    shared generator's seeded draws."""
+    attribution = check_map(attribution)
     if features is not None:
         if features.labels.shape != attribution.shape:
             raise OnnxplainError(f"features have shape {features.labels.shape}, the map {attribution.shape}")

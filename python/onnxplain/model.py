@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from .batches import Batches, MaskMaker
-from .errors import OnnxplainError
+from .errors import OnnxplainError, warn
 from .image import image_size
 from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
@@ -24,6 +24,7 @@ BATCH_CANDIDATES = (1, 2, 4, 8, 16, 32, 64)  # the sizes "auto" times:
 TUNING_REPEATS = 2  # each this many times,
 CONTENDER_MARGIN, CONTENDER_REPEATS = 0.8, 5  # then those within 80 % of the best until each has 5 timings
 DRIFT_BATCHES, DRIFT_FRACTION = 5, 0.8  # timed again after 5 batches in a row under 80 % of the choice's median
+MAX_THREADS_PER_CORE = 4  # threads= beyond this many per core only adds contention (10^5 hung creating them)
 BATCH_MEMORY = 512 * 2**20  # bytes the two batch buffers may take under "auto"
 OUTPUT_KINDS = ("auto", "logits", "probabilities", "sigmoid")
 MODALITIES = ("auto", "image", "tabular", "series", "text")
@@ -136,7 +137,7 @@ class Model:
         self._binary: str | None = None  # one output column: "probability" (p of class 1) or "logit"
         self._graph_source: Any = None  # the graph, read on first need (importing onnx costs ~70 ms)
         self._one_column = False  # the output has one column (binary)
-        self.threads = threads
+        self.threads = check_threads(threads)
         self.progress = progress
         self.evaluations = 0  # images evaluated by the model so far, by every caller
         self.inference_seconds = 0.0  # wall time spent inside the model itself
@@ -576,6 +577,8 @@ def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0
         source = bytes(source)  # onnxruntime rejects bytearray
     else:
         raise OnnxplainError(f"a model must be an .onnx path, bytes, an InferenceSession or a callable, got {type(source).__name__}")
+    threads = check_threads(threads)
+    providers = _providers(providers, ort)
     options = ort.SessionOptions()
     options.log_severity_level = 4  # fatal only: a failed run's error reaches the user once, in onnxplain's message
     options.intra_op_num_threads = threads
@@ -584,10 +587,37 @@ def _open_session(source: Any, providers: Sequence[str] | None, threads: int = 0
     else:  # spin within a run (small batches need it), but not after it: the core builds the next batch
         options.add_session_config_entry("session.force_spinning_stop", "1")
     try:
-        return ort.InferenceSession(source, options, providers=list(providers or ["CPUExecutionProvider"]))
+        return ort.InferenceSession(source, options, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         name = source if isinstance(source, str) else "<bytes>"
         raise OnnxplainError(f"cannot load ONNX model {name}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def check_threads(threads: Any) -> int:
+    """threads: an integer in 0..MAX_THREADS_PER_CORE x the machine's cores (0: all cores)."""
+    limit = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= limit:
+        raise OnnxplainError(f"threads must be an integer in 0..{limit} (0: all cores), got {threads!r}")
+    return int(threads)
+
+
+def _providers(providers: Any, ort) -> list[str]:
+    """onnxruntime execution providers in order of preference (one name or a list; None: the CPU).
+    Unknown names are refused; known ones this onnxruntime build lacks are dropped with a warning."""
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    given = [providers] if isinstance(providers, str) else providers
+    if not isinstance(given, (list, tuple)) or not all(isinstance(p, str) for p in given):
+        raise OnnxplainError(f"providers must be a list of onnxruntime provider names, got {providers!r}")
+    unknown = [p for p in given if p not in ort.get_all_providers()]
+    if unknown:
+        raise OnnxplainError(f"providers {unknown} are not onnxruntime providers; known ones include "
+                             f"{', '.join(ort.get_available_providers())}")
+    available = [p for p in given if p in ort.get_available_providers()]
+    if len(available) < len(given):
+        warn(f"providers {[p for p in given if p not in available]} are not available in this onnxruntime build; "
+             f"running on {', '.join(available or ['CPUExecutionProvider'])}")
+    return available or ["CPUExecutionProvider"]
 
 
 def _final_activation(source: Any, output_name: str) -> tuple[bool, str | None]:
