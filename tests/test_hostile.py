@@ -976,3 +976,13 @@ def test_threads_providers_and_causal_options_are_checked_naming_them(model, ima
         evaluations = model.evaluations
         refused(match, ox.Causal(model).attribute, image, **options)
         assert model.evaluations == evaluations  # refused before any model call
+
+
+def test_metrics_and_pairs_warn_about_an_image_scaled_to_0_1(model, image):
+    from onnxplain import counterfactual as cf
+
+    attribution = np.random.default_rng(0).random(model.input_size).astype(np.float32)
+    with pytest.warns(OnnxplainWarning, match=r"image values all lie in 0\.\.1"):
+        fd.deletion(model, image / 255, attribution)
+    with pytest.warns(OnnxplainWarning, match=r"image values all lie in 0\.\.1"):
+        cf.make_pair(model, image / 255, image[::-1] / 255, class_a=0, class_b=1, min_confidence=None)

@@ -14,7 +14,7 @@ import numpy as np
 from . import _core
 from .batches import Batches, MaskMaker
 from .errors import OnnxplainError, warn
-from .image import image_size
+from .image import image_size, unit_range_message
 from .masking import Baseline, ImageMasker
 from .preprocess import Preprocess, get_preset
 from .scheduler import EXPLANATION, PREDICTION, Scheduler
@@ -450,7 +450,10 @@ class Model:
 
     # ---- inputs ----------------------------------------------------------------------
     def check_image(self, image: np.ndarray) -> np.ndarray:
-        """Validates one image (H x W x C, 0..255) at the model's resolution, converting its channels."""
+        """Validates one image (H x W x C, 0..255) at the model's resolution, converting its channels
+        (an image that looks scaled to 0..1 warns)."""
+        if (message := unit_range_message(image)) is not None:
+            warn(message)
         return self.masker.check(image)
 
     def prepare(self, image: np.ndarray, replacement: Baseline) -> _core.PreparedInput:
