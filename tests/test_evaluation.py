@@ -147,14 +147,20 @@ def test_python_run_registry_cache_and_summary(tmp_path):
 
 def test_read_records_tolerates_only_a_torn_last_line(tmp_path):
     path = tmp_path / "records.jsonl"
-    good = [{"image": "a.png", "method": "rise", "metric": "mif-lif", "v": 1},
-            {"image": "b.png", "method": "rise", "metric": "mif-lif", "v": 2}]
+    shape = {"x": [0.0, 1.0], "curves": {"deletion": [1.0, 0.5]}, "aucs": {"deletion": 0.75},
+             "agree": {"deletion": [True, False]}}
+    good = [{"image": "a.png", "method": "rise", "metric": "deletion", **shape},
+            {"image": "b.png", "method": "rise", "metric": "deletion", **shape}]
     path.write_text("".join(json.dumps(r) + "\n" for r in good) + '{"image": "c.png", "me')
     assert ev.read_records(path) == good
     assert path.read_text().endswith("\n") and path.read_text().count("\n") == 2  # torn tail cut off
     path.write_text(json.dumps(good[0]) + "\nnot json\n" + json.dumps(good[1]) + "\n")
     with pytest.raises(ox.OnnxplainError, match="line 2"):
         ev.read_records(path)
+    for alien in (1, {"method": "rise"}, {**good[0], "curves": {"deletion": "x"}}, {**good[0], "aucs": {}}):
+        path.write_text(json.dumps(good[0]) + "\n" + json.dumps(alien) + "\n")
+        with pytest.raises(ox.OnnxplainError, match="line 2 is not a record onnxplain writes; the file is damaged"):
+            ev.read_records(path)
 
 
 def test_evaluate_errors(tmp_path):
@@ -212,3 +218,41 @@ def test_research_methods_are_registered_and_beat_random(tmp_path):
     for method in ("ig", "pmi"):
         assert rows[method]["images"] == 3
         assert rows[method]["fidelity"]["mean"] > rows["random"]["fidelity"]["mean"]
+
+
+def test_a_damaged_run_folder_is_named_or_healed(tmp_path):
+    model = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
+    images = write_demo_images(tmp_path / "images", 2)
+    out = tmp_path / "run"
+    run = lambda **kw: ox.evaluate(model, images, ["occlusion"], ["deletion"], out, progress=False,  # noqa: E731
+                                   method_options={"occlusion": {"window": 16, "stride": 16}}, **kw)
+    first = run()
+    cached = out / "maps" / "img00.png" / "occlusion.npy"
+    np.save(cached, np.zeros((5, 5), np.float32))  # a damaged cache entry is recomputed, not failed forever
+    (out / "records.jsonl").write_text("")  # so that the image is evaluated again
+    again = run()
+    assert not again.failed and np.load(cached).shape == (64, 64)
+    assert ev.without_timings(again.summary) == ev.without_timings(first.summary)
+    for damage in ("not json{", "[]", json.dumps({"model": {}, "seed": 0})):
+        (out / "config.json").write_text(damage)
+        with pytest.raises(ox.OnnxplainError, match=r"config\.json is damaged .*choose another --out"):
+            run()
+    for name, kind in (("maps", "a file, where the run keeps its maps"), ("records.jsonl", "a folder, where the run")):
+        broken = tmp_path / f"broken_{name}"
+        broken.mkdir()
+        (broken / name).mkdir() if name.endswith(".jsonl") else (broken / name).write_text("x")
+        with pytest.raises(ox.OnnxplainError, match=kind):
+            ox.evaluate(model, images, ["occlusion"], ["deletion"], broken, progress=False)
+
+
+def test_evaluate_checks_seed_and_labels_before_any_image(tmp_path):
+    model = ox.Model(demo.demo_model_path(), preset="unit", progress=False)
+    images = write_demo_images(tmp_path / "images", 1)
+    for options, match in (({"seed": -1}, r"seed must be an integer in 0\.\.2\^64-1"),
+                           ({"labels": [1, 2]}, r"labels must be a dict image file name -> class id"),
+                           ({"labels": {"img00.png": 9}}, r"labels \{'img00\.png': 9\} are not class ids in 0\.\.2")):
+        evaluations = model.evaluations
+        with pytest.raises(ox.OnnxplainError, match=match):
+            ox.evaluate(model, images, ["occlusion"], ["deletion"], tmp_path / "run", progress=False, **options)
+        assert model.evaluations - evaluations <= 1  # at most the probe that reads the class count
+        assert not (tmp_path / "run" / "config.json").exists()

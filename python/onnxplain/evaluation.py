@@ -26,17 +26,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import OnnxplainError
-from .explainer import Explainer, Target, positive_int
+from .explainer import Explainer, Target, check_seed, positive_int
 from .fidelity import METRICS, Curves, check_metric, interval, paired_difference
 from .image import decode_image, image_files, load_image
 from .model import Model
 from .registry import check_options, get_method, register_method  # noqa: F401 (register_method: public here too)
-from .result import Explanation
+from .result import Explanation, writable_folder
 from .report import evaluation_page
 from .visualize import Series, line_chart, save_png
 from .workers import file_sha256, run_tasks, worker_spec
@@ -106,8 +107,13 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     for name, options in k_opts.items():
         check_metric(model, name, options)
     paths = list_images(images)
+    seed = check_seed(seed)
     labels = labels or {}
+    if not isinstance(labels, dict):
+        raise OnnxplainError(f"labels must be a dict image file name -> class id, got {type(labels).__name__} "
+                             "(CLI: --label-map)")
     out = Path(out)
+    _check_run_folder(out)
     strays = sorted(set(method_options or {}) - set(methods))
     if strays:
         raise OnnxplainError(f"method_options name {', '.join(map(repr, strays))}, which are not among the methods "
@@ -121,6 +127,10 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
     digests = {p.name: file_sha256(p) for p in paths}
     if model.output_kind is None or model.num_classes is None:  # detect them: they are part of the config
         model.predict(_first_readable(paths, model))
+    wrong = {name: c for name, c in labels.items() if isinstance(c, bool) or not isinstance(c, (int, np.integer))
+             or not 0 <= c < model.num_classes}
+    if wrong:
+        raise OnnxplainError(f"labels {wrong} are not class ids in 0..{model.num_classes - 1} (CLI: --label-map)")
     model_sha = spec.sha256 if spec else file_sha256(model.recipe["source"]) if model.recipe else None
     (out / "maps").mkdir(parents=True, exist_ok=True)
     _check_config(out / "config.json", {"model": {**model.describe(), "sha256": model_sha}, "seed": int(seed),
@@ -135,7 +145,7 @@ def evaluate(model: Model, images: str | Path | Sequence[str | Path], methods: S
             "image": path.name, "data": path.read_bytes(), "sha256": digests[path.name], "seed": seed,
             "label": labels.get(path.name), "metrics": k_opts,
             "methods": {a: {"factory": specs[a].factory, "options": m_opts[a], "metrics": missing[path.name][a],
-                            "cached": _cached(out / "maps" / path.name, a, digests[path.name])}
+                            "cached": _cached(out / "maps" / path.name, a, digests[path.name], model.input_size)}
                         for a in methods if missing[path.name][a]}}
 
     with open(out / "records.jsonl", "ab") as sink, \
@@ -270,12 +280,29 @@ def read_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except ValueError:
             raise OnnxplainError(f"{path} line {number} is not JSON; the file is damaged") from None
+        if not _is_record(record):
+            raise OnnxplainError(f"{path} line {number} is not a record onnxplain writes; the file is damaged: choose "
+                                 "another --out, or delete the folder to start over")
         key = (record["image"], record.get("image_sha256"), record.get("method"), record.get("metric"),
                record.get("error"))
         if key not in seen:
             seen.add(key)
             records.append(record)
     return records
+
+
+def _is_record(record: Any) -> bool:
+    """Whether a records.jsonl line has the shape `_evaluate_image` and `evaluate` give it."""
+    if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+        return False
+    if "error" in record:
+        return True
+    curves, aucs = record.get("curves"), record.get("aucs")
+    return (isinstance(record.get("method"), str) and isinstance(record.get("metric"), str)
+            and isinstance(curves, dict) and isinstance(aucs, dict) and isinstance(record.get("x"), list)
+            and all(isinstance(c, list) and all(isinstance(v, (int, float)) for v in c) for c in curves.values())
+            and all(isinstance(aucs.get(name), (int, float)) for name in curves)
+            and isinstance(record.get("agree"), dict) and set(record["agree"]) == set(curves))
 
 
 def summarize(records: Sequence[dict]) -> list[dict]:
@@ -360,12 +387,30 @@ def plot_mean_curves(rows: Sequence[dict], size: int = 480) -> np.ndarray:
 
 # ---- internals ------------------------------------------------------------------------
 
+def _check_run_folder(out: Path) -> None:
+    """Refuses a run folder whose parts are of the wrong kind (a file where a folder goes, or the
+    reverse), before anything is written."""
+    writable_folder(out, "out")
+    if (out / "maps").exists() and not (out / "maps").is_dir():
+        raise OnnxplainError(f"{out / 'maps'} is a file, where the run keeps its maps; choose another --out")
+    for name in ("config.json", "records.jsonl", "summary.json", "report.html"):
+        if (out / name).is_dir():
+            raise OnnxplainError(f"{out / name} is a folder, where the run writes a file; choose another --out")
+
+
 def _check_config(path: Path, config: dict) -> None:
     """Records the run's settings; a resumed run must not contradict them (a method or metric
     may be added, not changed)."""
     config = json.loads(json.dumps(config))  # normalise tuples etc.
     if path.exists():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if not (isinstance(old, dict) and isinstance(old.get("model"), dict)
+                and all(isinstance(old.get(group), dict) for group in ("methods", "metrics"))):
+            raise OnnxplainError(f"{path} is damaged (not the JSON object onnxplain writes: model, seed, labels, "
+                                 "methods, metrics); choose another --out, or delete the folder to start over")
         if "sha256" not in old.get("model", {}):
             raise OnnxplainError(f"{path.parent} was made by an older onnxplain, without content hashes to check "
                                  "it against; choose another --out")
@@ -405,15 +450,20 @@ def _first_readable(paths: Sequence[Path], model: Model) -> np.ndarray:
     return np.full((*model.input_size, model.channels), 127.5, np.float32)
 
 
-def _cached(folder: Path, name: str, sha256: str) -> tuple[np.ndarray, dict] | None:
-    """A cached map and its info, when complete, readable and made from the image with this content
-    hash (maps are not fsync'ed: one torn by a system crash is recomputed)."""
+def _cached(folder: Path, name: str, sha256: str, shape: tuple[int, int]) -> tuple[np.ndarray, dict] | None:
+    """A cached map and its info, when complete, readable, well-formed (an H x W finite map, an
+    integer target) and made from the image with this content hash; else None, and it is
+    recomputed (maps are not fsync'ed: one torn by a system crash, or damaged, is made again)."""
     npy, meta = folder / f"{name}.npy", folder / f"{name}.json"
     try:
         info = json.loads(meta.read_text())
-        return (np.load(npy, allow_pickle=False), info) if info.get("image_sha256") == sha256 else None
+        attribution = np.load(npy, allow_pickle=False)
     except (OSError, ValueError):
         return None
+    well_formed = isinstance(info, dict) and info.get("image_sha256") == sha256 and \
+        isinstance(info.get("target"), int) and attribution.shape == tuple(shape) and \
+        attribution.dtype.kind == "f" and bool(np.all(np.isfinite(attribution)))
+    return (attribution, info) if well_formed else None
 
 
 def _store_map(folder: Path, name: str, attribution: np.ndarray, info: dict) -> None:
