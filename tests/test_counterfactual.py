@@ -308,3 +308,10 @@ def test_mask_swap_refuses_maps_and_settings_it_cannot_sweep(model, pair):
                            ({"points": 1}, r"points must be at least 2"), ({"points": -5}, r"points must be a positive")):
         with pytest.raises(ox.OnnxplainError, match=match):
             cf.mask_swap(model, pair, good, **options)
+
+
+def test_a_pair_that_does_not_raise_p_b_warns(model):
+    real = _scene(RED, 1)
+    pair = cf.make_pair(model, real, real, class_b=1, min_confidence=None)
+    with pytest.warns(ox.OnnxplainWarning, match=r"the counterfactual does not raise p\(B=1\)"):
+        cf.mask_swap(model, pair, np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32))

@@ -986,3 +986,34 @@ def test_metrics_and_pairs_warn_about_an_image_scaled_to_0_1(model, image):
         fd.deletion(model, image / 255, attribution)
     with pytest.warns(OnnxplainWarning, match=r"image values all lie in 0\.\.1"):
         cf.make_pair(model, image / 255, image[::-1] / 255, class_a=0, class_b=1, min_confidence=None)
+
+
+def test_callable_models_that_fail_or_return_non_numbers_are_named(image):
+    def fails_on_batches(batch):
+        if len(batch) > 1:
+            raise RuntimeError("one image at a time")
+        return batch[:, :2, 0, 0]
+
+    refused(r"the model function failed on a batch of shape \[2, 8, 8, 3\]: RuntimeError: one image at a time "
+            r"\(if it takes one input at a time, pass batch_size=1\)",
+            ox.Model(fails_on_batches, input_size=(8, 8), layout="NHWC").predict, np.stack([image[:8, :8]] * 2))
+    assert ox.Model(fails_on_batches, input_size=(8, 8), layout="NHWC", batch_size=1).predict(
+        np.stack([image[:8, :8]] * 2)).shape == (2, 2)
+    for output, kind in ((lambda b: np.array([["a", "b"]] * len(b)), "<U1"), (lambda b: b[:, :2, 0, 0] * 1j, "complex")):
+        refused(rf"model returned {kind}\w* values; a classifier returns real numbers",
+                ox.Model(output, input_size=(8, 8)).predict, image[:8, :8])
+
+
+def test_explanation_names_and_missing_targets_are_refused_clearly(model, image):
+    result = ox.Occlusion(model).attribute(image, window=16, stride=16)
+    for names in ("abc", [1, 2, 3], {"0": "a"}):
+        with pytest.raises(OnnxplainError, match=r"names must be a list of class-name strings"):
+            result.names = names
+    result.names = ["a", "b", "c"]
+    refused(r"the explanation has no map for class 7; it has \[1\]", result.__getitem__, 7)
+
+
+@pytest.mark.parametrize("fractions", ["0,0.5", 0.5, [0, "a"]])
+def test_fractions_that_are_not_a_list_of_numbers_are_refused(model, image, fractions):
+    refused(r"fractions must be at least two increasing values in \[0, 1\]", fd.mif_lif, model, image,
+            np.zeros(model.input_size, np.float32), fractions=fractions)

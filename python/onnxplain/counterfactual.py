@@ -429,6 +429,9 @@ def mask_swap(model: Model, pair: Pair, attribution: np.ndarray, *, method: str 
         raise OnnxplainError(f"points must be at least 2 (the curve's sizes 0 and 1), got {points}")
     if attribution.max() == attribution.min():
         warn("the map is constant: its thresholds cannot order the pixels, so the sweep swaps nothing or everything")
+    if pair.p_b_counterfactual <= pair.p_b_real:
+        warn(f"the counterfactual does not raise p(B={pair.class_b}) ({pair.p_b_counterfactual:.3f} against "
+             f"{pair.p_b_real:.3f} on the real image), so every swap score is 0 or below; pick another pair")
     thresholds = np.linspace(0.0, 1.0, n_thresholds)
     closed = _closed_masks(attribution, thresholds, closing)
     sizes = closed.reshape(len(thresholds), -1).mean(axis=1)

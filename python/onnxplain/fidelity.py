@@ -344,9 +344,12 @@ def _check_perturbation(perturbation, noise_sigma) -> None:
 
 
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
-    f = np.asarray(fractions, np.float64)
+    try:
+        f = np.asarray(fractions, np.float64)
+    except (TypeError, ValueError):
+        f = np.zeros(0)  # not numbers: refused below
     if f.ndim != 1 or f.size < 2 or not np.all(np.isfinite(f)) or f.min() < 0 or f.max() > 1 or np.any(np.diff(f) <= 0):
-        raise OnnxplainError(f"fractions must be at least two increasing values in [0, 1], got {list(fractions)}")
+        raise OnnxplainError(f"fractions must be at least two increasing values in [0, 1], got {fractions!r}")
     return f
 
 

@@ -62,11 +62,19 @@ class Explanation:
     fidelity: dict | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def __setattr__(self, name: str, value) -> None:
+        if name == "names" and value is not None and (
+                isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)):
+            raise OnnxplainError(f"names must be a list of class-name strings (index -> name), got {str(value)[:60]}")
+        super().__setattr__(name, value)
+
     @property
     def targets(self) -> list[int]:
         return list(self.maps)
 
     def __getitem__(self, target: int) -> np.ndarray:
+        if target not in self.maps:
+            raise OnnxplainError(f"the explanation has no map for class {target!r}; it has {self.targets}")
         return self.maps[target]
 
     def record(self) -> dict:
