@@ -390,14 +390,7 @@ class Model:
                 pad = np.zeros((step - chunk.shape[0],) + chunk.shape[1:], np.float32)
                 chunk = np.concatenate([chunk, pad])
             t0 = time.perf_counter()
-            try:
-                out = np.asarray(self._fn(chunk))
-            except OnnxplainError:
-                raise
-            except Exception as exc:  # a callable model's own failure, named as the model's
-                raise OnnxplainError(f"the model function failed on a batch of shape {list(chunk.shape)}: "
-                                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''} "
-                                     "(if it takes one input at a time, pass batch_size=1)") from None
+            out = np.asarray(self._fn(chunk))  # a callable model's own exceptions stay its own (a server's 500)
             with self._lock:
                 self.inference_seconds += time.perf_counter() - t0
             if out.dtype.kind not in "biuf":
