@@ -1007,3 +1007,15 @@ def test_explanation_names_and_missing_targets_are_refused_clearly(model, image)
 def test_fractions_that_are_not_a_list_of_numbers_are_refused(model, image, fractions):
     refused(r"fractions must be at least two increasing values in \[0, 1\]", fd.mif_lif, model, image,
             np.zeros(model.input_size, np.float32), fractions=fractions)
+
+
+def test_constants_save_paths_and_whole_image_steps_are_named(model, image):
+    refused(r"constants must be a dict \{input name: array\}, got list", ox.Model, demo.demo_model_path(),
+            constants=[1, 2])
+    image_input = model.input_name
+    refused(rf"'{image_input}' is the image input; leave it out of constants", ox.Model, demo.demo_model_path(),
+            input_name=image_input, constants={image_input: np.zeros(3, np.float32)})
+    result = ox.Occlusion(model).attribute(image, window=16, stride=16)
+    refused(r"out_dir must be a folder path, got NoneType", result.save, None)
+    with pytest.warns(OnnxplainWarning, match=r"step 5000 removes all 4096 features at once"):
+        fd.deletion(model, image, np.zeros(model.input_size, np.float32), step=5000)

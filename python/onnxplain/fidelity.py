@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from . import _core
-from .errors import OnnxplainError
+from .errors import OnnxplainError, warn
 from .batches import Batches
 from .explainer import Explainer, Target, check_seed, positive_int
 from .masking import Features, as_features
@@ -454,6 +454,9 @@ def _steps(model, image, attribution, target, step, patch, features, score, labe
     _check_step(step)
     if step is None:  # one row of features
         step = -(-model.input_size[1] // int(patch)) if features is None else max(1, round(features.count ** 0.5))
+    elif step >= n_features:
+        warn(f"step {step} removes all {n_features} features at once: the {metric} curve has one step (pass a "
+             "smaller step, CLI: --step)")
     removed = np.minimum(np.arange(0, n_features + step, step), n_features).astype(np.int64)
     removed = np.unique(removed)
     seed = check_seed(seed)

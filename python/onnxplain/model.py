@@ -211,6 +211,11 @@ class Model:
     # ---- discovery -------------------------------------------------------------------
     def _inspect_input(self, input_name, input_size, layout, channels, constants) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
+        if not isinstance(constants, dict):
+            raise OnnxplainError(f"constants must be a dict {{input name: array}}, got {type(constants).__name__} "
+                                 "(CLI: --constant NAME=FILE.npy)")
+        if input_name is not None and input_name in constants:
+            raise OnnxplainError(f"{input_name!r} is the image input; leave it out of constants")
         unknown = sorted(set(constants) - set(inputs))
         if unknown:
             raise OnnxplainError(f"constants name {unknown}, which the model does not take; its inputs are "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from .visualize import class_label, map_figure, map_scale, photo, safe_name, sav
 def writable_folder(path: str | Path, flag: str = "--out") -> Path:
     """The output folder `path`, created if missing, or an error naming `flag` (the CLI flag or the
     Python keyword) when it cannot be written: checked before any work, so a run never fails at its end."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise OnnxplainError(f"{flag} must be a folder path, got {type(path).__name__}")
     if not str(path).strip():
         raise OnnxplainError(f"{flag} is empty; name a folder")
     out = Path(path)
