@@ -457,12 +457,13 @@ def _cached(folder: Path, name: str, sha256: str, shape: tuple[int, int]) -> tup
     npy, meta = folder / f"{name}.npy", folder / f"{name}.json"
     try:
         info = json.loads(meta.read_text())
+        if not (isinstance(info, dict) and info.get("image_sha256") == sha256 and isinstance(info.get("target"), int)):
+            return None
         attribution = np.load(npy, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    well_formed = isinstance(info, dict) and info.get("image_sha256") == sha256 and \
-        isinstance(info.get("target"), int) and attribution.shape == tuple(shape) and \
-        attribution.dtype.kind == "f" and bool(np.all(np.isfinite(attribution)))
+    well_formed = attribution.shape == tuple(shape) and attribution.dtype.kind == "f" and \
+        bool(np.all(np.isfinite(attribution)))
     return (attribution, info) if well_formed else None
 
 

@@ -51,7 +51,6 @@ K x K x C.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import lru_cache
@@ -63,7 +62,7 @@ from scipy.ndimage import distance_transform_edt
 from scipy.stats import spearmanr
 
 from . import _core
-from .errors import OnnxplainError, OnnxplainWarning
+from .errors import OnnxplainError, warn
 from ._core import PreparedInput
 from .batches import Batches, Stopped
 from .explainer import Explainer, Run, Target, check_frame, check_seed, positive_int
@@ -597,8 +596,8 @@ def make_sampler(sampler: str | PatchSampler, *, frame: int = DEFAULT_FRAME, ref
     if sampler == "gaussian":
         return GaussianSampler(frame=frame, references=references)
     if frame != DEFAULT_FRAME:
-        warnings.warn(f"frame={frame} (CLI: --frame) is the gaussian sampler's; the {sampler} sampler ignores it "
-                      "(pass sampler='gaussian' to use it)", OnnxplainWarning, stacklevel=3)
+        warn(f"frame={frame} (CLI: --frame) is the gaussian sampler's; the {sampler} sampler ignores it "
+             "(pass sampler='gaussian' to use it)")
     if sampler == "learned":
         return chosen or LearnedSampler()
     if sampler == "marginal":

@@ -619,29 +619,36 @@ def _providers(providers: Any, ort) -> list[str]:
     given = [providers] if isinstance(providers, str) else providers
     if not isinstance(given, (list, tuple)) or not all(isinstance(p, str) for p in given):
         raise OnnxplainError(f"providers must be a list of onnxruntime provider names, got {providers!r}")
-    unknown = [p for p in given if p not in ort.get_all_providers()]
+    unknown, here = [p for p in given if p not in ort.get_all_providers()], ort.get_available_providers()
     if unknown:
-        raise OnnxplainError(f"providers {unknown} are not onnxruntime providers; known ones include "
-                             f"{', '.join(ort.get_available_providers())}")
-    available = [p for p in given if p in ort.get_available_providers()]
+        raise OnnxplainError(f"providers {unknown} are not onnxruntime providers; known ones include {', '.join(here)}")
+    available = [p for p in given if p in here]
     if len(available) < len(given):
         warn(f"providers {[p for p in given if p not in available]} are not available in this onnxruntime build; "
              f"running on {', '.join(available or ['CPUExecutionProvider'])}")
     return available or ["CPUExecutionProvider"]
 
 
-def _final_activation(source: Any, output_name: str) -> tuple[bool, str | None]:
-    """(whether the graph could be read, "Softmax" or "Sigmoid" when the graph output comes from
-    that node through shape-only ops, over the classes, else None). A session or a callable has
-    no graph to read; reading needs the `onnx` package."""
+def read_graph(source: Any):
+    """The ONNX graph (an onnx.ModelProto, external data not loaded) of a model path or bytes; None
+    for a session or a callable (no graph to read), or when `onnx` is missing or cannot parse what
+    onnxruntime could (callers then fall back to what the model's outputs show)."""
     if not isinstance(source, (str, Path, bytes, bytearray)):
-        return False, None
+        return None
     try:
         import onnx
 
-        proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
-                 else onnx.load(str(source), load_external_data=False))
-    except Exception:  # onnx missing or unable to parse what onnxruntime could: fall back to the data
+        return (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
+                else onnx.load(str(source), load_external_data=False))
+    except Exception:
+        return None
+
+
+def _final_activation(source: Any, output_name: str) -> tuple[bool, str | None]:
+    """(whether the graph could be read, "Softmax" or "Sigmoid" when the graph output comes from
+    that node through shape-only ops, over the classes, else None)."""
+    proto = read_graph(source)
+    if proto is None:
         return False, None
     producers = {out: node for node in proto.graph.node for out in node.output}
     node = producers.get(output_name)

@@ -126,8 +126,12 @@ class TextModel(TabularModel):
         self.pad_token = int(pad_token)
         options.pop("modality", None)
         super().__init__(source, *args, modality="text", **options)
-        self.vocabulary = _vocabulary(source, self.roles["ids"])  # ids must be below it; None: unknown
         self.check_vocabulary(np.array([self.pad_token]), "pad_token")
+
+    def _read_graph_facts(self, graph) -> None:
+        """The class labels, and the vocabulary: token ids must be below it (None: unknown)."""
+        super()._read_graph_facts(graph)
+        self.vocabulary = _vocabulary(graph, self.roles["ids"])
 
     def check_vocabulary(self, ids: np.ndarray, what: str) -> None:
         """An error when `ids` (any integers >= 0) reach past the model's embedding table."""
@@ -188,21 +192,14 @@ class TextModel(TabularModel):
                 "pad_token": self.pad_token}
 
 
-def _vocabulary(source: Any, ids_name: str) -> int | None:
+def _vocabulary(graph, ids_name: str) -> int | None:
     """How many token ids the model embeds: the rows of the initializer a Gather (axis 0) indexes
-    with the ids (through Casts); None when the graph has none or cannot be read."""
-    if not isinstance(source, (str, Path, bytes, bytearray)):
+    with the ids (through Casts); None when the graph has none or there is no graph (`read_graph`)."""
+    if graph is None:
         return None
-    try:
-        import onnx
-
-        proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
-                 else onnx.load(str(source), load_external_data=False))
-    except Exception:  # onnx missing or the graph unreadable: ids are checked by the model alone
-        return None
-    tables = {t.name: list(t.dims) for t in proto.graph.initializer}
+    tables = {t.name: list(t.dims) for t in graph.graph.initializer}
     ids = {ids_name}
-    for node in proto.graph.node:  # in topological order
+    for node in graph.graph.node:  # in topological order
         if node.op_type in ("Cast", "Identity") and node.input and node.input[0] in ids:
             ids.update(node.output)
         elif node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in ids and node.input[0] in tables \

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import OnnxplainError, OnnxplainWarning, warn
-from .model import Model, _detect_kind, _open_session, softmax
+from .model import Model, _detect_kind, _open_session, read_graph, softmax
 
 TENSOR_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
                  "tensor(int32)": np.int32}
@@ -181,9 +181,13 @@ class TabularModel(Model):
         self.input_name = ",".join(name for name, _ in self.inputs)
         self._input_types = [(name, str(dtype)) for name, dtype in self.inputs]  # for describe (str(dtype) is slow)
         self._choose_probability_output(output_name, output)
-        self.class_names = _class_labels(source)
+        self._read_graph_facts(read_graph(source))  # the graph parsed once
         self.num_classes: int | None = len(self.class_names) if self.class_names else None
         self._zipmap_keys: list | None = None
+
+    def _read_graph_facts(self, graph) -> None:
+        """What the graph (an onnx.ModelProto, or None) says beyond the session: the class labels."""
+        self.class_names = _class_labels(graph)
 
     def _read_inputs(self, inputs: list, node) -> None:
         """Sets `inputs` [(name, dtype)], `per_column`, `feature_names` and `categorical` from the
@@ -377,19 +381,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _class_labels(source: Any) -> list[str] | None:
+def _class_labels(graph) -> list[str] | None:
     """Class names from the graph's classifier node (classlabels_strings / classlabels_ints, or a
-    ZipMap's classlabels_*); None when absent or the graph cannot be read."""
-    if not isinstance(source, (str, Path, bytes, bytearray)):
+    ZipMap's classlabels_*); None when absent or without a graph (the output's order stands)."""
+    if graph is None:
         return None
-    try:
-        import onnx
-
-        proto = (onnx.load_model_from_string(bytes(source)) if isinstance(source, (bytes, bytearray))
-                 else onnx.load(str(source), load_external_data=False))
-    except Exception:  # onnx missing or the graph unreadable: the output's order stands
-        return None
-    for node in proto.graph.node:
+    for node in graph.graph.node:
         for attribute in node.attribute:
             if attribute.name in ("classlabels_strings", "classlabels_ints", "classlabels_int64s"):
                 values = attribute.strings or attribute.ints
